@@ -1,0 +1,194 @@
+// Package testenv gives integration tests their own piece of the real
+// PostgreSQL and RabbitMQ: a fresh database per test and unique broker names,
+// all removed when the test ends. A missing server fails the test loudly
+// (it is skipped only under -short), so CI can never pass on skipped tests.
+//
+// It reads TEST_POSTGRES_URL and AMQP_URL from the environment: test support
+// is the one place outside cmd/ that does, because go test has no flags of
+// its own for them.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/paytrade/paytrade/internal/database"
+)
+
+// DefaultPostgresURL is the server the tests use unless TEST_POSTGRES_URL says otherwise.
+const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// DefaultAMQPURL is the broker the tests use unless AMQP_URL says otherwise.
+const DefaultAMQPURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+func unavailable(tb testing.TB, what, target string, err error) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skipf("-short: %s at %s not reachable: %v", what, target, err)
+	}
+	tb.Fatalf("%s at %s is not reachable: %v\n"+
+		"integration tests need a real %s; start it (see README, 'make test') or point the URL variable at one", what, target, err, what)
+}
+
+// PostgresURL returns the URL of the test PostgreSQL server's admin database,
+// failing the test if the server does not answer.
+func PostgresURL(tb testing.TB) string {
+	tb.Helper()
+	u := os.Getenv("TEST_POSTGRES_URL")
+	if u == "" {
+		u = DefaultPostgresURL
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	pool, err := database.Open(ctx, u)
+	if err != nil {
+		unavailable(tb, "PostgreSQL", redact(u), err)
+	}
+	pool.Close()
+	return u
+}
+
+// NewDatabase creates an empty database for this test, applies the
+// migrations in dir of fsys, drops it when the test ends and returns its URL.
+func NewDatabase(tb testing.TB, fsys fs.FS, dir string) string {
+	tb.Helper()
+	admin := PostgresURL(tb)
+	u, err := url.Parse(admin)
+	if err != nil {
+		tb.Fatalf("parse postgres url: %v", err)
+	}
+	u.Path = "/" + "pt_" + strings.ReplaceAll(Name(tb, dir), ".", "_")
+	dbURL := u.String()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := database.Create(ctx, dbURL); err != nil {
+		tb.Fatalf("create test database: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := database.Drop(ctx, dbURL); err != nil {
+			tb.Errorf("drop test database: %v", err)
+		}
+	})
+	if err := database.Migrate(ctx, dbURL, fsys, dir); err != nil {
+		tb.Fatalf("migrate test database: %v", err)
+	}
+	return dbURL
+}
+
+// AMQPURL returns the URL of the test broker, failing the test if it does
+// not accept a connection.
+func AMQPURL(tb testing.TB) string {
+	tb.Helper()
+	u := os.Getenv("AMQP_URL")
+	if u == "" {
+		u = DefaultAMQPURL
+	}
+	conn, err := amqp.DialConfig(u, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		unavailable(tb, "RabbitMQ", redact(u), err)
+	}
+	_ = conn.Close()
+	return u
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-z0-9]+`)
+
+// Name returns a name unique to this run of this test, starting with
+// prefix: for databases, exchanges and queues that no other test touches.
+func Name(tb testing.TB, prefix string) string {
+	tb.Helper()
+	test := unsafeChars.ReplaceAllString(strings.ToLower(tb.Name()), "_")
+	if len(test) > 30 {
+		test = test[len(test)-30:]
+	}
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		tb.Fatalf("random name: %v", err)
+	}
+	return prefix + "." + strings.Trim(test, "_") + "." + hex.EncodeToString(b[:])
+}
+
+// DeleteOnCleanup removes the given exchanges and queues from the broker
+// when the test ends.
+func DeleteOnCleanup(tb testing.TB, amqpURL string, exchanges, queues []string) {
+	tb.Helper()
+	tb.Cleanup(func() {
+		conn, err := amqp.Dial(amqpURL)
+		if err != nil {
+			tb.Errorf("connect to clean up broker: %v", err)
+			return
+		}
+		defer conn.Close()
+		for _, q := range queues {
+			ch, err := conn.Channel()
+			if err != nil {
+				tb.Errorf("channel: %v", err)
+				return
+			}
+			_, _ = ch.QueueDelete(q, false, false, false)
+			_ = ch.Close()
+		}
+		for _, e := range exchanges {
+			ch, err := conn.Channel()
+			if err != nil {
+				tb.Errorf("channel: %v", err)
+				return
+			}
+			_ = ch.ExchangeDelete(e, false, false)
+			_ = ch.Close()
+		}
+	})
+}
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return u.Redacted()
+}
+
+// WaitFor polls cond until it holds, failing the test if it still does not
+// after within. Faults take effect asynchronously; this is how tests wait
+// for their consequences without sleeping for a guessed time.
+func WaitFor(tb testing.TB, within time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("after %v still waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// HostPort returns the host:port of an amqp:// or postgres:// URL,
+// with the protocol's default port when the URL names none.
+func HostPort(tb testing.TB, rawURL string) string {
+	tb.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		tb.Fatalf("parse %s: %v", redact(rawURL), err)
+	}
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "5672"
+	if u.Scheme == "postgres" || u.Scheme == "postgresql" {
+		port = "5432"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
