@@ -1,0 +1,262 @@
+// Package broker provides connection supervision and confirmed publishing to RabbitMQ.
+//
+// A Supervisor owns one AMQP connection and replaces it when it is lost,
+// re-declaring the topology on every new connection. amqp091's own opt-in
+// recovery (Config.Recovery) is deliberately not used: it keeps Channel
+// objects alive across reconnects and restarts their delivery tags, so a tag
+// from a dead channel could be acked on its successor. Here a lost
+// connection takes its channels with it, and users open fresh ones.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// ErrNotConnected means there is no live broker connection right now.
+var ErrNotConnected = errors.New("broker: not connected")
+
+// Config tells a Supervisor where and how to connect. Zero fields take the
+// defaults in brackets.
+type Config struct {
+	URL            string
+	ConnectionName string        // sent as the connection_name client property, shown in the management UI
+	ConnectTimeout time.Duration // bounds the TCP dial and the AMQP handshake [5s]
+	Heartbeat      time.Duration // [10s]
+	Backoff        Backoff       // between failed connection attempts [500ms doubling to 30s]
+	Logger         *slog.Logger  // [discard]
+}
+
+// Supervisor keeps one connection open, reconnecting with exponential backoff.
+type Supervisor struct {
+	cfg     Config
+	declare func(ch *amqp.Channel) error
+	log     *slog.Logger
+
+	mu   sync.Mutex
+	conn *amqp.Connection
+	// changed is closed and replaced whenever conn is set or cleared, so
+	// waiters in Connection wake up without polling.
+	changed chan struct{}
+
+	connects atomic.Int64
+}
+
+// NewSupervisor returns a supervisor for cfg. declare, if not nil, declares
+// the topology the application needs; it runs on every new connection,
+// because a broker that lost its state (or a new node) must get it back.
+func NewSupervisor(cfg Config, declare func(ch *amqp.Channel) error) *Supervisor {
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 5 * time.Second
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 10 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Supervisor{
+		cfg:     cfg,
+		declare: declare,
+		log:     log.With("component", "broker", "broker", redact(cfg.URL)),
+		changed: make(chan struct{}),
+	}
+}
+
+// Run dials, calls declare on a fresh channel after every successful dial,
+// publishes the connection to waiters, watches it, and on loss reconnects
+// with Backoff (reset after a successful dial and declare). A declare error
+// closes the connection and counts as a failed attempt. Run returns nil
+// when ctx is cancelled, after closing the connection. Call it once.
+func (s *Supervisor) Run(ctx context.Context) error {
+	var delay time.Duration
+	for ctx.Err() == nil {
+		conn, err := s.connect()
+		if err != nil {
+			delay = s.cfg.Backoff.Next(delay)
+			s.log.Warn("broker connection attempt failed", "err", err, "retry_in", delay)
+		} else {
+			delay = 0
+			n := s.connects.Add(1)
+			s.log.Info("connected to broker", "reconnects", n-1)
+			err := s.watch(ctx, conn)
+			if ctx.Err() != nil {
+				return nil
+			}
+			// Waiting even after a loss keeps a broker that accepts and
+			// immediately drops connections from being hammered.
+			delay = s.cfg.Backoff.Next(delay)
+			s.log.Warn("broker connection lost", "err", err, "retry_in", delay)
+		}
+		if !sleep(ctx, delay) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// connect dials and declares the topology; it returns only a connection
+// that is fully ready for use.
+func (s *Supervisor) connect() (*amqp.Connection, error) {
+	props := amqp.NewConnectionProperties()
+	if s.cfg.ConnectionName != "" {
+		props.SetClientConnectionName(s.cfg.ConnectionName)
+	}
+	conn, err := amqp.DialConfig(s.cfg.URL, amqp.Config{
+		Heartbeat:  s.cfg.Heartbeat,
+		Dial:       amqp.DefaultDial(s.cfg.ConnectTimeout),
+		Properties: props,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", redact(s.cfg.URL), err)
+	}
+	if s.declare == nil {
+		return conn, nil
+	}
+	if err := s.declareOn(conn); err != nil {
+		s.closeConn(conn)
+		return nil, err
+	}
+	return conn, nil
+}
+
+func (s *Supervisor) declareOn(conn *amqp.Connection) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel to declare topology: %w", err)
+	}
+	if err := s.declare(ch); err != nil {
+		_ = ch.Close()
+		return fmt.Errorf("declare topology: %w", err)
+	}
+	// A failed declare already closed the channel on the broker's side; a
+	// successful one leaves nothing on it worth keeping.
+	if err := ch.Close(); err != nil {
+		return fmt.Errorf("close topology channel: %w", err)
+	}
+	return nil
+}
+
+// watch publishes conn to waiters and returns when it is lost (with the
+// reason) or ctx ends (after closing it).
+func (s *Supervisor) watch(ctx context.Context, conn *amqp.Connection) error {
+	// Registered before conn is published: NotifyClose on an already
+	// closed connection returns a closed chan, so no loss goes unseen.
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 1))
+	s.setConn(conn)
+	defer s.setConn(nil)
+	for {
+		select {
+		case <-ctx.Done():
+			// Withdrawn first, so no publisher starts on a closing connection.
+			s.setConn(nil)
+			s.closeConn(conn)
+			return ctx.Err()
+		case b, ok := <-blocked:
+			if !ok {
+				blocked = nil
+				continue
+			}
+			// While blocked, publishes stall in TCP writes; the log says why.
+			if b.Active {
+				s.log.Warn("broker blocked publishing on this connection", "reason", b.Reason)
+			} else {
+				s.log.Info("broker unblocked publishing on this connection")
+			}
+		case amqpErr, ok := <-closed:
+			if !ok || amqpErr == nil {
+				return amqp.ErrClosed
+			}
+			return amqpErr
+		}
+	}
+}
+
+// closeConn closes conn without waiting on a broker that stopped answering.
+func (s *Supervisor) closeConn(conn *amqp.Connection) {
+	err := conn.CloseDeadline(time.Now().Add(s.cfg.ConnectTimeout))
+	if err != nil && !errors.Is(err, amqp.ErrClosed) {
+		s.log.Debug("close broker connection", "err", err)
+	}
+}
+
+func (s *Supervisor) setConn(conn *amqp.Connection) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == conn {
+		return
+	}
+	s.conn = conn
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Connection returns the live connection, waiting until there is one or ctx ends.
+func (s *Supervisor) Connection(ctx context.Context) (*amqp.Connection, error) {
+	for {
+		s.mu.Lock()
+		conn, changed := s.conn, s.changed
+		s.mu.Unlock()
+		if conn != nil && !conn.IsClosed() {
+			return conn, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for broker connection: %w", ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+// Current returns the live connection or nil, without waiting.
+func (s *Supervisor) Current() *amqp.Connection {
+	s.mu.Lock()
+	conn := s.conn
+	s.mu.Unlock()
+	// The connection may have died a moment before Run notices.
+	if conn == nil || conn.IsClosed() {
+		return nil
+	}
+	return conn
+}
+
+// Connected reports whether there is a live connection.
+func (s *Supervisor) Connected() bool {
+	return s.Current() != nil
+}
+
+// Reconnects counts the successful connections after the first.
+func (s *Supervisor) Reconnects() int64 {
+	return max(s.connects.Load()-1, 0)
+}
+
+// sleep waits d and reports whether ctx is still alive.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// redact hides the password in an AMQP URL for logs and errors.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return u.Redacted()
+}
