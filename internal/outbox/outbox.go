@@ -1,0 +1,54 @@
+// Package outbox is a transactional outbox: an event is written in the same
+// database transaction as the change it announces, and a relay publishes it
+// to RabbitMQ afterwards, deleting it only once the broker has confirmed it.
+// So a change is never committed without its event, nor an event published
+// for a change that rolled back; the price is at-least-once delivery, which
+// consumers absorb by deduplicating on the message id.
+//
+// The table it needs (outbox_events) is created by each database's migrations.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Event is one message waiting to be published. Its ID becomes the AMQP
+// message_id and stays the same however often the event is re-published.
+type Event struct {
+	ID            uuid.UUID
+	Exchange      string
+	RoutingKey    string
+	Type          string
+	Payload       []byte
+	CorrelationID string
+}
+
+// NewEvent returns an event with a fresh time-ordered ID and body as its JSON payload.
+func NewEvent(exchange, routingKey, typ string, body any, correlationID string) (Event, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Event{}, fmt.Errorf("new event id: %w", err)
+	}
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return Event{}, fmt.Errorf("encode %s event: %w", typ, err)
+	}
+	return Event{ID: id, Exchange: exchange, RoutingKey: routingKey, Type: typ, Payload: payload, CorrelationID: correlationID}, nil
+}
+
+// Insert adds ev to the outbox inside tx, the transaction of the change it announces.
+func Insert(ctx context.Context, tx pgx.Tx, ev Event) error {
+	_, err := tx.Exec(ctx, `
+		INSERT INTO outbox_events (id, exchange, routing_key, message_type, payload, correlation_id)
+		VALUES ($1, $2, $3, $4, $5, $6)`,
+		ev.ID, ev.Exchange, ev.RoutingKey, ev.Type, ev.Payload, ev.CorrelationID)
+	if err != nil {
+		return fmt.Errorf("insert outbox event %s: %w", ev.ID, err)
+	}
+	return nil
+}

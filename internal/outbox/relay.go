@@ -1,0 +1,270 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/paytrade/paytrade/internal/broker"
+)
+
+// Publisher publishes a batch with publisher confirms and reports, per
+// message, whether the broker took responsibility for it.
+type Publisher interface {
+	PublishBatch(ctx context.Context, msgs []broker.Message) ([]broker.Outcome, error)
+}
+
+// RelayConfig tunes a Relay. Zero fields take the defaults in brackets.
+type RelayConfig struct {
+	AppID     string        // the AMQP app_id of every message
+	BatchSize int           // events claimed and published together [100]
+	Poll      time.Duration // how often to look without being woken [1s]
+	// Retry spaces out re-publishing an event the broker nacked, returned as
+	// unroutable or did not confirm in time [1s doubling to 30s].
+	Retry  broker.Backoff
+	Logger *slog.Logger
+}
+
+// Relay publishes outbox events. Several relays, in one process or many,
+// can share one table: each claims its batch with FOR UPDATE SKIP LOCKED.
+type Relay struct {
+	pool *pgxpool.Pool
+	pub  Publisher
+	cfg  RelayConfig
+	log  *slog.Logger
+	wake chan struct{}
+
+	published atomic.Int64
+	returned  atomic.Int64
+	nacked    atomic.Int64
+}
+
+// NewRelay returns a relay of the outbox in pool's database.
+func NewRelay(pool *pgxpool.Pool, pub Publisher, cfg RelayConfig) *Relay {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 100
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.Retry.Initial <= 0 {
+		cfg.Retry.Initial = time.Second
+	}
+	if cfg.Retry.Max <= 0 {
+		cfg.Retry.Max = 30 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Relay{pool: pool, pub: pub, cfg: cfg, log: log.With("component", "outbox-relay"), wake: make(chan struct{}, 1)}
+}
+
+// Wake tells the relay that an event was just committed, so it publishes
+// now instead of at the next poll. It never blocks.
+func (r *Relay) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stats counts what the relay has done since it started.
+type Stats struct {
+	Published, Returned, Nacked int64
+}
+
+// Stats returns the relay's counters.
+func (r *Relay) Stats() Stats {
+	return Stats{Published: r.published.Load(), Returned: r.returned.Load(), Nacked: r.nacked.Load()}
+}
+
+// Run publishes events until ctx ends. A batch in flight when ctx ends is
+// finished — its confirms awaited and recorded — before Run returns, so a
+// graceful shutdown leaves nothing published but unrecorded.
+func (r *Relay) Run(ctx context.Context) error {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		case <-r.wake:
+		}
+		// A batch already claimed is finished even if ctx ends meanwhile;
+		// the publisher's confirm timeout and batchTimeout bound how long.
+		batchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+		n, err := r.RelayBatch(batchCtx)
+		cancel()
+		switch {
+		case errors.Is(err, broker.ErrNotConnected):
+			r.log.Debug("broker not connected; events wait in the outbox")
+		case err != nil:
+			r.log.Warn("relay batch failed; events stay pending", "err", err)
+		case n == r.cfg.BatchSize:
+			timer.Reset(0) // more may be waiting
+			continue
+		}
+		timer.Reset(r.cfg.Poll)
+	}
+}
+
+// batchTimeout bounds one batch: claim, publish, confirms and bookkeeping.
+const batchTimeout = 30 * time.Second
+
+type claimed struct {
+	id       uuid.UUID
+	attempts int
+}
+
+// RelayBatch claims up to one batch of due events, publishes them, deletes
+// the ones the broker confirmed and schedules the rest for a later attempt.
+// It returns how many events it claimed.
+func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
+	tx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("begin relay batch: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+
+	events, msgs, err := r.claim(ctx, tx)
+	if err != nil || len(events) == 0 {
+		return 0, err
+	}
+	outcomes, pubErr := r.pub.PublishBatch(ctx, msgs)
+	if outcomes == nil {
+		// Nothing was published: leave the rows as they were.
+		return len(events), pubErr
+	}
+
+	var done []uuid.UUID
+	var retryIDs []uuid.UUID
+	var retryDelays []int64
+	var retryReasons []string
+	for i, ev := range events {
+		reason := ""
+		switch outcomes[i] {
+		case broker.Acked:
+			done = append(done, ev.id)
+			continue
+		case broker.Returned:
+			r.returned.Add(1)
+			reason = "returned by the broker: unroutable, no queue bound to the routing key"
+			r.log.Error("event unroutable: the broker has no queue for it; kept in the outbox and retried",
+				"message_id", ev.id, "exchange", msgs[i].Exchange, "routing_key", msgs[i].RoutingKey, "attempts", ev.attempts+1)
+		case broker.Nacked:
+			r.nacked.Add(1)
+			reason = "nacked by the broker"
+			r.log.Warn("event nacked; kept in the outbox and retried", "message_id", ev.id, "attempts", ev.attempts+1)
+		default:
+			if pubErr != nil {
+				// The connection failed under the batch, not the event:
+				// retry it as soon as the broker is back.
+				continue
+			}
+			reason = "no confirm within the timeout"
+		}
+		retryIDs = append(retryIDs, ev.id)
+		retryDelays = append(retryDelays, r.retryDelay(ev.attempts).Milliseconds())
+		retryReasons = append(retryReasons, reason)
+	}
+
+	if len(done) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM outbox_events WHERE id = ANY($1)`, done); err != nil {
+			return len(events), fmt.Errorf("delete published events: %w", err)
+		}
+	}
+	if len(retryIDs) > 0 {
+		if _, err := tx.Exec(ctx, `
+			UPDATE outbox_events AS o
+			SET attempts = o.attempts + 1,
+			    available_at = now() + u.delay_ms * interval '1 millisecond',
+			    last_error = u.reason
+			FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS u(id, delay_ms, reason)
+			WHERE o.id = u.id`, retryIDs, retryDelays, retryReasons); err != nil {
+			return len(events), fmt.Errorf("schedule retries: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return len(events), fmt.Errorf("commit relay batch: %w", err)
+	}
+	r.published.Add(int64(len(done)))
+	return len(events), pubErr
+}
+
+func (r *Relay) claim(ctx context.Context, tx pgx.Tx) ([]claimed, []broker.Message, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT id, exchange, routing_key, message_type, payload, correlation_id, created_at, attempts
+		FROM outbox_events
+		WHERE available_at <= now()
+		ORDER BY available_at
+		LIMIT $1
+		FOR UPDATE SKIP LOCKED`, r.cfg.BatchSize)
+	if err != nil {
+		return nil, nil, fmt.Errorf("claim outbox events: %w", err)
+	}
+	defer rows.Close()
+	var events []claimed
+	var msgs []broker.Message
+	for rows.Next() {
+		var (
+			ev        claimed
+			msg       broker.Message
+			typ       string
+			payload   []byte
+			corrID    string
+			createdAt time.Time
+		)
+		if err := rows.Scan(&ev.id, &msg.Exchange, &msg.RoutingKey, &typ, &payload, &corrID, &createdAt, &ev.attempts); err != nil {
+			return nil, nil, fmt.Errorf("scan outbox event: %w", err)
+		}
+		msg.Publishing = amqp.Publishing{
+			ContentType:   "application/json",
+			DeliveryMode:  amqp.Persistent,
+			MessageId:     ev.id.String(),
+			Type:          typ,
+			AppId:         r.cfg.AppID,
+			Timestamp:     createdAt,
+			CorrelationId: corrID,
+			Body:          payload,
+		}
+		events = append(events, ev)
+		msgs = append(msgs, msg)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("claim outbox events: %w", err)
+	}
+	return events, msgs, nil
+}
+
+// retryDelay is how long an event that failed attempts times waits before
+// its next attempt.
+func (r *Relay) retryDelay(attempts int) time.Duration {
+	d := r.cfg.Retry.Next(0)
+	for range attempts {
+		d = r.cfg.Retry.Next(d)
+	}
+	return d
+}
+
+// Pending reports how many events wait in the outbox and the age of the oldest.
+func Pending(ctx context.Context, pool *pgxpool.Pool) (count int64, oldest time.Duration, err error) {
+	var age *float64
+	err = pool.QueryRow(ctx, `SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at)) FROM outbox_events`).Scan(&count, &age)
+	if err != nil {
+		return 0, 0, fmt.Errorf("count pending events: %w", err)
+	}
+	if age != nil {
+		oldest = time.Duration(*age * float64(time.Second))
+	}
+	return count, oldest, nil
+}
