@@ -1,0 +1,19 @@
+package pay
+
+import "github.com/paytrade/paytrade/internal/problem"
+
+// The pay service's refusals. A refusal changes nothing.
+var (
+	ErrWrongPassword        = problem.New(problem.Forbidden, "wrong_password", "the payment password is wrong")
+	ErrInsufficientFunds    = problem.New(problem.Conflict, "insufficient_funds", "the balance is lower than the amount")
+	ErrAlreadyPaid          = problem.New(problem.Conflict, "already_paid", "the pay order is already paid")
+	ErrPayOrderClosed       = problem.New(problem.Conflict, "pay_order_closed", "the pay order is closed and can no longer be paid")
+	ErrPayOrderExpired      = problem.New(problem.Conflict, "pay_order_expired", "the pay order's time to pay has passed")
+	ErrPayOrderNotFound     = problem.New(problem.NotFound, "pay_order_not_found", "no such pay order")
+	ErrBizOrderConflict     = problem.New(problem.Conflict, "biz_order_conflict", "this business order already has a pay order with another user or amount")
+	ErrAccountExists        = problem.New(problem.Conflict, "account_exists", "the user already has a wallet")
+	ErrAccountNotFound      = problem.New(problem.NotFound, "account_not_found", "the user has no wallet")
+	ErrBalanceOverflow      = problem.New(problem.Conflict, "balance_overflow", "the deposit would overflow the balance")
+	ErrIdempotencyKeyReused = problem.New(problem.Unprocessable, "idempotency_key_reused", "the Idempotency-Key was already used with a different request")
+	ErrIdempotencyInFlight  = problem.New(problem.Conflict, "idempotency_key_in_flight", "a request with this Idempotency-Key is still being processed")
+)

@@ -1,0 +1,234 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/correlation"
+	"github.com/paytrade/paytrade/internal/jsonhttp"
+	"github.com/paytrade/paytrade/internal/problem"
+	"github.com/paytrade/paytrade/services/pay"
+)
+
+func handleHealth() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		jsonhttp.Encode(w, http.StatusOK, map[string]string{"status": "ok"})
+	}
+}
+
+func handleReady(checks map[string]func(context.Context) error, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		status := http.StatusOK
+		report := map[string]string{}
+		for name, check := range checks {
+			if err := check(ctx); err != nil {
+				status = http.StatusServiceUnavailable
+				report[name] = "unavailable"
+				log.Warn("not ready", "dependency", name, "err", err)
+				continue
+			}
+			report[name] = "ok"
+		}
+		jsonhttp.Encode(w, status, report)
+	}
+}
+
+func handleCreateAccount(svc pay.Service, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req pay.NewAccount
+		if err := jsonhttp.Decode(w, r, &req); err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		account, err := svc.CreateAccount(r.Context(), req)
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		jsonhttp.Encode(w, http.StatusCreated, account)
+	}
+}
+
+func handleDeposit(svc pay.Service, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		userID, err := pathID(r, "userId")
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		var req struct {
+			Amount int64 `json:"amount"`
+		}
+		if err := jsonhttp.Decode(w, r, &req); err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		account, err := svc.Deposit(r.Context(), userID, req.Amount)
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		jsonhttp.Encode(w, http.StatusOK, account)
+	}
+}
+
+func handleMyAccount(svc pay.Service, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		caller, _ := auth.FromContext(r.Context())
+		account, err := svc.Account(r.Context(), caller.UserID)
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		jsonhttp.Encode(w, http.StatusOK, account)
+	}
+}
+
+func handleApply(svc pay.Service, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req pay.Apply
+		if err := jsonhttp.Decode(w, r, &req); err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		caller, _ := auth.FromContext(r.Context())
+		order, created, err := svc.ApplyPayOrder(r.Context(), caller.UserID, req)
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		status := http.StatusOK
+		if created {
+			status = http.StatusCreated
+		}
+		jsonhttp.Encode(w, status, order)
+	}
+}
+
+// payRequest is the body of a payment: the payment password.
+type payRequest struct {
+	Password string `json:"pw"`
+}
+
+func handlePay(svc pay.Service, idempotencySecret []byte, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r, "id")
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		var req payRequest
+		if err := jsonhttp.Decode(w, r, &req); err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		caller, _ := auth.FromContext(r.Context())
+		p := pay.Payment{
+			PayOrderID:     id,
+			UserID:         caller.UserID,
+			Password:       req.Password,
+			IdempotencyKey: r.Header.Get("Idempotency-Key"),
+			CorrelationID:  correlation.ID(r.Context()),
+		}
+		if p.IdempotencyKey != "" {
+			p.Fingerprint = fingerprint(idempotencySecret, id, req.Password)
+		}
+		result, err := svc.Pay(r.Context(), p)
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		if result.Replayed {
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
+		jsonhttp.Encode(w, http.StatusOK, result.PayOrder)
+	}
+}
+
+// fingerprint identifies a payment request for its idempotency key.
+func fingerprint(secret []byte, payOrderID int64, password string) []byte {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("POST /pay-orders/" + strconv.FormatInt(payOrderID, 10) + "\x00" + password))
+	return mac.Sum(nil)
+}
+
+func handleGetPayOrder(svc pay.Service, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r, "id")
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		order, err := svc.PayOrder(r.Context(), id)
+		writeOwnPayOrder(w, r, log, order, err)
+	}
+}
+
+func handleGetPayOrderByBiz(svc pay.Service, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		bizOrderNo, err := pathID(r, "bizOrderNo")
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		order, err := svc.PayOrderByBizOrderNo(r.Context(), bizOrderNo)
+		writeOwnPayOrder(w, r, log, order, err)
+	}
+}
+
+// writeOwnPayOrder answers with the pay order if the caller may see it: its
+// owner or a service. To anyone else it does not exist.
+func writeOwnPayOrder(w http.ResponseWriter, r *http.Request, log *slog.Logger, order pay.PayOrder, err error) {
+	if err != nil {
+		jsonhttp.Error(w, r, log, err)
+		return
+	}
+	caller, _ := auth.FromContext(r.Context())
+	if !caller.Service && caller.UserID != order.BizUserID {
+		jsonhttp.Error(w, r, log, pay.ErrPayOrderNotFound)
+		return
+	}
+	jsonhttp.Encode(w, http.StatusOK, order)
+}
+
+func handleClose(svc pay.Service, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		bizOrderNo, err := pathID(r, "bizOrderNo")
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		closure, err := svc.ClosePayOrder(r.Context(), bizOrderNo)
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		if closure.PayOrder != nil {
+			jsonhttp.Encode(w, http.StatusOK, closure.PayOrder)
+			return
+		}
+		jsonhttp.Encode(w, http.StatusOK, struct {
+			BizOrderNo int64              `json:"bizOrderNo"`
+			Status     pay.PayOrderStatus `json:"status"`
+		}{closure.BizOrderNo, pay.Closed})
+	}
+}
+
+// pathID reads a positive integer id from the URL path.
+func pathID(r *http.Request, name string) (int64, error) {
+	id, err := strconv.ParseInt(chi.URLParam(r, name), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, problem.Invalidf(name + " must be a positive integer")
+	}
+	return id, nil
+}

@@ -1,0 +1,55 @@
+// Package httpapi serves the pay service over HTTP: JSON in and out, JWT
+// bearer auth, refusals as {"code","message"} with a fitting status.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/correlation"
+	"github.com/paytrade/paytrade/services/pay"
+)
+
+// Config is what the handler needs besides the service.
+type Config struct {
+	Auth *auth.Authenticator
+	// IdempotencySecret keys the HMAC that fingerprints a payment request, so
+	// the stored fingerprint does not reveal the password it covers.
+	IdempotencySecret []byte
+	// Ready reports, per dependency, whether it is reachable.
+	Ready  map[string]func(context.Context) error
+	Logger *slog.Logger
+}
+
+// NewHandler returns the pay service's HTTP handler: every route is here.
+func NewHandler(svc pay.Service, cfg Config) http.Handler {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer, correlation.Middleware)
+
+	r.Get("/healthz", handleHealth())
+	r.Get("/readyz", handleReady(cfg.Ready, log))
+
+	r.Group(func(r chi.Router) {
+		r.Use(cfg.Auth.Middleware)
+
+		r.With(auth.RequireService).Post("/accounts", handleCreateAccount(svc, log))
+		r.With(auth.RequireService).Post("/accounts/{userId}/deposits", handleDeposit(svc, log))
+		r.With(auth.RequireUser).Get("/accounts/me", handleMyAccount(svc, log))
+
+		r.With(auth.RequireUser).Post("/pay-orders", handleApply(svc, log))
+		r.With(auth.RequireUser).Post("/pay-orders/{id}", handlePay(svc, cfg.IdempotencySecret, log))
+		r.Get("/pay-orders/{id}", handleGetPayOrder(svc, log))
+		r.Get("/pay-orders/biz/{bizOrderNo}", handleGetPayOrderByBiz(svc, log))
+		r.With(auth.RequireService).Post("/pay-orders/biz/{bizOrderNo}/close", handleClose(svc, log))
+	})
+	return r
+}

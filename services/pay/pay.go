@@ -1,0 +1,125 @@
+// Package pay is the payment domain: wallets, pay orders and paying a pay
+// order from a wallet's balance. It holds the types, the rules and the
+// refusals; package postgres stores them and httpapi serves them.
+package pay
+
+import (
+	"context"
+	"time"
+)
+
+// PayOrderStatus is a pay order's state, with the course's codes.
+type PayOrderStatus int
+
+// The pay order states. Only Waiting can move, to Closed or to Paid.
+const (
+	NotCommitted PayOrderStatus = 0 // applied for but not submitted (unused by the balance channel)
+	Waiting      PayOrderStatus = 1 // waiting for payment
+	Closed       PayOrderStatus = 2 // closed or timed out: can never be paid
+	Paid         PayOrderStatus = 3 // paid: final
+)
+
+// ChannelBalance is the one pay channel: the user's wallet.
+const ChannelBalance = "balance"
+
+// PayTypeBalance is the course's pay type code for paying by balance.
+const PayTypeBalance = 5
+
+// PayWindow is how long a pay order can be paid after it is applied for,
+// as in the course (payOverTime = now + 120 minutes).
+const PayWindow = 120 * time.Minute
+
+// Account is a user's wallet. Amounts are integer cents.
+type Account struct {
+	UserID  int64 `json:"userId"`
+	Balance int64 `json:"balance"`
+}
+
+// PayOrder is a request to pay for one business order (bizOrderNo) once.
+type PayOrder struct {
+	ID             int64          `json:"id"`
+	BizOrderNo     int64          `json:"bizOrderNo"`
+	BizUserID      int64          `json:"bizUserId"`
+	Amount         int64          `json:"amount"`
+	Status         PayOrderStatus `json:"status"`
+	PayChannelCode string         `json:"payChannelCode"`
+	PayType        int            `json:"payType"`
+	OrderInfo      string         `json:"-"`
+	PaySuccessTime *time.Time     `json:"paySuccessTime"`
+	PayOverTime    time.Time      `json:"payOverTime"`
+	CreateTime     time.Time      `json:"createTime"`
+}
+
+// PayOrderClosure is the answer to closing a business order's payment:
+// the closed pay order, or, when none had been applied for, just the record
+// that the business order can no longer be paid.
+type PayOrderClosure struct {
+	PayOrder   *PayOrder
+	BizOrderNo int64
+}
+
+// NewAccount is a request to open a wallet with an opening balance.
+type NewAccount struct {
+	UserID   int64  `json:"userId"`
+	Password string `json:"password"`
+	Balance  int64  `json:"balance"`
+}
+
+// Apply is a user's request for a pay order for one of their business orders.
+type Apply struct {
+	BizOrderNo     int64  `json:"bizOrderNo"`
+	Amount         int64  `json:"amount"`
+	PayChannelCode string `json:"payChannelCode"`
+	PayType        int    `json:"payType"`
+	OrderInfo      string `json:"orderInfo"`
+}
+
+// Payment is a user's request to pay a pay order from their wallet.
+type Payment struct {
+	PayOrderID int64
+	UserID     int64
+	Password   string
+	// IdempotencyKey, when set, makes a retry of this payment return the
+	// first result instead of trying again.
+	IdempotencyKey string
+	// Fingerprint identifies the request the key was first used with; a
+	// reuse of the key with another fingerprint is refused.
+	Fingerprint []byte
+	// CorrelationID travels with the pay.success event.
+	CorrelationID string
+}
+
+// PaymentResult is the paid pay order, and whether it is a replay of an
+// earlier request with the same idempotency key.
+type PaymentResult struct {
+	PayOrder PayOrder
+	Replayed bool
+}
+
+// PaySuccess is the body of the pay.success event.
+type PaySuccess struct {
+	BizOrderNo int64     `json:"bizOrderNo"`
+	PayOrderID int64     `json:"payOrderId"`
+	UserID     int64     `json:"userId"`
+	Amount     int64     `json:"amount"`
+	PaidAt     time.Time `json:"paidAt"`
+}
+
+// PaySuccessType is the message type of a PaySuccess event.
+const PaySuccessType = "pay.success"
+
+// Service is what the pay service does, whatever stores it.
+type Service interface {
+	CreateAccount(ctx context.Context, req NewAccount) (Account, error)
+	Deposit(ctx context.Context, userID, amount int64) (Account, error)
+	Account(ctx context.Context, userID int64) (Account, error)
+	ApplyPayOrder(ctx context.Context, userID int64, req Apply) (order PayOrder, created bool, err error)
+	Pay(ctx context.Context, p Payment) (PaymentResult, error)
+	PayOrder(ctx context.Context, id int64) (PayOrder, error)
+	PayOrderByBizOrderNo(ctx context.Context, bizOrderNo int64) (PayOrder, error)
+	ClosePayOrder(ctx context.Context, bizOrderNo int64) (PayOrderClosure, error)
+}
+
+// IdempotencyKeyRetention is how long a completed payment's idempotency key
+// is remembered; Stripe keeps keys for 24 hours too.
+const IdempotencyKeyRetention = 24 * time.Hour

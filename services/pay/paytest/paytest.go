@@ -1,0 +1,136 @@
+// Package paytest builds the pay service's pieces against the real
+// PostgreSQL for tests, and checks the money invariants of DESIGN.md.
+package paytest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/testenv"
+	"github.com/paytrade/paytrade/migrations"
+	"github.com/paytrade/paytrade/services/pay"
+	"github.com/paytrade/paytrade/services/pay/postgres"
+)
+
+// NewPool returns a pool on a fresh, migrated pay database of this test.
+func NewPool(tb testing.TB) *pgxpool.Pool {
+	tb.Helper()
+	url := testenv.NewDatabase(tb, migrations.FS, migrations.Pay)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pool, err := database.Open(ctx, url)
+	if err != nil {
+		tb.Fatalf("open pay database: %v", err)
+	}
+	tb.Cleanup(pool.Close)
+	return pool
+}
+
+// StoreConfig is the store configuration tests use: cheap bcrypt, test exchange names.
+func StoreConfig(exchange string) postgres.Config {
+	return postgres.Config{Exchange: exchange, PaySuccessKey: "pay.success", BcryptCost: bcrypt.MinCost}
+}
+
+// Funded opens a wallet for userID with balance and password "123".
+func Funded(tb testing.TB, svc pay.Service, userID, balance int64) pay.Account {
+	tb.Helper()
+	a, err := svc.CreateAccount(context.Background(), pay.NewAccount{UserID: userID, Password: "123", Balance: balance})
+	if err != nil {
+		tb.Fatalf("create account %d: %v", userID, err)
+	}
+	return a
+}
+
+// Applied applies for a pay order of bizOrderNo by userID.
+func Applied(tb testing.TB, svc pay.Service, userID, bizOrderNo, amount int64) pay.PayOrder {
+	tb.Helper()
+	o, _, err := svc.ApplyPayOrder(context.Background(), userID, pay.Apply{
+		BizOrderNo: bizOrderNo, Amount: amount, PayChannelCode: pay.ChannelBalance, PayType: pay.PayTypeBalance,
+	})
+	if err != nil {
+		tb.Fatalf("apply pay order for business order %d: %v", bizOrderNo, err)
+	}
+	return o
+}
+
+// Snapshot is the money state of a pay database.
+type Snapshot struct {
+	Balances      map[int64]int64
+	LedgerEntries int
+	Debits        int
+	PaidOrders    int
+	PaidAmount    int64
+	Funding       int64
+	OutboxEvents  int
+}
+
+// Snap reads the money state of the database.
+func Snap(tb testing.TB, pool *pgxpool.Pool) Snapshot {
+	tb.Helper()
+	ctx := context.Background()
+	s := Snapshot{Balances: map[int64]int64{}}
+	rows, err := pool.Query(ctx, `SELECT user_id, balance FROM accounts`)
+	if err != nil {
+		tb.Fatalf("read balances: %v", err)
+	}
+	for rows.Next() {
+		var id, bal int64
+		if err := rows.Scan(&id, &bal); err != nil {
+			tb.Fatalf("scan balance: %v", err)
+		}
+		s.Balances[id] = bal
+	}
+	rows.Close()
+	err = pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM ledger_entries),
+		(SELECT count(*) FROM ledger_entries WHERE kind = 'debit'),
+		(SELECT count(*) FROM pay_orders WHERE status = 3),
+		(SELECT coalesce(sum(amount), 0) FROM pay_orders WHERE status = 3),
+		(SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE kind = 'funding'),
+		(SELECT count(*) FROM outbox_events)`).
+		Scan(&s.LedgerEntries, &s.Debits, &s.PaidOrders, &s.PaidAmount, &s.Funding, &s.OutboxEvents)
+	if err != nil {
+		tb.Fatalf("read totals: %v", err)
+	}
+	return s
+}
+
+// CheckInvariants fails the test if money was created, lost or left
+// unexplained: every balance equals the sum of its ledger, no balance is
+// negative, each paid pay order has exactly one debit of its amount and no
+// other pay order has any, and funding = balances + paid amounts.
+func CheckInvariants(tb testing.TB, pool *pgxpool.Pool) {
+	tb.Helper()
+	ctx := context.Background()
+	checks := []struct{ name, sql string }{
+		{"balance not explained by its ledger", `
+			SELECT count(*) FROM accounts a
+			WHERE a.balance <> (SELECT coalesce(sum(amount), 0) FROM ledger_entries l WHERE l.user_id = a.user_id)`},
+		{"negative balance", `SELECT count(*) FROM accounts WHERE balance < 0`},
+		{"paid pay order without exactly one debit of its amount", `
+			SELECT count(*) FROM pay_orders p
+			WHERE p.status = 3 AND (SELECT count(*) FROM ledger_entries l
+				WHERE l.pay_order_id = p.id AND l.kind = 'debit' AND l.amount = -p.amount AND l.user_id = p.biz_user_id) <> 1`},
+		{"debit of a pay order that is not paid", `
+			SELECT count(*) FROM ledger_entries l JOIN pay_orders p ON p.id = l.pay_order_id
+			WHERE l.kind = 'debit' AND p.status <> 3`},
+		{"money not conserved: funding <> balances + paid", `
+			SELECT CASE WHEN (SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE kind = 'funding')
+				= (SELECT coalesce(sum(balance), 0) FROM accounts) + (SELECT coalesce(sum(amount), 0) FROM pay_orders WHERE status = 3)
+				THEN 0 ELSE 1 END`},
+	}
+	for _, c := range checks {
+		var n int
+		if err := pool.QueryRow(ctx, c.sql).Scan(&n); err != nil {
+			tb.Fatalf("check %s: %v", c.name, err)
+		}
+		if n != 0 {
+			tb.Errorf("invariant broken: %s (%d)", c.name, n)
+		}
+	}
+}

@@ -1,0 +1,283 @@
+package postgres
+
+import (
+	"context"
+	"crypto/hmac"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/paytrade/paytrade/internal/outbox"
+	"github.com/paytrade/paytrade/services/pay"
+)
+
+// ApplyPayOrder returns the business order's pay order, creating it if
+// there is none. Asking again with the same user and amount returns the same
+// pay order; anything else is a conflict.
+func (s *Store) ApplyPayOrder(ctx context.Context, userID int64, req pay.Apply) (pay.PayOrder, bool, error) {
+	if err := req.Validate(); err != nil {
+		return pay.PayOrder{}, false, err
+	}
+	var (
+		order   pay.PayOrder
+		created bool
+	)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockBizOrder(ctx, tx, req.BizOrderNo); err != nil {
+			return err
+		}
+		existing, err := scanPayOrder(tx.QueryRow(ctx, `SELECT `+payOrderColumns+` FROM pay_orders WHERE biz_order_no = $1`, req.BizOrderNo))
+		switch {
+		case err == nil:
+			if existing.Status == pay.Closed {
+				return pay.ErrPayOrderClosed
+			}
+			if !existing.SameRequest(userID, req) {
+				return pay.ErrBizOrderConflict
+			}
+			order = existing
+			return nil
+		case !errors.Is(err, pay.ErrPayOrderNotFound):
+			return fmt.Errorf("read pay order of business order %d: %w", req.BizOrderNo, err)
+		}
+		var closed bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM closed_biz_orders WHERE biz_order_no = $1)`, req.BizOrderNo).Scan(&closed); err != nil {
+			return fmt.Errorf("check closure of business order %d: %w", req.BizOrderNo, err)
+		}
+		if closed {
+			return pay.ErrPayOrderClosed
+		}
+		now := s.now()
+		order, err = scanPayOrder(tx.QueryRow(ctx, `
+			INSERT INTO pay_orders (biz_order_no, biz_user_id, amount, status, pay_channel_code, pay_type,
+				order_info, pay_over_time, create_time, update_time)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+			RETURNING `+payOrderColumns,
+			req.BizOrderNo, userID, req.Amount, pay.Waiting, req.PayChannelCode, req.PayType,
+			req.OrderInfo, now.Add(pay.PayWindow), now))
+		if err != nil {
+			return fmt.Errorf("insert pay order for business order %d: %w", req.BizOrderNo, err)
+		}
+		created = true
+		return nil
+	})
+	if err != nil {
+		return pay.PayOrder{}, false, err
+	}
+	return order, created, nil
+}
+
+// Pay pays a pay order from its owner's wallet. Everything happens in one
+// transaction: the pay order is locked, so concurrent attempts queue and
+// only the first can succeed; the debit is conditional, so a balance never
+// goes below zero; the pay order moves 1→3, the debit is booked, and the
+// pay.success event and the idempotency record are written — all or none.
+func (s *Store) Pay(ctx context.Context, p pay.Payment) (pay.PaymentResult, error) {
+	if err := p.Validate(); err != nil {
+		return pay.PaymentResult{}, err
+	}
+	var result pay.PaymentResult
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if p.IdempotencyKey != "" {
+			replay, found, err := s.claimIdempotencyKey(ctx, tx, p)
+			if err != nil || found {
+				result = replay
+				return err
+			}
+		}
+		order, err := s.payInTx(ctx, tx, p)
+		if err != nil {
+			return err
+		}
+		result = pay.PaymentResult{PayOrder: order}
+		if p.IdempotencyKey != "" {
+			return saveIdempotencyKey(ctx, tx, p, order)
+		}
+		return nil
+	})
+	if err != nil {
+		return pay.PaymentResult{}, err
+	}
+	if !result.Replayed {
+		s.cfg.EventsCommitted()
+	}
+	return result, nil
+}
+
+func (s *Store) payInTx(ctx context.Context, tx pgx.Tx, p pay.Payment) (pay.PayOrder, error) {
+	order, err := scanPayOrder(tx.QueryRow(ctx, `SELECT `+payOrderColumns+` FROM pay_orders WHERE id = $1 FOR UPDATE`, p.PayOrderID))
+	if err != nil {
+		if errors.Is(err, pay.ErrPayOrderNotFound) {
+			return order, err
+		}
+		return order, fmt.Errorf("lock pay order %d: %w", p.PayOrderID, err)
+	}
+	if order.BizUserID != p.UserID {
+		// Someone else's pay order is, to this user, no pay order at all.
+		return order, pay.ErrPayOrderNotFound
+	}
+	now := s.now()
+	if err := order.CheckPayable(now); err != nil {
+		return order, err
+	}
+
+	var hash string
+	err = tx.QueryRow(ctx, `SELECT password_hash FROM accounts WHERE user_id = $1`, p.UserID).Scan(&hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return order, pay.ErrAccountNotFound
+	}
+	if err != nil {
+		return order, fmt.Errorf("read account %d: %w", p.UserID, err)
+	}
+	if err := pay.CheckPassword(hash, p.Password); err != nil {
+		return order, err
+	}
+
+	var balance int64
+	err = tx.QueryRow(ctx, `
+		UPDATE accounts SET balance = balance - $2, updated_at = $3
+		WHERE user_id = $1 AND balance >= $2
+		RETURNING balance`, p.UserID, order.Amount, now).Scan(&balance)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return order, pay.ErrInsufficientFunds
+	}
+	if err != nil {
+		return order, fmt.Errorf("debit account %d: %w", p.UserID, err)
+	}
+
+	tag, err := tx.Exec(ctx, `
+		UPDATE pay_orders SET status = $2, pay_success_time = $3, update_time = $3
+		WHERE id = $1 AND status = $4`, order.ID, pay.Paid, now, pay.Waiting)
+	if err != nil {
+		return order, fmt.Errorf("mark pay order %d paid: %w", order.ID, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return order, fmt.Errorf("mark pay order %d paid: it is no longer waiting", order.ID)
+	}
+	order.Status = pay.Paid
+	order.PaySuccessTime = &now
+
+	if err := insertLedger(ctx, tx, p.UserID, "debit", -order.Amount, balance, &order.ID); err != nil {
+		return order, err
+	}
+	ev, err := outbox.NewEvent(s.cfg.Exchange, s.cfg.PaySuccessKey, pay.PaySuccessType, pay.PaySuccess{
+		BizOrderNo: order.BizOrderNo,
+		PayOrderID: order.ID,
+		UserID:     order.BizUserID,
+		Amount:     order.Amount,
+		PaidAt:     now,
+	}, p.CorrelationID)
+	if err != nil {
+		return order, err
+	}
+	if err := outbox.Insert(ctx, tx, ev); err != nil {
+		return order, err
+	}
+	return order, nil
+}
+
+// claimIdempotencyKey makes this transaction the only one working under the
+// payment's idempotency key, and returns the earlier result if the key was
+// already used for this same request. The lock is transaction-scoped, so a
+// crash never leaves a key stuck "in flight".
+func (s *Store) claimIdempotencyKey(ctx context.Context, tx pgx.Tx, p pay.Payment) (pay.PaymentResult, bool, error) {
+	var locked bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`,
+		lockKey("idempotency_key", fmt.Sprint(p.UserID), p.IdempotencyKey)).Scan(&locked); err != nil {
+		return pay.PaymentResult{}, false, fmt.Errorf("lock idempotency key: %w", err)
+	}
+	if !locked {
+		return pay.PaymentResult{}, false, pay.ErrIdempotencyInFlight
+	}
+	var (
+		hash  []byte
+		saved []byte
+	)
+	err := tx.QueryRow(ctx, `SELECT request_hash, pay_order FROM idempotency_keys WHERE user_id = $1 AND key = $2`,
+		p.UserID, p.IdempotencyKey).Scan(&hash, &saved)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return pay.PaymentResult{}, false, nil
+	}
+	if err != nil {
+		return pay.PaymentResult{}, false, fmt.Errorf("read idempotency key: %w", err)
+	}
+	if !hmac.Equal(hash, p.Fingerprint) {
+		return pay.PaymentResult{}, false, pay.ErrIdempotencyKeyReused
+	}
+	var order pay.PayOrder
+	if err := json.Unmarshal(saved, &order); err != nil {
+		return pay.PaymentResult{}, false, fmt.Errorf("decode saved payment: %w", err)
+	}
+	return pay.PaymentResult{PayOrder: order, Replayed: true}, true, nil
+}
+
+func saveIdempotencyKey(ctx context.Context, tx pgx.Tx, p pay.Payment, order pay.PayOrder) error {
+	saved, err := json.Marshal(order)
+	if err != nil {
+		return fmt.Errorf("encode payment for idempotency key: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO idempotency_keys (user_id, key, request_hash, pay_order) VALUES ($1, $2, $3, $4)`,
+		p.UserID, p.IdempotencyKey, p.Fingerprint, saved); err != nil {
+		return fmt.Errorf("save idempotency key: %w", err)
+	}
+	return nil
+}
+
+// PurgeIdempotencyKeys forgets idempotency keys older than the retention
+// period; a retry after that is treated as a new request.
+func (s *Store) PurgeIdempotencyKeys(ctx context.Context) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, s.now().Add(-pay.IdempotencyKeyRetention))
+	if err != nil {
+		return 0, fmt.Errorf("purge idempotency keys: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// ClosePayOrder closes a business order's payment so it can never be paid:
+// a waiting pay order moves 1→2; with no pay order yet, the closure is
+// recorded so that none can be applied for. A paid one is refused.
+func (s *Store) ClosePayOrder(ctx context.Context, bizOrderNo int64) (pay.PayOrderClosure, error) {
+	if bizOrderNo <= 0 {
+		return pay.PayOrderClosure{}, pay.ErrPayOrderNotFound
+	}
+	closure := pay.PayOrderClosure{BizOrderNo: bizOrderNo}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockBizOrder(ctx, tx, bizOrderNo); err != nil {
+			return err
+		}
+		order, err := scanPayOrder(tx.QueryRow(ctx, `SELECT `+payOrderColumns+` FROM pay_orders WHERE biz_order_no = $1 FOR UPDATE`, bizOrderNo))
+		if errors.Is(err, pay.ErrPayOrderNotFound) {
+			if _, err := tx.Exec(ctx, `INSERT INTO closed_biz_orders (biz_order_no) VALUES ($1) ON CONFLICT DO NOTHING`, bizOrderNo); err != nil {
+				return fmt.Errorf("record closure of business order %d: %w", bizOrderNo, err)
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("lock pay order of business order %d: %w", bizOrderNo, err)
+		}
+		switch order.Status {
+		case pay.Paid:
+			return pay.ErrAlreadyPaid
+		case pay.Closed:
+		default:
+			tag, err := tx.Exec(ctx, `UPDATE pay_orders SET status = $2, update_time = $3 WHERE id = $1 AND status = $4`,
+				order.ID, pay.Closed, s.now(), order.Status)
+			if err != nil {
+				return fmt.Errorf("close pay order %d: %w", order.ID, err)
+			}
+			if tag.RowsAffected() != 1 {
+				return fmt.Errorf("close pay order %d: its status changed under the lock", order.ID)
+			}
+			order.Status = pay.Closed
+		}
+		closure.PayOrder = &order
+		return nil
+	})
+	if err != nil {
+		return pay.PayOrderClosure{}, err
+	}
+	return closure, nil
+}

@@ -1,0 +1,116 @@
+// Package postgres stores the pay domain in PostgreSQL. Every state change is
+// a conditional statement whose row count is checked, inside one transaction
+// with the ledger row and the outbox event that go with it.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/services/pay"
+)
+
+// Config says where pay.success events go and how the store behaves.
+type Config struct {
+	Exchange        string // exchange of pay.success events
+	PaySuccessKey   string // routing key of pay.success events
+	BcryptCost      int    // cost of new password hashes
+	Now             func() time.Time
+	EventsCommitted func() // called after a commit that wrote outbox events: wakes the relay
+}
+
+// Store implements pay.Service.
+type Store struct {
+	pool *pgxpool.Pool
+	cfg  Config
+}
+
+var _ pay.Service = (*Store)(nil)
+
+// New returns a store over pool.
+func New(pool *pgxpool.Pool, cfg Config) *Store {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.EventsCommitted == nil {
+		cfg.EventsCommitted = func() {}
+	}
+	return &Store{pool: pool, cfg: cfg}
+}
+
+// now is the store's clock at PostgreSQL's precision, so that what a method
+// returns equals what a later read returns.
+func (s *Store) now() time.Time {
+	return s.cfg.Now().UTC().Truncate(time.Microsecond)
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return database.InTx(ctx, s.pool, fn)
+}
+
+// lockKey turns a name into a transaction-scoped advisory lock key.
+func lockKey(parts ...string) int64 {
+	h := fnv.New64a()
+	for _, p := range parts {
+		_, _ = h.Write([]byte(p))
+		_, _ = h.Write([]byte{0})
+	}
+	return int64(h.Sum64())
+}
+
+// lockBizOrder serialises every change of which pay order, if any, a
+// business order has: applying and closing. Without it an apply and a close
+// of a business order with no pay order yet could both succeed.
+func lockBizOrder(ctx context.Context, tx pgx.Tx, bizOrderNo int64) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("biz_order", fmt.Sprint(bizOrderNo))); err != nil {
+		return fmt.Errorf("lock business order %d: %w", bizOrderNo, err)
+	}
+	return nil
+}
+
+const payOrderColumns = `id, biz_order_no, biz_user_id, amount, status, pay_channel_code, pay_type,
+	order_info, pay_success_time, pay_over_time, create_time`
+
+func scanPayOrder(row pgx.Row) (pay.PayOrder, error) {
+	var o pay.PayOrder
+	err := row.Scan(&o.ID, &o.BizOrderNo, &o.BizUserID, &o.Amount, &o.Status, &o.PayChannelCode, &o.PayType,
+		&o.OrderInfo, &o.PaySuccessTime, &o.PayOverTime, &o.CreateTime)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return pay.PayOrder{}, pay.ErrPayOrderNotFound
+	}
+	if err != nil {
+		return pay.PayOrder{}, err
+	}
+	o.PayOverTime = o.PayOverTime.UTC()
+	o.CreateTime = o.CreateTime.UTC()
+	if o.PaySuccessTime != nil {
+		t := o.PaySuccessTime.UTC()
+		o.PaySuccessTime = &t
+	}
+	return o, nil
+}
+
+// PayOrder returns the pay order with the given id.
+func (s *Store) PayOrder(ctx context.Context, id int64) (pay.PayOrder, error) {
+	o, err := scanPayOrder(s.pool.QueryRow(ctx, `SELECT `+payOrderColumns+` FROM pay_orders WHERE id = $1`, id))
+	if err != nil && !errors.Is(err, pay.ErrPayOrderNotFound) {
+		return o, fmt.Errorf("read pay order %d: %w", id, err)
+	}
+	return o, err
+}
+
+// PayOrderByBizOrderNo returns the pay order of a business order.
+func (s *Store) PayOrderByBizOrderNo(ctx context.Context, bizOrderNo int64) (pay.PayOrder, error) {
+	o, err := scanPayOrder(s.pool.QueryRow(ctx, `SELECT `+payOrderColumns+` FROM pay_orders WHERE biz_order_no = $1`, bizOrderNo))
+	if err != nil && !errors.Is(err, pay.ErrPayOrderNotFound) {
+		return o, fmt.Errorf("read pay order of business order %d: %w", bizOrderNo, err)
+	}
+	return o, err
+}

@@ -1,0 +1,117 @@
+package pay
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/paytrade/paytrade/internal/problem"
+)
+
+// Limits on what the API accepts.
+const (
+	maxPasswordBytes       = 72 // bcrypt reads no further
+	maxOrderInfoBytes      = 1024
+	maxIdempotencyKeyBytes = 255
+)
+
+// Validate checks a request to open a wallet.
+func (a NewAccount) Validate() error {
+	switch {
+	case a.UserID <= 0:
+		return problem.Invalidf("userId must be a positive integer")
+	case a.Password == "":
+		return problem.Invalidf("password is required")
+	case len(a.Password) > maxPasswordBytes:
+		return problem.Invalidf(fmt.Sprintf("password must be at most %d bytes", maxPasswordBytes))
+	case a.Balance < 0:
+		return problem.Invalidf("balance must not be negative")
+	}
+	return nil
+}
+
+// ValidateDeposit checks an amount to add to a wallet.
+func ValidateDeposit(amount int64) error {
+	if amount <= 0 {
+		return problem.Invalidf("amount must be a positive number of cents")
+	}
+	return nil
+}
+
+// Validate checks a request for a pay order.
+func (a Apply) Validate() error {
+	switch {
+	case a.BizOrderNo <= 0:
+		return problem.Invalidf("bizOrderNo must be a positive integer")
+	case a.Amount <= 0:
+		return problem.Invalidf("amount must be a positive number of cents")
+	case a.PayChannelCode != ChannelBalance:
+		return problem.Invalidf(`payChannelCode must be "balance"`)
+	case a.PayType != PayTypeBalance:
+		return problem.Invalidf(fmt.Sprintf("payType must be %d (balance)", PayTypeBalance))
+	case len(a.OrderInfo) > maxOrderInfoBytes:
+		return problem.Invalidf(fmt.Sprintf("orderInfo must be at most %d bytes", maxOrderInfoBytes))
+	}
+	return nil
+}
+
+// Validate checks a payment request before anything is locked.
+func (p Payment) Validate() error {
+	switch {
+	case p.PayOrderID <= 0:
+		return problem.Invalidf("pay order id must be a positive integer")
+	case p.Password == "":
+		return problem.Invalidf("pw is required")
+	case len(p.Password) > maxPasswordBytes:
+		return ErrWrongPassword
+	case len(p.IdempotencyKey) > maxIdempotencyKeyBytes:
+		return problem.Invalidf(fmt.Sprintf("Idempotency-Key must be at most %d bytes", maxIdempotencyKeyBytes))
+	}
+	return nil
+}
+
+// SameRequest reports whether an apply for an existing pay order asks for
+// the same thing: then the existing pay order is the answer.
+func (o PayOrder) SameRequest(userID int64, a Apply) bool {
+	return o.BizUserID == userID && o.Amount == a.Amount
+}
+
+// CheckPayable says why a pay order cannot be paid now, or nil.
+func (o PayOrder) CheckPayable(now time.Time) error {
+	switch o.Status {
+	case Waiting:
+		if now.After(o.PayOverTime) {
+			return ErrPayOrderExpired
+		}
+		return nil
+	case Paid:
+		return ErrAlreadyPaid
+	case Closed:
+		return ErrPayOrderClosed
+	default:
+		return ErrPayOrderClosed
+	}
+}
+
+// HashPassword returns the bcrypt hash of a payment password.
+func HashPassword(password string, cost int) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(password), cost)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return string(h), nil
+}
+
+// CheckPassword compares a payment password with its stored hash.
+func CheckPassword(hash, password string) error {
+	err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password))
+	if errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
+		return ErrWrongPassword
+	}
+	if err != nil {
+		return fmt.Errorf("check password: %w", err)
+	}
+	return nil
+}
