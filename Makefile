@@ -1,0 +1,28 @@
+# paytrade — see README.md. `make run` runs the system, `make test` proves it.
+SHELL := bash
+GO ?= go
+BIN := bin
+export PAY_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pay?sslmode=disable
+export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
+
+.PHONY: build run test vet fuzz clean
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# Creates the databases if missing; each service migrates its own at start-up.
+run: build
+	$(BIN)/paytradectl db create
+	$(BIN)/pay
+
+test:
+	scripts/test-infra.sh
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# A longer run of the request-decoding fuzz tests than `make test` does.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./internal/jsonhttp/
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/broker"
+	"github.com/paytrade/paytrade/internal/config"
+)
+
+// payConfig is everything the pay service reads from its environment.
+type payConfig struct {
+	DatabaseURL   string
+	HTTPAddr      string
+	JWTSecret     string
+	DevSecret     bool
+	Exchange      string
+	PaySuccessKey string
+	BcryptCost    int
+	Broker        broker.Config
+	Confirm       time.Duration
+	OutboxBatch   int
+	OutboxPoll    time.Duration
+	OutboxRetry   broker.Backoff
+	LogLevel      slog.Level
+	ShutdownGrace time.Duration
+}
+
+func loadConfig(getenv func(string) string) (payConfig, error) {
+	r := config.NewReader(getenv)
+	c := payConfig{
+		DatabaseURL:   r.String("PAY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pay?sslmode=disable"),
+		HTTPAddr:      r.String("PAY_HTTP_ADDR", ":8086"),
+		JWTSecret:     r.String("AUTH_JWT_SECRET", auth.DevSecret),
+		Exchange:      r.String("MQ_PAY_EXCHANGE", "pay.topic"),
+		PaySuccessKey: r.String("MQ_PAY_SUCCESS_KEY", "pay.success"),
+		BcryptCost:    r.Int("PAY_BCRYPT_COST", bcrypt.DefaultCost, bcrypt.MinCost),
+		Broker: broker.Config{
+			URL:            r.String("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+			ConnectionName: "pay",
+			ConnectTimeout: r.Duration("AMQP_CONNECT_TIMEOUT", 5*time.Second),
+			Heartbeat:      r.Duration("AMQP_HEARTBEAT", 10*time.Second),
+			Backoff: broker.Backoff{
+				Initial:    r.Duration("AMQP_RECONNECT_INITIAL_INTERVAL", 500*time.Millisecond),
+				Multiplier: r.Float("AMQP_RECONNECT_MULTIPLIER", 2, 1),
+				Max:        r.Duration("AMQP_RECONNECT_MAX_INTERVAL", 30*time.Second),
+			},
+		},
+		Confirm:     r.Duration("PAY_PUBLISH_CONFIRM_TIMEOUT", 5*time.Second),
+		OutboxBatch: r.Int("PAY_OUTBOX_BATCH", 100, 1),
+		OutboxPoll:  r.Duration("PAY_OUTBOX_POLL_INTERVAL", time.Second),
+		OutboxRetry: broker.Backoff{
+			Initial:    r.Duration("PAY_OUTBOX_RETRY_INITIAL_INTERVAL", time.Second),
+			Multiplier: 2,
+			Max:        r.Duration("PAY_OUTBOX_RETRY_MAX_INTERVAL", 30*time.Second),
+		},
+		ShutdownGrace: r.Duration("PAY_SHUTDOWN_GRACE", 10*time.Second),
+	}
+	c.DevSecret = c.JWTSecret == auth.DevSecret
+	if c.BcryptCost > bcrypt.MaxCost {
+		r.Fail(fmt.Errorf("PAY_BCRYPT_COST=%d: want at most %d", c.BcryptCost, bcrypt.MaxCost))
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(r.String("LOG_LEVEL", "info"))); err != nil {
+		r.Fail(fmt.Errorf("LOG_LEVEL: %w", err))
+	}
+	return c, r.Err()
+}

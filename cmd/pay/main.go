@@ -1,0 +1,161 @@
+// Command pay runs the pay service: wallets, pay orders, pay-by-balance and
+// the outbox relay that announces each payment on RabbitMQ.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/broker"
+	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/outbox"
+	"github.com/paytrade/paytrade/migrations"
+	"github.com/paytrade/paytrade/services/pay"
+	"github.com/paytrade/paytrade/services/pay/httpapi"
+	"github.com/paytrade/paytrade/services/pay/postgres"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "pay:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		return fmt.Errorf("pay takes no arguments, only environment variables (see README): got %q", args)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("service", "pay")
+	if cfg.DevSecret {
+		log.Warn("AUTH_JWT_SECRET is not set: using the development secret; set it anywhere but a laptop")
+	}
+
+	if err := database.Migrate(ctx, cfg.DatabaseURL, migrations.FS, migrations.Pay); err != nil {
+		return err
+	}
+	pool, err := database.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	cfg.Broker.Logger = log
+	supervisor := broker.NewSupervisor(cfg.Broker, func(ch *amqp.Channel) error {
+		if err := ch.ExchangeDeclare(cfg.Exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+			return fmt.Errorf("declare exchange %s: %w", cfg.Exchange, err)
+		}
+		return nil
+	})
+	publisher := broker.NewPublisher(supervisor, broker.PublisherConfig{ConfirmTimeout: cfg.Confirm, Logger: log})
+	relay := outbox.NewRelay(pool, publisher, outbox.RelayConfig{
+		AppID: "pay", BatchSize: cfg.OutboxBatch, Poll: cfg.OutboxPoll, Retry: cfg.OutboxRetry, Logger: log,
+	})
+	store := postgres.New(pool, postgres.Config{
+		Exchange:        cfg.Exchange,
+		PaySuccessKey:   cfg.PaySuccessKey,
+		BcryptCost:      cfg.BcryptCost,
+		EventsCommitted: relay.Wake,
+	})
+	handler := httpapi.NewHandler(store, httpapi.Config{
+		Auth:              auth.NewAuthenticator([]byte(cfg.JWTSecret)),
+		IdempotencySecret: []byte("idempotency\x00" + cfg.JWTSecret),
+		Ready: map[string]func(context.Context) error{
+			"database": pool.Ping,
+			"broker": func(context.Context) error {
+				if !supervisor.Connected() {
+					return broker.ErrNotConnected
+				}
+				return nil
+			},
+		},
+		Logger: log,
+	})
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	// Each background part gets its own context so shutdown can stop them
+	// in order: the relay needs the broker connection to finish its batch.
+	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	var brokerDone, relayDone sync.WaitGroup
+	brokerDone.Go(func() { _ = supervisor.Run(brokerCtx) })
+	relayDone.Go(func() { _ = relay.Run(relayCtx) })
+	relayDone.Go(func() { purgeIdempotencyKeys(relayCtx, store, log) })
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("pay listening", "addr", ln.Addr().String())
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-serveErr:
+		log.Error("http server stopped", "err", err)
+	}
+
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
+	defer cancel()
+	if shutdownErr := srv.Shutdown(shutdownCtx); shutdownErr != nil {
+		log.Warn("http shutdown", "err", shutdownErr)
+	}
+	stopRelay()
+	relayDone.Wait()
+	_ = publisher.Close()
+	stopBroker()
+	brokerDone.Wait()
+	log.Info("stopped")
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// purgeIdempotencyKeys forgets expired idempotency keys once an hour.
+func purgeIdempotencyKeys(ctx context.Context, store *postgres.Store, log *slog.Logger) {
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		if n, err := store.PurgeIdempotencyKeys(ctx); err != nil {
+			log.Warn("purge idempotency keys", "err", err)
+		} else if n > 0 {
+			log.Info("purged idempotency keys", "count", n, "older_than", pay.IdempotencyKeyRetention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

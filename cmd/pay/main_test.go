@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/testenv"
+)
+
+// startPay runs the real service, as main does, on a free port with a
+// database and exchange of this test, and returns its base URL and a
+// function that stops it and returns run's error.
+func startPay(t *testing.T, env map[string]string) (string, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdoutR, stdoutW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, nil, func(k string) string { return env[k] }, stdoutW, io.Discard)
+		_ = stdoutW.Close()
+	}()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdoutR)
+		for sc.Scan() {
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "pay listening" {
+				addr <- line.Addr
+			}
+		}
+	}()
+	stop := func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(20 * time.Second):
+			return fmt.Errorf("pay did not stop within 20s of its context ending")
+		}
+	}
+	select {
+	case a := <-addr:
+		return "http://" + a, stop
+	case err := <-done:
+		t.Fatalf("pay exited at start-up: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("pay did not start listening within 30s")
+	}
+	return "", nil
+}
+
+func TestPayBinaryMigratesServesAndStopsGracefully(t *testing.T) {
+	amqpURL := testenv.AMQPURL(t)
+	admin := testenv.PostgresURL(t)
+	dbName := strings.ReplaceAll(testenv.Name(t, "pt_bin"), ".", "_")
+	dbURL := strings.Replace(admin, "/postgres?", "/"+dbName+"?", 1)
+	ctx := context.Background()
+	if err := database.Create(ctx, dbURL); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = database.Drop(context.Background(), dbURL) })
+	exchange := testenv.Name(t, "pay.topic")
+	testenv.DeleteOnCleanup(t, amqpURL, []string{exchange}, nil)
+
+	base, stop := startPay(t, map[string]string{
+		"PAY_DATABASE_URL": dbURL,
+		"AMQP_URL":         amqpURL,
+		"AUTH_JWT_SECRET":  "s3cret",
+		"PAY_HTTP_ADDR":    "127.0.0.1:0",
+		"MQ_PAY_EXCHANGE":  exchange,
+		"PAY_BCRYPT_COST":  "4",
+	})
+
+	get := func(path, token string) (int, string) {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := get("/healthz", ""); code != 200 {
+		t.Errorf("/healthz = %d %s", code, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := get("/readyz", "")
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d %s after 10s, want 200 with database and broker up", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	svc, err := auth.Mint([]byte("s3cret"), auth.Principal{Service: true, Subject: "test"}, time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get("/pay-orders/biz/1", svc); code != 404 {
+		t.Errorf("unknown pay order through the binary = %d %s, want 404 from a migrated database", code, body)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("graceful stop: %v", err)
+	}
+}
+
+func TestPayRefusesMalformedConfiguration(t *testing.T) {
+	env := map[string]string{"PAY_BCRYPT_COST": "many", "AMQP_HEARTBEAT": "-1s"}
+	err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "PAY_BCRYPT_COST") || !strings.Contains(err.Error(), "AMQP_HEARTBEAT") {
+		t.Errorf("run with bad settings = %v, want an error naming both", err)
+	}
+}

@@ -1,0 +1,190 @@
+// Command paytradectl is the operator's tool for paytrade: it mints tokens
+// and prepares databases.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/database"
+)
+
+// The databases a local setup uses when the environment names none.
+const (
+	defaultPayDatabaseURL   = "postgres://postgres@127.0.0.1:5432/pay?sslmode=disable"
+	defaultTradeDatabaseURL = "postgres://postgres@127.0.0.1:5432/trade?sslmode=disable"
+)
+
+const usage = `usage: paytradectl <command> [flags]
+
+commands:
+  token -user N [-ttl 24h]               print a bearer token for user N
+  token -service [-sub NAME] [-ttl 24h]  print a bearer token for a service
+  db create                              create the pay and trade databases if missing
+  help                                   show this text
+
+environment:
+  AUTH_JWT_SECRET     token signing secret (a development secret when unset)
+  PAY_DATABASE_URL    default ` + defaultPayDatabaseURL + `
+  TRADE_DATABASE_URL  default ` + defaultTradeDatabaseURL + `
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "paytradectl:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "token":
+		return runToken(args[1:], getenv, stdout, stderr)
+	case "db":
+		return runDB(ctx, args[1:], getenv, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stderr, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// parseFlags parses args into fs and refuses leftover arguments, which are
+// always a mistake here (a misspelt flag after a positional one, say).
+// It reports done when the user only asked for help.
+func parseFlags(fs *flag.FlagSet, args []string) (done bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, fmt.Errorf("%s: %w", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return false, fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return false, nil
+}
+
+func runToken(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	user := fs.Int64("user", 0, "mint a token for this user id")
+	service := fs.Bool("service", false, "mint a service token")
+	sub := fs.String("sub", "paytradectl", "the service's name (with -service)")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	if done, err := parseFlags(fs, args); done || err != nil {
+		return err
+	}
+	subSet := false
+	fs.Visit(func(f *flag.Flag) { subSet = subSet || f.Name == "sub" })
+
+	var p auth.Principal
+	switch {
+	case *service && *user != 0:
+		return errors.New("token: -user and -service exclude each other")
+	case *service:
+		p = auth.Principal{Service: true, Subject: *sub}
+	case subSet:
+		return errors.New("token: -sub needs -service")
+	case *user > 0:
+		p = auth.Principal{UserID: *user}
+	default:
+		return errors.New("token: need -user N (N > 0) or -service")
+	}
+
+	secret := getenv("AUTH_JWT_SECRET")
+	if secret == "" {
+		fmt.Fprintln(stderr, "paytradectl: warning: AUTH_JWT_SECRET is unset; signing with the development secret")
+		secret = auth.DevSecret
+	}
+	token, err := auth.Mint([]byte(secret), p, *ttl, time.Now())
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, token)
+	return err
+}
+
+func runDB(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return errors.New("db: missing subcommand")
+		}
+		return fmt.Errorf("db: unknown subcommand %q", args[0])
+	}
+	fs := flag.NewFlagSet("db create", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if done, err := parseFlags(fs, args[1:]); done || err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for _, db := range []struct{ env, fallback string }{
+		{"PAY_DATABASE_URL", defaultPayDatabaseURL},
+		{"TRADE_DATABASE_URL", defaultTradeDatabaseURL},
+	} {
+		dbURL := getenv(db.env)
+		if dbURL == "" {
+			dbURL = db.fallback
+		}
+		if err := createDatabase(ctx, db.env, dbURL, stdout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createDatabase creates the database at dbURL unless it exists and says which.
+func createDatabase(ctx context.Context, env, dbURL string, stdout io.Writer) error {
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		return fmt.Errorf("%s: %w", env, err)
+	}
+	existed, err := databaseExists(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("%s: %w", env, err)
+	}
+	what := "already exists"
+	if !existed {
+		if err := database.Create(ctx, dbURL); err != nil {
+			return fmt.Errorf("%s: %w", env, err)
+		}
+		what = "created"
+	}
+	_, err = fmt.Fprintf(stdout, "database %s on %s:%d (%s): %s\n", cfg.Database, cfg.Host, cfg.Port, env, what)
+	return err
+}
+
+// databaseExists connects to the database itself: PostgreSQL answers
+// invalid_catalog_name when it does not exist.
+func databaseExists(ctx context.Context, dbURL string) (bool, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err == nil {
+		return true, conn.Close(ctx)
+	}
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "3D000" {
+		return false, nil
+	}
+	return false, fmt.Errorf("connect: %w", err)
+}
