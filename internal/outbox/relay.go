@@ -147,6 +147,7 @@ func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
 	}
 
 	var done []uuid.UUID
+	var returned, nacked int64
 	var retryIDs []uuid.UUID
 	var retryDelays []int64
 	var retryReasons []string
@@ -157,12 +158,12 @@ func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
 			done = append(done, ev.id)
 			continue
 		case broker.Returned:
-			r.returned.Add(1)
+			returned++
 			reason = "returned by the broker: unroutable, no queue bound to the routing key"
 			r.log.Error("event unroutable: the broker has no queue for it; kept in the outbox and retried",
 				"message_id", ev.id, "exchange", msgs[i].Exchange, "routing_key", msgs[i].RoutingKey, "attempts", ev.attempts+1)
 		case broker.Nacked:
-			r.nacked.Add(1)
+			nacked++
 			reason = "nacked by the broker"
 			r.log.Warn("event nacked; kept in the outbox and retried", "message_id", ev.id, "attempts", ev.attempts+1)
 		default:
@@ -197,7 +198,10 @@ func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
 	if err := tx.Commit(ctx); err != nil {
 		return len(events), fmt.Errorf("commit relay batch: %w", err)
 	}
+	// Counted only once committed, so the counters never run ahead of the table.
 	r.published.Add(int64(len(done)))
+	r.returned.Add(returned)
+	r.nacked.Add(nacked)
 	return len(events), pubErr
 }
 
