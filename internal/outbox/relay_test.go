@@ -115,9 +115,15 @@ func (f *fixture) pending(tb testing.TB) int {
 // startRelay runs a relay with its own broker connection until the test ends.
 func (f *fixture) startRelay(tb testing.TB, amqpURL string) *outbox.Relay {
 	tb.Helper()
+	return f.startRelayConfirming(tb, amqpURL, 5*time.Second)
+}
+
+// startRelayConfirming is startRelay with the given confirm timeout.
+func (f *fixture) startRelayConfirming(tb testing.TB, amqpURL string, confirmTimeout time.Duration) *outbox.Relay {
+	tb.Helper()
 	sup := broker.NewSupervisor(broker.Config{URL: amqpURL, Backoff: broker.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}},
 		func(*amqp.Channel) error { return nil })
-	pub := broker.NewPublisher(sup, broker.PublisherConfig{ConfirmTimeout: 5 * time.Second})
+	pub := broker.NewPublisher(sup, broker.PublisherConfig{ConfirmTimeout: confirmTimeout})
 	relay := outbox.NewRelay(f.pool, pub, outbox.RelayConfig{
 		AppID: "pay", BatchSize: 50, Poll: 50 * time.Millisecond,
 		Retry: broker.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
@@ -226,4 +232,41 @@ func TestEventsWaitInTheOutboxWhileTheBrokerIsDown(t *testing.T) {
 	proxy.SetDown(false)
 	receive(t, deliveries, ids, 15*time.Second)
 	testenv.WaitFor(t, 15*time.Second, "the outbox to empty", func() bool { return f.pending(t) == 0 })
+}
+
+func TestUnconfirmedEventStaysPendingAndIsRepublishedWithTheSameMessageID(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	deliveries := f.bindQueue(t)
+	proxy := testenv.NewProxy(t, testenv.HostPort(t, f.amqpURL))
+	f.startRelayConfirming(t, proxy.RewriteURL(t, f.amqpURL), 300*time.Millisecond)
+	// Connected, and the first event's confirm recorded, so only the next
+	// batch meets the stalled broker.
+	receive(t, deliveries, f.insert(t, 1), 10*time.Second)
+	testenv.WaitFor(t, 10*time.Second, "the first event to be confirmed", func() bool { return f.pending(t) == 0 })
+
+	// The broker never answers: no confirm arrives within the timeout.
+	proxy.SetStalled(true)
+	ids := f.insert(t, 5)
+	testenv.WaitFor(t, 10*time.Second, "the relay to give up waiting for confirms", func() bool {
+		var n int
+		_ = f.pool.QueryRow(context.Background(),
+			`SELECT count(*) FROM outbox_events WHERE attempts >= 1 AND last_error LIKE 'no confirm%'`).Scan(&n)
+		return n == 5
+	})
+	if n := f.pending(t); n != 5 {
+		t.Fatalf("%d events pending after unconfirmed publishes, want all 5 kept", n)
+	}
+
+	proxy.SetStalled(false)
+	got := receive(t, deliveries, ids, 15*time.Second)
+	testenv.WaitFor(t, 15*time.Second, "the outbox to empty", func() bool { return f.pending(t) == 0 })
+	for id, n := range got {
+		if !ids[id] {
+			t.Errorf("delivered message id %s is not one of the events' ids", id)
+		}
+		if n > 1 {
+			t.Logf("event %s delivered %d times: the stalled publish arrived too (at-least-once)", id, n)
+		}
+	}
 }
