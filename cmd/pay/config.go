@@ -10,6 +10,7 @@ import (
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/config"
+	"github.com/paytrade/paytrade/internal/crashpoint"
 )
 
 // payConfig is everything the pay service reads from its environment.
@@ -28,6 +29,7 @@ type payConfig struct {
 	OutboxRetry   broker.Backoff
 	LogLevel      slog.Level
 	ShutdownGrace time.Duration
+	Crash         crashpoint.Set
 }
 
 func loadConfig(getenv func(string) string) (payConfig, error) {
@@ -59,6 +61,7 @@ func loadConfig(getenv func(string) string) (payConfig, error) {
 			Max:        r.Duration("PAY_OUTBOX_RETRY_MAX_INTERVAL", 30*time.Second),
 		},
 		ShutdownGrace: r.Duration("PAY_SHUTDOWN_GRACE", 10*time.Second),
+		Crash:         crashpoint.Parse(r.String("PAYTRADE_CRASH_POINTS", "")),
 	}
 	c.DevSecret = c.JWTSecret == auth.DevSecret
 	if c.BcryptCost > bcrypt.MaxCost {

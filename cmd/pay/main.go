@@ -47,6 +47,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("service", "pay")
+	if len(cfg.Crash) > 0 {
+		log.Warn("crash points armed: this process will kill itself on purpose", "points", cfg.Crash)
+	}
 	if cfg.DevSecret {
 		log.Warn("AUTH_JWT_SECRET is not set: using the development secret; set it anywhere but a laptop")
 	}
@@ -69,13 +72,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	publisher := broker.NewPublisher(supervisor, broker.PublisherConfig{ConfirmTimeout: cfg.Confirm, Logger: log})
 	relay := outbox.NewRelay(pool, publisher, outbox.RelayConfig{
-		AppID: "pay", BatchSize: cfg.OutboxBatch, Poll: cfg.OutboxPoll, Retry: cfg.OutboxRetry, Logger: log,
+		AppID: "pay", BatchSize: cfg.OutboxBatch, Poll: cfg.OutboxPoll, Retry: cfg.OutboxRetry, Logger: log, Crash: cfg.Crash,
 	})
 	store := postgres.New(pool, postgres.Config{
 		Exchange:        cfg.Exchange,
 		PaySuccessKey:   cfg.PaySuccessKey,
 		BcryptCost:      cfg.BcryptCost,
 		EventsCommitted: relay.Wake,
+		Crash:           cfg.Crash,
 	})
 	handler := httpapi.NewHandler(store, httpapi.Config{
 		Auth:              auth.NewAuthenticator([]byte(cfg.JWTSecret)),

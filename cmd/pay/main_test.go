@@ -29,15 +29,7 @@ func startPay(t *testing.T, env map[string]string) (string, func() error) {
 		_ = stdoutW.Close()
 	}()
 	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdoutR)
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "pay listening" {
-				addr <- line.Addr
-			}
-		}
-	}()
+	go scanListenAddr(stdoutR, addr)
 	stop := func() error {
 		cancel()
 		select {
@@ -124,5 +116,17 @@ func TestPayRefusesMalformedConfiguration(t *testing.T) {
 	err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "PAY_BCRYPT_COST") || !strings.Contains(err.Error(), "AMQP_HEARTBEAT") {
 		t.Errorf("run with bad settings = %v, want an error naming both", err)
+	}
+}
+
+// scanListenAddr reads pay's JSON log lines from r, sends the address of its
+// "pay listening" line to addr, and returns when r ends.
+func scanListenAddr(r io.Reader, addr chan<- string) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		var line struct{ Msg, Addr string }
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "pay listening" {
+			addr <- line.Addr
+		}
 	}
 }

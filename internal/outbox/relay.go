@@ -14,6 +14,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/paytrade/paytrade/internal/broker"
+	"github.com/paytrade/paytrade/internal/crashpoint"
 )
 
 // Publisher publishes a batch with publisher confirms and reports, per
@@ -31,6 +32,7 @@ type RelayConfig struct {
 	// unroutable or did not confirm in time [1s doubling to 30s].
 	Retry  broker.Backoff
 	Logger *slog.Logger
+	Crash  crashpoint.Set
 }
 
 // Relay publishes outbox events. Several relays, in one process or many,
@@ -145,6 +147,7 @@ func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
 		// Nothing was published: leave the rows as they were.
 		return len(events), pubErr
 	}
+	r.cfg.Crash.Hit(crashpoint.RelayAfterConfirm)
 
 	var done []uuid.UUID
 	var returned, nacked int64

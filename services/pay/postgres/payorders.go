@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/paytrade/paytrade/internal/crashpoint"
 	"github.com/paytrade/paytrade/internal/outbox"
 	"github.com/paytrade/paytrade/services/pay"
 )
@@ -101,6 +102,7 @@ func (s *Store) Pay(ctx context.Context, p pay.Payment) (pay.PaymentResult, erro
 		return pay.PaymentResult{}, err
 	}
 	if !result.Replayed {
+		s.cfg.Crash.Hit(crashpoint.PayAfterCommit)
 		s.cfg.EventsCommitted()
 	}
 	return result, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/paytrade/paytrade/internal/crashpoint"
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/services/pay"
 )
@@ -24,6 +25,7 @@ type Config struct {
 	BcryptCost      int    // cost of new password hashes
 	Now             func() time.Time
 	EventsCommitted func() // called after a commit that wrote outbox events: wakes the relay
+	Crash           crashpoint.Set
 }
 
 // Store implements pay.Service.
