@@ -62,37 +62,9 @@ type crashWorld struct {
 func newCrashWorld(t *testing.T) *crashWorld {
 	t.Helper()
 	amqpURL := testenv.AMQPURL(t)
-	admin := testenv.PostgresURL(t)
-	dbURL := strings.Replace(admin, "/postgres?", "/"+strings.ReplaceAll(testenv.Name(t, "pt_crash"), ".", "_")+"?", 1)
-	if err := database.Create(context.Background(), dbURL); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = database.Drop(context.Background(), dbURL) })
-	exchange, queue := testenv.Name(t, "pay.topic"), testenv.Name(t, "q")
-	testenv.DeleteOnCleanup(t, amqpURL, []string{exchange}, []string{queue})
-
-	conn, err := amqp.Dial(amqpURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.QueueBind(queue, "pay.success", exchange, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	deliveries, err := ch.Consume(queue, "", true, false, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dbURL := testenv.NewEmptyDatabase(t, "crash")
+	exchange := testenv.Name(t, "pay.topic")
+	deliveries := testenv.Watch(t, amqpURL, exchange, "pay.success")
 	return &crashWorld{
 		dbURL:      dbURL,
 		deliveries: deliveries,

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/paytrade/paytrade/internal/auth"
-	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/testenv"
 )
 
@@ -52,14 +51,7 @@ func startPay(t *testing.T, env map[string]string) (string, func() error) {
 
 func TestPayBinaryMigratesServesAndStopsGracefully(t *testing.T) {
 	amqpURL := testenv.AMQPURL(t)
-	admin := testenv.PostgresURL(t)
-	dbName := strings.ReplaceAll(testenv.Name(t, "pt_bin"), ".", "_")
-	dbURL := strings.Replace(admin, "/postgres?", "/"+dbName+"?", 1)
-	ctx := context.Background()
-	if err := database.Create(ctx, dbURL); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = database.Drop(context.Background(), dbURL) })
+	dbURL := testenv.NewEmptyDatabase(t, "bin")
 	exchange := testenv.Name(t, "pay.topic")
 	testenv.DeleteOnCleanup(t, amqpURL, []string{exchange}, nil)
 

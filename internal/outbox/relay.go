@@ -262,16 +262,3 @@ func (r *Relay) retryDelay(attempts int) time.Duration {
 	}
 	return d
 }
-
-// Pending reports how many events wait in the outbox and the age of the oldest.
-func Pending(ctx context.Context, pool *pgxpool.Pool) (count int64, oldest time.Duration, err error) {
-	var age *float64
-	err = pool.QueryRow(ctx, `SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at)) FROM outbox_events`).Scan(&count, &age)
-	if err != nil {
-		return 0, 0, fmt.Errorf("count pending events: %w", err)
-	}
-	if age != nil {
-		oldest = time.Duration(*age * float64(time.Second))
-	}
-	return count, oldest, nil
-}

@@ -64,20 +64,7 @@ func (f *fixture) channel(tb testing.TB) *amqp.Channel {
 // pay.success and returns its deliveries.
 func (f *fixture) bindQueue(tb testing.TB) <-chan amqp.Delivery {
 	tb.Helper()
-	ch := f.channel(tb)
-	q := testenv.Name(tb, "q")
-	testenv.DeleteOnCleanup(tb, f.amqpURL, nil, []string{q})
-	if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
-		tb.Fatal(err)
-	}
-	if err := ch.QueueBind(q, "pay.success", f.exchange, false, nil); err != nil {
-		tb.Fatal(err)
-	}
-	deliveries, err := ch.Consume(q, "", true, false, false, false, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return deliveries
+	return testenv.Watch(tb, f.amqpURL, f.exchange, "pay.success")
 }
 
 // insert commits n events to the outbox and returns their ids.

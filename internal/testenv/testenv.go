@@ -59,16 +59,29 @@ func PostgresURL(tb testing.TB) string {
 	return u
 }
 
-// NewDatabase creates an empty database for this test, applies the
-// migrations in dir of fsys, drops it when the test ends and returns its URL.
+// NewDatabase creates a database for this test, applies the migrations in
+// dir of fsys, drops it when the test ends and returns its URL.
 func NewDatabase(tb testing.TB, fsys fs.FS, dir string) string {
 	tb.Helper()
-	admin := PostgresURL(tb)
-	u, err := url.Parse(admin)
+	dbURL := NewEmptyDatabase(tb, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := database.Migrate(ctx, dbURL, fsys, dir); err != nil {
+		tb.Fatalf("migrate test database: %v", err)
+	}
+	return dbURL
+}
+
+// NewEmptyDatabase creates an empty database for this test, named after
+// prefix, drops it when the test ends and returns its URL: for tests of
+// binaries that migrate their own database.
+func NewEmptyDatabase(tb testing.TB, prefix string) string {
+	tb.Helper()
+	u, err := url.Parse(PostgresURL(tb))
 	if err != nil {
 		tb.Fatalf("parse postgres url: %v", err)
 	}
-	u.Path = "/" + "pt_" + strings.ReplaceAll(Name(tb, dir), ".", "_")
+	u.Path = "/" + "pt_" + strings.ReplaceAll(Name(tb, prefix), ".", "_")
 	dbURL := u.String()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -82,9 +95,6 @@ func NewDatabase(tb testing.TB, fsys fs.FS, dir string) string {
 			tb.Errorf("drop test database: %v", err)
 		}
 	})
-	if err := database.Migrate(ctx, dbURL, fsys, dir); err != nil {
-		tb.Fatalf("migrate test database: %v", err)
-	}
 	return dbURL
 }
 
@@ -191,4 +201,37 @@ func HostPort(tb testing.TB, rawURL string) string {
 		port = "5432"
 	}
 	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// Watch declares the topic exchange (if missing) and a durable queue of this
+// test bound to it with key, and returns the queue's deliveries, auto-acked,
+// on a connection of its own. The queue, the exchange and the connection go
+// when the test ends.
+func Watch(tb testing.TB, amqpURL, exchange, key string) <-chan amqp.Delivery {
+	tb.Helper()
+	queue := Name(tb, "watch")
+	DeleteOnCleanup(tb, amqpURL, []string{exchange}, []string{queue})
+	conn, err := amqp.Dial(amqpURL)
+	if err != nil {
+		tb.Fatalf("connect to watch %s: %v", exchange, err)
+	}
+	tb.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		tb.Fatalf("channel: %v", err)
+	}
+	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		tb.Fatalf("declare exchange %s: %v", exchange, err)
+	}
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+		tb.Fatalf("declare queue %s: %v", queue, err)
+	}
+	if err := ch.QueueBind(queue, key, exchange, false, nil); err != nil {
+		tb.Fatalf("bind %s to %s with %s: %v", queue, exchange, key, err)
+	}
+	deliveries, err := ch.Consume(queue, "", true, false, false, false, nil)
+	if err != nil {
+		tb.Fatalf("consume %s: %v", queue, err)
+	}
+	return deliveries
 }

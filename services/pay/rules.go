@@ -88,9 +88,7 @@ func (o PayOrder) CheckPayable(now time.Time) error {
 		return nil
 	case Paid:
 		return ErrAlreadyPaid
-	case Closed:
-		return ErrPayOrderClosed
-	default:
+	default: // closed, or never submitted
 		return ErrPayOrderClosed
 	}
 }

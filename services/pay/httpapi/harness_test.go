@@ -44,31 +44,7 @@ func newHarness(tb testing.TB) *harness {
 	amqpURL := testenv.AMQPURL(tb)
 	h := &harness{pool: paytest.NewPool(tb), exchange: testenv.Name(tb, "pay.topic")}
 	tb.Cleanup(func() { paytest.CheckInvariants(tb, h.pool) })
-	queue := testenv.Name(tb, "mark.order.pay.queue")
-	testenv.DeleteOnCleanup(tb, amqpURL, []string{h.exchange}, []string{queue})
-
-	// The test's own view of the broker, not through the proxy.
-	conn, err := amqp.Dial(amqpURL)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := ch.ExchangeDeclare(h.exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
-		tb.Fatal(err)
-	}
-	if err := ch.QueueBind(queue, "pay.success", h.exchange, false, nil); err != nil {
-		tb.Fatal(err)
-	}
-	if h.deliveries, err = ch.Consume(queue, "", true, false, false, false, nil); err != nil {
-		tb.Fatal(err)
-	}
+	h.deliveries = testenv.Watch(tb, amqpURL, h.exchange, "pay.success")
 
 	// The service reaches the broker through a proxy the test can cut.
 	h.proxy = testenv.NewProxy(tb, testenv.HostPort(tb, amqpURL))
