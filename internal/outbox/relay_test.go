@@ -127,6 +127,15 @@ func (f *fixture) startRelayConfirming(tb testing.TB, amqpURL string, confirmTim
 	return relay
 }
 
+// publishedAll waits until every id in want has been delivered and the
+// relay has deleted every event, and returns how often each id arrived.
+func (f *fixture) publishedAll(tb testing.TB, deliveries <-chan amqp.Delivery, want map[string]bool, within time.Duration) map[string]int {
+	tb.Helper()
+	got := receive(tb, deliveries, want, within)
+	testenv.WaitFor(tb, 15*time.Second, "the outbox to empty", func() bool { return f.pending(tb) == 0 })
+	return got
+}
+
 // receive collects deliveries until every id in want has arrived, and
 // returns how often each message id arrived.
 func receive(tb testing.TB, deliveries <-chan amqp.Delivery, want map[string]bool, within time.Duration) map[string]int {
@@ -155,8 +164,7 @@ func TestRelayPublishesPersistentConfirmedEventsAndDeletesThem(t *testing.T) {
 	ids := f.insert(t, 120)
 	f.startRelay(t, f.amqpURL)
 
-	receive(t, deliveries, ids, 10*time.Second)
-	testenv.WaitFor(t, 15*time.Second, "the outbox to empty", func() bool { return f.pending(t) == 0 })
+	f.publishedAll(t, deliveries, ids, 10*time.Second)
 }
 
 func TestUnroutableEventStaysPendingUntilABindingExists(t *testing.T) {
@@ -179,8 +187,7 @@ func TestUnroutableEventStaysPendingUntilABindingExists(t *testing.T) {
 	}
 
 	deliveries := f.bindQueue(t)
-	receive(t, deliveries, ids, 10*time.Second)
-	testenv.WaitFor(t, 15*time.Second, "the outbox to empty", func() bool { return f.pending(t) == 0 })
+	f.publishedAll(t, deliveries, ids, 10*time.Second)
 }
 
 func TestTwoRelaysOnOneDatabasePublishEveryEvent(t *testing.T) {
@@ -191,8 +198,7 @@ func TestTwoRelaysOnOneDatabasePublishEveryEvent(t *testing.T) {
 	a := f.startRelay(t, f.amqpURL)
 	b := f.startRelay(t, f.amqpURL)
 
-	got := receive(t, deliveries, ids, 30*time.Second)
-	testenv.WaitFor(t, 15*time.Second, "the outbox to empty", func() bool { return f.pending(t) == 0 })
+	got := f.publishedAll(t, deliveries, ids, 30*time.Second)
 	dup := 0
 	for _, n := range got {
 		dup += n - 1
@@ -217,8 +223,7 @@ func TestEventsWaitInTheOutboxWhileTheBrokerIsDown(t *testing.T) {
 		t.Fatalf("%d events pending while the broker is down, want 50", n)
 	}
 	proxy.SetDown(false)
-	receive(t, deliveries, ids, 15*time.Second)
-	testenv.WaitFor(t, 15*time.Second, "the outbox to empty", func() bool { return f.pending(t) == 0 })
+	f.publishedAll(t, deliveries, ids, 15*time.Second)
 }
 
 func TestUnconfirmedEventStaysPendingAndIsRepublishedWithTheSameMessageID(t *testing.T) {
@@ -246,8 +251,7 @@ func TestUnconfirmedEventStaysPendingAndIsRepublishedWithTheSameMessageID(t *tes
 	}
 
 	proxy.SetStalled(false)
-	got := receive(t, deliveries, ids, 15*time.Second)
-	testenv.WaitFor(t, 15*time.Second, "the outbox to empty", func() bool { return f.pending(t) == 0 })
+	got := f.publishedAll(t, deliveries, ids, 15*time.Second)
 	for id, n := range got {
 		if !ids[id] {
 			t.Errorf("delivered message id %s is not one of the events' ids", id)
