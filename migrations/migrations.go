@@ -6,8 +6,11 @@ import "embed"
 
 // FS holds one directory of NNNNNN_name.up.sql / .down.sql files per database.
 //
-//go:embed pay/*.sql
+//go:embed pay/*.sql trade/*.sql
 var FS embed.FS
 
 // Pay is the directory of the pay database's migrations in FS.
 const Pay = "pay"
+
+// Trade is the directory of the trade database's migrations in FS.
+const Trade = "trade"

@@ -15,6 +15,7 @@ import (
 const (
 	PayAfterCommit    = "pay-after-commit"    // payment committed, relay not yet woken, response not sent
 	RelayAfterConfirm = "relay-after-confirm" // broker confirmed a batch, outbox rows not yet deleted
+	TradeAfterCommit  = "trade-after-commit"  // order marked paid and committed, delivery not yet acked
 )
 
 // Set is the crash points armed in this process; the zero Set arms none.

@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/paytrade/paytrade/internal/problem"
 )
 
@@ -190,6 +192,17 @@ func Status(k problem.Kind) int {
 		return http.StatusUnprocessableEntity
 	case problem.TooLarge:
 		return http.StatusRequestEntityTooLarge
+	case problem.Unavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
+}
+
+// PathID reads a positive integer id from the URL path parameter name.
+func PathID(r *http.Request, name string) (int64, error) {
+	id, err := strconv.ParseInt(chi.URLParam(r, name), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, problem.Invalidf(name + " must be a positive integer")
+	}
+	return id, nil
 }

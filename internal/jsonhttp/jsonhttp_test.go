@@ -137,6 +137,7 @@ func TestStatus(t *testing.T) {
 		{problem.Conflict, http.StatusConflict},
 		{problem.Unprocessable, http.StatusUnprocessableEntity},
 		{problem.TooLarge, http.StatusRequestEntityTooLarge},
+		{problem.Unavailable, http.StatusServiceUnavailable},
 		{problem.Kind(0), http.StatusInternalServerError},
 		{problem.Kind(99), http.StatusInternalServerError},
 	}

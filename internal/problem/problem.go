@@ -18,6 +18,7 @@ const (
 	Conflict                      // the current state does not allow it
 	Unprocessable                 // well-formed but contradicts an earlier request
 	TooLarge                      // the request body is larger than allowed
+	Unavailable                   // a service this one depends on did not answer; try again later
 )
 
 // Error is a refusal with a machine-readable code and a human message.

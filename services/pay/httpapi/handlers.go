@@ -1,47 +1,17 @@
 package httpapi
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"time"
-
-	"github.com/go-chi/chi/v5"
 
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/correlation"
 	"github.com/paytrade/paytrade/internal/jsonhttp"
-	"github.com/paytrade/paytrade/internal/problem"
 	"github.com/paytrade/paytrade/services/pay"
 )
-
-func handleHealth() http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		jsonhttp.Encode(w, http.StatusOK, map[string]string{"status": "ok"})
-	}
-}
-
-func handleReady(checks map[string]func(context.Context) error, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		status := http.StatusOK
-		report := map[string]string{}
-		for name, check := range checks {
-			if err := check(ctx); err != nil {
-				status = http.StatusServiceUnavailable
-				report[name] = "unavailable"
-				log.Warn("not ready", "dependency", name, "err", err)
-				continue
-			}
-			report[name] = "ok"
-		}
-		jsonhttp.Encode(w, status, report)
-	}
-}
 
 func handleCreateAccount(svc pay.Service, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -61,7 +31,7 @@ func handleCreateAccount(svc pay.Service, log *slog.Logger) http.HandlerFunc {
 
 func handleDeposit(svc pay.Service, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		userID, err := pathID(r, "userId")
+		userID, err := jsonhttp.PathID(r, "userId")
 		if err != nil {
 			jsonhttp.Error(w, r, log, err)
 			return
@@ -122,7 +92,7 @@ type payRequest struct {
 
 func handlePay(svc pay.Service, idempotencySecret []byte, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id, err := pathID(r, "id")
+		id, err := jsonhttp.PathID(r, "id")
 		if err != nil {
 			jsonhttp.Error(w, r, log, err)
 			return
@@ -164,7 +134,7 @@ func fingerprint(secret []byte, payOrderID int64, password string) []byte {
 
 func handleGetPayOrder(svc pay.Service, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id, err := pathID(r, "id")
+		id, err := jsonhttp.PathID(r, "id")
 		if err != nil {
 			jsonhttp.Error(w, r, log, err)
 			return
@@ -176,7 +146,7 @@ func handleGetPayOrder(svc pay.Service, log *slog.Logger) http.HandlerFunc {
 
 func handleGetPayOrderByBiz(svc pay.Service, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		bizOrderNo, err := pathID(r, "bizOrderNo")
+		bizOrderNo, err := jsonhttp.PathID(r, "bizOrderNo")
 		if err != nil {
 			jsonhttp.Error(w, r, log, err)
 			return
@@ -203,7 +173,7 @@ func writeOwnPayOrder(w http.ResponseWriter, r *http.Request, log *slog.Logger, 
 
 func handleClose(svc pay.Service, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		bizOrderNo, err := pathID(r, "bizOrderNo")
+		bizOrderNo, err := jsonhttp.PathID(r, "bizOrderNo")
 		if err != nil {
 			jsonhttp.Error(w, r, log, err)
 			return
@@ -222,13 +192,4 @@ func handleClose(svc pay.Service, log *slog.Logger) http.HandlerFunc {
 			Status     pay.PayOrderStatus `json:"status"`
 		}{closure.BizOrderNo, pay.Closed})
 	}
-}
-
-// pathID reads a positive integer id from the URL path.
-func pathID(r *http.Request, name string) (int64, error) {
-	id, err := strconv.ParseInt(chi.URLParam(r, name), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, problem.Invalidf(name + " must be a positive integer")
-	}
-	return id, nil
 }

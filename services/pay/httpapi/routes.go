@@ -12,6 +12,7 @@ import (
 
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/correlation"
+	"github.com/paytrade/paytrade/internal/health"
 	"github.com/paytrade/paytrade/services/pay"
 )
 
@@ -35,8 +36,8 @@ func NewHandler(svc pay.Service, cfg Config) http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, correlation.Middleware)
 
-	r.Get("/healthz", handleHealth())
-	r.Get("/readyz", handleReady(cfg.Ready, log))
+	r.Get("/healthz", health.Live())
+	r.Get("/readyz", health.Ready(cfg.Ready, log))
 
 	r.Group(func(r chi.Router) {
 		r.Use(cfg.Auth.Middleware)

@@ -1,0 +1,25 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/paytrade/paytrade/internal/config"
+)
+
+// ReadConfig reads the connection settings both services share from the
+// environment: AMQP_URL, AMQP_CONNECT_TIMEOUT, AMQP_HEARTBEAT and
+// AMQP_RECONNECT_{INITIAL_INTERVAL,MULTIPLIER,MAX_INTERVAL}. name is the
+// connection's name in the management UI.
+func ReadConfig(r *config.Reader, name string) Config {
+	return Config{
+		URL:            r.String("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+		ConnectionName: name,
+		ConnectTimeout: r.Duration("AMQP_CONNECT_TIMEOUT", 5*time.Second),
+		Heartbeat:      r.Duration("AMQP_HEARTBEAT", 10*time.Second),
+		Backoff: Backoff{
+			Initial:    r.Duration("AMQP_RECONNECT_INITIAL_INTERVAL", DefaultBackoffInitial),
+			Multiplier: r.Float("AMQP_RECONNECT_MULTIPLIER", DefaultBackoffMultiplier, 1),
+			Max:        r.Duration("AMQP_RECONNECT_MAX_INTERVAL", DefaultBackoffMax),
+		},
+	}
+}

@@ -1,0 +1,3 @@
+DROP TABLE payment_discrepancies;
+DROP TABLE processed_messages;
+DROP TABLE orders;

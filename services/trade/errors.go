@@ -1,0 +1,19 @@
+package trade
+
+import (
+	"errors"
+
+	"github.com/paytrade/paytrade/internal/problem"
+)
+
+// The trade service's refusals. A refusal changes nothing.
+var (
+	ErrOrderNotFound       = problem.New(problem.NotFound, "order_not_found", "no such order")
+	ErrAlreadyPaid         = problem.New(problem.Conflict, "already_paid", "the order is already paid")
+	ErrOrderNotCancellable = problem.New(problem.Conflict, "order_not_cancellable", "the order has moved on and can no longer be cancelled")
+	ErrPayUnavailable      = problem.New(problem.Unavailable, "pay_unavailable", "the pay service did not answer; try again")
+)
+
+// ErrPaidAtPay is PayGateway.ClosePayment's answer when the order has been
+// paid at pay: it must be marked paid, not cancelled.
+var ErrPaidAtPay = errors.New("paid at pay")

@@ -1,0 +1,188 @@
+// Package postgres stores the trade domain in PostgreSQL. A payment is
+// applied by one conditional UPDATE whose row count is checked, in the same
+// transaction as the inbox row of the message that reported it.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/services/trade"
+)
+
+// Store implements trade.Orders.
+type Store struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+var _ trade.Orders = (*Store)(nil)
+
+// New returns a store over pool; now is its clock (nil: time.Now).
+func New(pool *pgxpool.Pool, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{pool: pool, now: now}
+}
+
+// clock is the store's time at PostgreSQL's precision, so that what a
+// method returns equals what a later read returns.
+func (s *Store) clock() time.Time {
+	return s.now().UTC().Truncate(time.Microsecond)
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return database.InTx(ctx, s.pool, fn)
+}
+
+const orderColumns = `id, user_id, total_fee, payment_type, status, create_time, pay_time, close_time`
+
+func scanOrder(row pgx.Row) (trade.Order, error) {
+	var o trade.Order
+	err := row.Scan(&o.ID, &o.UserID, &o.TotalFee, &o.PaymentType, &o.Status, &o.CreateTime, &o.PayTime, &o.CloseTime)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return trade.Order{}, trade.ErrOrderNotFound
+	}
+	if err != nil {
+		return trade.Order{}, err
+	}
+	o.CreateTime = o.CreateTime.UTC()
+	o.PayTime = utc(o.PayTime)
+	o.CloseTime = utc(o.CloseTime)
+	return o, nil
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// CreateOrder creates an unpaid order for userID.
+func (s *Store) CreateOrder(ctx context.Context, userID int64, req trade.NewOrder) (trade.Order, error) {
+	if err := req.Validate(); err != nil {
+		return trade.Order{}, err
+	}
+	now := s.clock()
+	o, err := scanOrder(s.pool.QueryRow(ctx, `
+		INSERT INTO orders (user_id, total_fee, payment_type, status, create_time, update_time)
+		VALUES ($1, $2, $3, $4, $5, $5)
+		RETURNING `+orderColumns,
+		userID, req.TotalFee, req.PaymentType, trade.Unpaid, now))
+	if err != nil {
+		return trade.Order{}, fmt.Errorf("create order for user %d: %w", userID, err)
+	}
+	return o, nil
+}
+
+// Order returns the order with the given id.
+func (s *Store) Order(ctx context.Context, id int64) (trade.Order, error) {
+	o, err := scanOrder(s.pool.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, id))
+	if err != nil && !errors.Is(err, trade.ErrOrderNotFound) {
+		return o, fmt.Errorf("read order %d: %w", id, err)
+	}
+	return o, err
+}
+
+// Orders returns a user's orders, newest first.
+func (s *Store) Orders(ctx context.Context, f trade.OrderFilter) ([]trade.Order, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = trade.DefaultOrdersPage
+	}
+	limit = min(limit, trade.MaxOrdersPage)
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+orderColumns+` FROM orders
+		WHERE user_id = $1 AND ($2 = 0 OR status = $2)
+		ORDER BY id DESC LIMIT $3`, f.UserID, f.Status, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list orders of user %d: %w", f.UserID, err)
+	}
+	orders, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (trade.Order, error) { return scanOrder(row) })
+	if err != nil {
+		return nil, fmt.Errorf("list orders of user %d: %w", f.UserID, err)
+	}
+	return orders, nil
+}
+
+// CancelUnpaid moves the order from unpaid to cancelled and returns it as
+// it is afterwards. It is the caller's job to have closed the pay order
+// first, so that nobody can pay for the order once it is cancelled.
+func (s *Store) CancelUnpaid(ctx context.Context, id int64) (trade.Order, error) {
+	now := s.clock()
+	o, err := scanOrder(s.pool.QueryRow(ctx, `
+		UPDATE orders SET status = $2, close_time = $3, update_time = $3
+		WHERE id = $1 AND status = $4
+		RETURNING `+orderColumns, id, trade.Cancelled, now, trade.Unpaid))
+	if errors.Is(err, trade.ErrOrderNotFound) {
+		return s.Order(ctx, id)
+	}
+	if err != nil {
+		return trade.Order{}, fmt.Errorf("cancel order %d: %w", id, err)
+	}
+	return o, nil
+}
+
+// UnpaidOrders returns up to limit unpaid orders created before
+// createdBefore, oldest first, after the order after (zero: from the
+// start), walking the (status, create_time, id) index.
+func (s *Store) UnpaidOrders(ctx context.Context, createdBefore time.Time, after trade.Order, limit int) ([]trade.Order, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+orderColumns+` FROM orders
+		WHERE status = $1 AND create_time < $2 AND (create_time, id) > ($3, $4)
+		ORDER BY create_time, id LIMIT $5`,
+		trade.Unpaid, createdBefore, after.CreateTime, after.ID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list unpaid orders: %w", err)
+	}
+	orders, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (trade.Order, error) { return scanOrder(row) })
+	if err != nil {
+		return nil, fmt.Errorf("list unpaid orders: %w", err)
+	}
+	return orders, nil
+}
+
+// Exclusively runs fn unless another holder of the lock called name, in
+// this or another trade process, is running; it reports whether fn ran.
+// The lock is a session advisory lock on a connection held for fn's
+// duration, so it goes away with a process that dies holding it.
+func (s *Store) Exclusively(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, fmt.Errorf("acquire connection for lock %s: %w", name, err)
+	}
+	defer conn.Release()
+	key := lockKey(name)
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&locked); err != nil {
+		return false, fmt.Errorf("take lock %s: %w", name, err)
+	}
+	if !locked {
+		return false, nil
+	}
+	defer func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key); err != nil {
+			// A session lock outlives its holder's failure only on this
+			// connection: drop the connection and the lock goes with it.
+			_ = conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}()
+	return true, fn(ctx)
+}
+
+// lockKey turns a name into an advisory lock key.
+func lockKey(name string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("trade\x00" + name))
+	return int64(h.Sum64())
+}

@@ -1,0 +1,97 @@
+package trade
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/paytrade/paytrade/internal/problem"
+)
+
+// Limits on what trade accepts.
+const (
+	// MaxTotalFee keeps an order's total far from int64 overflow in sums.
+	MaxTotalFee = 1_000_000_000_00 // one billion, in cents
+	// MaxOrdersPage bounds one listing of orders.
+	MaxOrdersPage = 100
+	// DefaultOrdersPage is a listing's size when none is asked for.
+	DefaultOrdersPage = 20
+	// MaxEventBytes bounds a pay.success body; real ones are ~120 bytes.
+	MaxEventBytes = 64 << 10
+)
+
+// Validate checks a request to create an order.
+func (o NewOrder) Validate() error {
+	switch {
+	case o.TotalFee <= 0:
+		return problem.Invalidf("totalFee must be a positive number of cents")
+	case o.TotalFee > MaxTotalFee:
+		return problem.Invalidf(fmt.Sprintf("totalFee must be at most %d cents", int64(MaxTotalFee)))
+	case o.PaymentType < PaymentAlipay || o.PaymentType > PaymentBalance:
+		return problem.Invalidf("paymentType must be 1 (alipay), 2 (wechat) or 3 (balance)")
+	}
+	return nil
+}
+
+// Valid reports whether s is one of the course's order states.
+func (s OrderStatus) Valid() bool {
+	return s >= Unpaid && s <= Finished
+}
+
+// DecodePaySuccess reads a pay.success body strictly: one JSON object with
+// every field present and in range. Unknown fields are allowed, so pay can
+// add some without breaking trade. Any error means the message can never be
+// processed, however often it is retried.
+func DecodePaySuccess(body []byte) (Payment, error) {
+	if len(body) > MaxEventBytes {
+		return Payment{}, fmt.Errorf("body of %d bytes exceeds %d", len(body), MaxEventBytes)
+	}
+	var raw struct {
+		BizOrderNo *int64     `json:"bizOrderNo"`
+		PayOrderID *int64     `json:"payOrderId"`
+		UserID     *int64     `json:"userId"`
+		Amount     *int64     `json:"amount"`
+		PaidAt     *time.Time `json:"paidAt"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&raw); err != nil {
+		return Payment{}, fmt.Errorf("decode pay.success: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Payment{}, errors.New("decode pay.success: data after the JSON object")
+	}
+	if bytes.TrimSpace(body)[0] != '{' {
+		return Payment{}, errors.New("decode pay.success: not a JSON object")
+	}
+	var missing []string
+	for name, present := range map[string]bool{
+		"bizOrderNo": raw.BizOrderNo != nil, "payOrderId": raw.PayOrderID != nil,
+		"userId": raw.UserID != nil, "amount": raw.Amount != nil, "paidAt": raw.PaidAt != nil,
+	} {
+		if !present {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return Payment{}, fmt.Errorf("pay.success lacks %v", missing)
+	}
+	p := Payment{BizOrderNo: *raw.BizOrderNo, PayOrderID: *raw.PayOrderID, UserID: *raw.UserID, Amount: *raw.Amount, PaidAt: *raw.PaidAt}
+	switch {
+	case p.BizOrderNo <= 0:
+		return Payment{}, fmt.Errorf("pay.success bizOrderNo %d is not positive", p.BizOrderNo)
+	case p.PayOrderID <= 0:
+		return Payment{}, fmt.Errorf("pay.success payOrderId %d is not positive", p.PayOrderID)
+	case p.UserID <= 0:
+		return Payment{}, fmt.Errorf("pay.success userId %d is not positive", p.UserID)
+	case p.Amount <= 0:
+		return Payment{}, fmt.Errorf("pay.success amount %d is not positive", p.Amount)
+	case p.PaidAt.IsZero():
+		return Payment{}, errors.New("pay.success paidAt is zero")
+	}
+	return p, nil
+}

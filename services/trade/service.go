@@ -1,0 +1,209 @@
+package trade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Service keeps orders in step with their payments at pay where that takes
+// both services: cancelling an order, and the cron fallback that asks pay
+// about orders whose pay.success never arrived and closes those that were
+// never paid.
+type Service struct {
+	orders Orders
+	pay    PayGateway
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// NewService returns a service over orders and pay; now is its clock (nil:
+// time.Now) and log may be nil.
+func NewService(orders Orders, pay PayGateway, log *slog.Logger, now func() time.Time) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{orders: orders, pay: pay, log: log, now: now}
+}
+
+// Cancel cancels the user's unpaid order by the close-then-cancel protocol.
+// Another user's order does not exist for them. An order pay reports paid is
+// marked paid, and the cancellation is refused with ErrAlreadyPaid.
+func (s *Service) Cancel(ctx context.Context, userID, orderID int64) (Order, error) {
+	order, err := s.orders.Order(ctx, orderID)
+	if err != nil {
+		return Order{}, err
+	}
+	if order.UserID != userID {
+		return Order{}, ErrOrderNotFound
+	}
+	return s.closeThenCancel(ctx, order)
+}
+
+// closeThenCancel makes the order unpayable at pay and only then cancels
+// it. The other order is wrong: between cancelling and closing, a payment
+// could still go through, charging the user for a cancelled order. If pay
+// answers that the order is paid already, the order is marked paid instead.
+func (s *Service) closeThenCancel(ctx context.Context, order Order) (Order, error) {
+	switch {
+	case order.Status == Cancelled:
+		return order, nil
+	case order.Status == Paid:
+		return order, ErrAlreadyPaid
+	case order.Status != Unpaid:
+		return order, ErrOrderNotCancellable
+	}
+	err := s.pay.ClosePayment(ctx, order.ID)
+	if errors.Is(err, ErrPaidAtPay) {
+		if _, err := s.applyFromPay(ctx, order.ID); err != nil {
+			return order, err
+		}
+		return order, ErrAlreadyPaid
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "close pay order at pay", "order_id", order.ID, "err", err)
+		return order, ErrPayUnavailable
+	}
+	cancelled, err := s.orders.CancelUnpaid(ctx, order.ID)
+	if err != nil {
+		return order, err
+	}
+	switch cancelled.Status {
+	case Cancelled:
+		return cancelled, nil
+	case Paid:
+		// Paid by a payment made before the close: the close would have
+		// said so, unless the event and the close crossed in flight.
+		return cancelled, ErrAlreadyPaid
+	default:
+		return cancelled, ErrOrderNotCancellable
+	}
+}
+
+// applyFromPay asks pay for the order's payment and applies it.
+func (s *Service) applyFromPay(ctx context.Context, bizOrderNo int64) (Outcome, error) {
+	p, found, err := s.pay.PaymentFor(ctx, bizOrderNo)
+	if err != nil {
+		s.log.WarnContext(ctx, "ask pay about order", "order_id", bizOrderNo, "err", err)
+		return 0, ErrPayUnavailable
+	}
+	if !found {
+		return 0, fmt.Errorf("pay refused to close order %d as paid but reports no payment", bizOrderNo)
+	}
+	outcome, err := s.orders.ApplyPayment(ctx, "", p, FromPoll)
+	if err != nil {
+		return 0, err
+	}
+	s.logOutcome(ctx, outcome, p, FromPoll)
+	return outcome, nil
+}
+
+func (s *Service) logOutcome(ctx context.Context, outcome Outcome, p Payment, source PaymentSource) {
+	attrs := []any{"order_id", p.BizOrderNo, "pay_order_id", p.PayOrderID, "user_id", p.UserID, "amount", p.Amount, "source", source}
+	switch outcome {
+	case Applied:
+		s.log.InfoContext(ctx, "order paid", attrs...)
+	case Discrepancy:
+		s.log.ErrorContext(ctx, "PAYMENT DISCREPANCY: a payment could not be applied to its order; recorded for settlement", attrs...)
+	}
+}
+
+// FallbackReport is what one run of the fallback did.
+type FallbackReport struct {
+	Checked       int // unpaid orders asked about at pay
+	Paid          int // found paid at pay and marked paid here
+	Discrepancies int // found paid at pay but not payable here
+	Closed        int // timed out: closed at pay and cancelled
+	PaidInstead   int // timed out, but pay had them paid
+	Failed        int // could not be settled this time; tried again next run
+}
+
+// maxConsecutiveFailures stops a run early when pay is clearly down, rather
+// than waiting out a timeout per order; the next run starts over.
+const maxConsecutiveFailures = 3
+
+// CloseExpired cancels, by close-then-cancel, the orders still unpaid
+// timeout after they were created, batch by batch.
+func (s *Service) CloseExpired(ctx context.Context, timeout time.Duration, batch int) (FallbackReport, error) {
+	var r FallbackReport
+	err := s.eachUnpaid(ctx, s.now().Add(-timeout), batch, &r, func(o Order) error {
+		_, err := s.closeThenCancel(ctx, o)
+		switch {
+		case err == nil:
+			r.Closed++
+			s.log.InfoContext(ctx, "order timed out and was cancelled", "order_id", o.ID, "created", o.CreateTime)
+		case errors.Is(err, ErrAlreadyPaid):
+			r.PaidInstead++
+		}
+		if errors.Is(err, ErrAlreadyPaid) {
+			return nil
+		}
+		return err
+	})
+	return r, err
+}
+
+// CheckUnpaid asks pay about every order unpaid for longer than grace and
+// applies the payments it reports: the fallback for a pay.success event
+// that was lost or is stuck.
+func (s *Service) CheckUnpaid(ctx context.Context, grace time.Duration, batch int) (FallbackReport, error) {
+	var r FallbackReport
+	err := s.eachUnpaid(ctx, s.now().Add(-grace), batch, &r, func(o Order) error {
+		r.Checked++
+		p, found, err := s.pay.PaymentFor(ctx, o.ID)
+		if err != nil || !found {
+			return err
+		}
+		outcome, err := s.orders.ApplyPayment(ctx, "", p, FromPoll)
+		if err != nil {
+			return err
+		}
+		s.logOutcome(ctx, outcome, p, FromPoll)
+		switch outcome {
+		case Applied:
+			r.Paid++
+		case Discrepancy:
+			r.Discrepancies++
+		}
+		return nil
+	})
+	return r, err
+}
+
+// eachUnpaid calls fn for each order unpaid since before cutoff, a page at
+// a time through the (status, create_time) index. A failing order is
+// counted and skipped; a run of failures ends the walk with the last error.
+func (s *Service) eachUnpaid(ctx context.Context, cutoff time.Time, batch int, r *FallbackReport, fn func(Order) error) error {
+	var after Order
+	failures := 0
+	for {
+		page, err := s.orders.UnpaidOrders(ctx, cutoff, after, batch)
+		if err != nil {
+			return err
+		}
+		for _, o := range page {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fn(o); err != nil {
+				r.Failed++
+				failures++
+				s.log.WarnContext(ctx, "fallback could not settle order; next run tries again", "order_id", o.ID, "err", err)
+				if failures >= maxConsecutiveFailures {
+					return fmt.Errorf("fallback stopped after %d failures in a row: %w", failures, err)
+				}
+				continue
+			}
+			failures = 0
+		}
+		if len(page) < batch {
+			return nil
+		}
+		after = page[len(page)-1]
+	}
+}

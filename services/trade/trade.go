@@ -1,0 +1,139 @@
+// Package trade is the order domain: orders, and keeping each order in step
+// with its payment at pay. It holds the types, the rules and the refusals;
+// package postgres stores them, httpapi serves them, amqp consumes
+// pay.success events and cron runs the fallback and the order timeout.
+package trade
+
+import (
+	"context"
+	"time"
+)
+
+// OrderStatus is an order's state, with the course's codes.
+type OrderStatus int
+
+// The order states. Only Unpaid moves on a payment or a cancellation; the
+// others change by fulfilment, which this project does not model.
+const (
+	Unpaid    OrderStatus = 1 // created, waiting for payment
+	Paid      OrderStatus = 2 // paid
+	Shipped   OrderStatus = 3 // shipped
+	Received  OrderStatus = 4 // received by the buyer
+	Cancelled OrderStatus = 5 // cancelled or closed: can never be paid
+	Finished  OrderStatus = 6 // finished
+)
+
+// Payment types, with the course's codes.
+const (
+	PaymentAlipay  = 1
+	PaymentWechat  = 2
+	PaymentBalance = 3
+)
+
+// Order is what a user buys. Amounts are integer cents.
+type Order struct {
+	ID          int64       `json:"id"`
+	UserID      int64       `json:"userId"`
+	TotalFee    int64       `json:"totalFee"`
+	PaymentType int         `json:"paymentType"`
+	Status      OrderStatus `json:"status"`
+	CreateTime  time.Time   `json:"createTime"`
+	PayTime     *time.Time  `json:"payTime"`
+	CloseTime   *time.Time  `json:"closeTime"`
+}
+
+// NewOrder is a user's request to create an order.
+type NewOrder struct {
+	TotalFee    int64 `json:"totalFee"`
+	PaymentType int   `json:"paymentType"`
+}
+
+// OrderFilter selects a user's orders, newest first.
+type OrderFilter struct {
+	UserID int64
+	Status OrderStatus // 0: any
+	Limit  int
+}
+
+// Payment is a successful payment as pay reports it, by a pay.success event
+// or by answering the fallback's question.
+type Payment struct {
+	BizOrderNo int64     `json:"bizOrderNo"`
+	PayOrderID int64     `json:"payOrderId"`
+	UserID     int64     `json:"userId"`
+	Amount     int64     `json:"amount"`
+	PaidAt     time.Time `json:"paidAt"`
+}
+
+// PaySuccessType is the message type of a pay.success event.
+const PaySuccessType = "pay.success"
+
+// Outcome is what applying a payment did.
+type Outcome int
+
+// The outcomes of applying a payment.
+const (
+	Applied     Outcome = iota + 1 // the order went from unpaid to paid
+	Duplicate                      // seen before: this message, or this payment on an already paid order
+	Discrepancy                    // the payment cannot pay the order; recorded for a human
+)
+
+// String returns the outcome's name, for logs and metrics.
+func (o Outcome) String() string {
+	switch o {
+	case Applied:
+		return "applied"
+	case Duplicate:
+		return "duplicate"
+	case Discrepancy:
+		return "discrepancy"
+	}
+	return "unknown"
+}
+
+// The reasons a payment is recorded as a discrepancy instead of paying its order.
+const (
+	ReasonOrderNotFound  = "order_not_found"  // no order with the payment's bizOrderNo
+	ReasonUserMismatch   = "user_mismatch"    // paid by someone other than the order's owner
+	ReasonAmountMismatch = "amount_mismatch"  // paid another amount than the order's total
+	ReasonOrderMovedOn   = "order_not_unpaid" // cancelled, shipped…: no longer payable
+)
+
+// PaymentSource says how trade learned of a payment.
+type PaymentSource string
+
+// The sources of a payment.
+const (
+	FromEvent PaymentSource = "event" // a pay.success message
+	FromPoll  PaymentSource = "poll"  // the fallback asked pay
+)
+
+// Orders is what the trade service stores, whatever stores it.
+type Orders interface {
+	CreateOrder(ctx context.Context, userID int64, req NewOrder) (Order, error)
+	Order(ctx context.Context, id int64) (Order, error)
+	Orders(ctx context.Context, f OrderFilter) ([]Order, error)
+	// ApplyPayment marks the payment's order paid if it is unpaid and the
+	// payment is by its owner for exactly its total, in one transaction
+	// that first records messageID (if not empty) so a message is applied
+	// at most once. A payment that cannot pay its order is recorded as a
+	// discrepancy, never dropped.
+	ApplyPayment(ctx context.Context, messageID string, p Payment, source PaymentSource) (Outcome, error)
+	// CancelUnpaid moves the order from unpaid to cancelled and returns it
+	// as it is afterwards, cancelled or not.
+	CancelUnpaid(ctx context.Context, id int64) (Order, error)
+	// UnpaidOrders returns up to limit unpaid orders created before
+	// createdBefore, oldest first, that come after the order after (the
+	// last of the previous page; zero for the first page).
+	UnpaidOrders(ctx context.Context, createdBefore time.Time, after Order, limit int) ([]Order, error)
+}
+
+// PayGateway is what trade asks of the pay service.
+type PayGateway interface {
+	// PaymentFor returns the successful payment of bizOrderNo, or
+	// found=false if it has not been paid (or has no pay order).
+	PaymentFor(ctx context.Context, bizOrderNo int64) (p Payment, found bool, err error)
+	// ClosePayment makes bizOrderNo unpayable at pay from now on. It
+	// returns ErrPaidAtPay if it has been paid already.
+	ClosePayment(ctx context.Context, bizOrderNo int64) error
+}

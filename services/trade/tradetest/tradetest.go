@@ -1,0 +1,66 @@
+// Package tradetest builds the trade service's pieces against the real
+// PostgreSQL for tests.
+package tradetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/testenv"
+	"github.com/paytrade/paytrade/migrations"
+	"github.com/paytrade/paytrade/services/trade"
+	"github.com/paytrade/paytrade/services/trade/postgres"
+)
+
+// NewPool returns a pool on a fresh, migrated trade database of this test.
+func NewPool(tb testing.TB) *pgxpool.Pool {
+	tb.Helper()
+	url := testenv.NewDatabase(tb, migrations.FS, migrations.Trade)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pool, err := database.Open(ctx, url)
+	if err != nil {
+		tb.Fatalf("open trade database: %v", err)
+	}
+	tb.Cleanup(pool.Close)
+	return pool
+}
+
+// Ordered creates an unpaid order of userID for totalFee.
+func Ordered(tb testing.TB, orders trade.Orders, userID, totalFee int64) trade.Order {
+	tb.Helper()
+	o, err := orders.CreateOrder(context.Background(), userID, trade.NewOrder{TotalFee: totalFee, PaymentType: trade.PaymentBalance})
+	if err != nil {
+		tb.Fatalf("create order of user %d: %v", userID, err)
+	}
+	return o
+}
+
+// PaymentOf is the payment that exactly pays o.
+func PaymentOf(o trade.Order) trade.Payment {
+	return trade.Payment{BizOrderNo: o.ID, PayOrderID: 1000 + o.ID, UserID: o.UserID, Amount: o.TotalFee, PaidAt: time.Now().UTC().Truncate(time.Microsecond)}
+}
+
+// Reload returns the order as stored now.
+func Reload(tb testing.TB, orders trade.Orders, id int64) trade.Order {
+	tb.Helper()
+	o, err := orders.Order(context.Background(), id)
+	if err != nil {
+		tb.Fatalf("read order %d: %v", id, err)
+	}
+	return o
+}
+
+// Discrepancies returns the recorded discrepancies.
+func Discrepancies(tb testing.TB, store *postgres.Store) []postgres.DiscrepancyRecord {
+	tb.Helper()
+	d, err := store.Discrepancies(context.Background())
+	if err != nil {
+		tb.Fatalf("list discrepancies: %v", err)
+	}
+	return d
+}
