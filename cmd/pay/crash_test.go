@@ -1,17 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,33 +15,6 @@ import (
 	"github.com/paytrade/paytrade/internal/testenv"
 	"github.com/paytrade/paytrade/services/pay/paytest"
 )
-
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
-
-// payBinary builds the real pay binary once for the package's tests.
-func payBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "paybin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "pay")
-		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
-}
 
 // crashWorld is one database, exchange and watching queue shared by the
 // successive lives of a pay process.
@@ -76,65 +41,17 @@ func newCrashWorld(t *testing.T) *crashWorld {
 	}
 }
 
-// payProcess is one life of the pay binary.
-type payProcess struct {
-	cmd    *exec.Cmd
-	base   string
-	exited chan error
-}
-
-// start runs the pay binary with crash points armed and waits until it listens.
-func (w *crashWorld) start(t *testing.T, crashPoints string) *payProcess {
+// start runs the real pay binary with crash points armed and waits until it listens.
+func (w *crashWorld) start(t *testing.T, crashPoints string) *testenv.Process {
 	t.Helper()
-	cmd := exec.Command(payBinary(t))
-	cmd.Env = append(append([]string{"PATH=" + os.Getenv("PATH")}, w.env...), "PAYTRADE_CRASH_POINTS="+crashPoints)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &payProcess{cmd: cmd, exited: make(chan error, 1)}
-	addr := make(chan string, 1)
-	go func() {
-		scanListenAddr(stdout, addr)
-		p.exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-	})
-	select {
-	case a := <-addr:
-		p.base = "http://" + a
-	case err := <-p.exited:
-		t.Fatalf("pay exited at start-up: %v\n%s", err, stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("pay did not start within 30s")
-	}
-	return p
-}
-
-// waitKilled waits for the process to die by SIGKILL, as a crash point does.
-func (p *payProcess) waitKilled(t *testing.T) {
-	t.Helper()
-	select {
-	case err := <-p.exited:
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-			t.Fatalf("pay ended with %v, want killed by SIGKILL at the crash point", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("pay did not reach its crash point within 20s")
-	}
+	bin := testenv.Build(t, "github.com/paytrade/paytrade/cmd/pay")
+	return testenv.StartProcess(t, bin, "pay", append(w.env, "PAYTRADE_CRASH_POINTS="+crashPoints))
 }
 
 // post sends a JSON request; a transport error (the process died) is returned, not fatal.
-func (p *payProcess) post(t *testing.T, path, token, body string) (int, error) {
+func post(t *testing.T, p *testenv.Process, path, token, body string) (int, error) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", p.base+path, strings.NewReader(body))
+	req, _ := http.NewRequest("POST", p.BaseURL+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -154,14 +71,14 @@ func (w *crashWorld) token(t *testing.T, p auth.Principal) string {
 }
 
 // prepare opens a wallet and a pay order through p and returns the pay path.
-func (w *crashWorld) prepare(t *testing.T, p *payProcess) string {
+func (w *crashWorld) prepare(t *testing.T, p *testenv.Process) string {
 	t.Helper()
 	svc := w.token(t, auth.Principal{Service: true, Subject: "test"})
-	if code, err := p.post(t, "/accounts", svc, `{"userId":1,"password":"123","balance":1000}`); err != nil || code != 201 {
+	if code, err := post(t, p, "/accounts", svc, `{"userId":1,"password":"123","balance":1000}`); err != nil || code != 201 {
 		t.Fatalf("create wallet: %d %v", code, err)
 	}
 	user := w.token(t, auth.Principal{UserID: 1})
-	if code, err := p.post(t, "/pay-orders", user, `{"bizOrderNo":9,"amount":300,"payChannelCode":"balance","payType":5}`); err != nil || code != 201 {
+	if code, err := post(t, p, "/pay-orders", user, `{"bizOrderNo":9,"amount":300,"payChannelCode":"balance","payType":5}`); err != nil || code != 201 {
 		t.Fatalf("apply: %d %v", code, err)
 	}
 	return "/pay-orders/1"
@@ -220,10 +137,10 @@ func TestPayKilledAfterCommitBeforePublishLosesNoEvent(t *testing.T) {
 	first := w.start(t, crashpoint.PayAfterCommit)
 	payPath := w.prepare(t, first)
 
-	if _, err := first.post(t, payPath, w.token(t, auth.Principal{UserID: 1}), `{"pw":"123"}`); err == nil {
+	if _, err := post(t, first, payPath, w.token(t, auth.Principal{UserID: 1}), `{"pw":"123"}`); err == nil {
 		t.Fatal("the payment returned normally; the crash point did not fire")
 	}
-	first.waitKilled(t)
+	first.WaitKilled(t, 20*time.Second)
 	pending := w.pendingIDs(t)
 	if len(pending) != 1 {
 		t.Fatalf("%d events in the outbox after the crash, want the committed payment's one", len(pending))
@@ -251,8 +168,8 @@ func TestPayKilledAfterPublishBeforeBookkeepingRepublishesTheSameMessageID(t *te
 
 	// The relay may kill the process before or after the response is
 	// written; either way the payment is committed.
-	_, _ = first.post(t, payPath, w.token(t, auth.Principal{UserID: 1}), `{"pw":"123"}`)
-	first.waitKilled(t)
+	_, _ = post(t, first, payPath, w.token(t, auth.Principal{UserID: 1}), `{"pw":"123"}`)
+	first.WaitKilled(t, 20*time.Second)
 	published := w.nextDelivery(t, 10*time.Second)
 	if pending := w.pendingIDs(t); len(pending) != 1 || pending[0] != published.MessageId {
 		t.Fatalf("outbox after the crash = %v, want the published but unrecorded event %s", pending, published.MessageId)

@@ -4,12 +4,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"sync"
@@ -21,6 +18,7 @@ import (
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/httpserver"
 	"github.com/paytrade/paytrade/internal/outbox"
 	"github.com/paytrade/paytrade/migrations"
 	"github.com/paytrade/paytrade/services/pay"
@@ -96,19 +94,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Logger: log,
 	})
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
-	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-
 	// Each background part gets its own context so shutdown can stop them
 	// in order: the relay needs the broker connection to finish its batch.
 	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
@@ -118,31 +103,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	relayDone.Go(func() { _ = relay.Run(relayCtx) })
 	relayDone.Go(func() { purgeIdempotencyKeys(relayCtx, store, log) })
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("pay listening", "addr", ln.Addr().String())
-
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err = <-serveErr:
-		log.Error("http server stopped", "err", err)
-	}
-
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
-	defer cancel()
-	if shutdownErr := srv.Shutdown(shutdownCtx); shutdownErr != nil {
-		log.Warn("http shutdown", "err", shutdownErr)
-	}
+	err = httpserver.Serve(ctx, "pay", cfg.HTTPAddr, handler, log, cfg.ShutdownGrace)
 	stopRelay()
 	relayDone.Wait()
 	_ = publisher.Close()
 	stopBroker()
 	brokerDone.Wait()
 	log.Info("stopped")
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
 	return err
 }
 

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/paytrade/paytrade/internal/database"
@@ -70,6 +71,21 @@ func NewDatabase(tb testing.TB, fsys fs.FS, dir string) string {
 		tb.Fatalf("migrate test database: %v", err)
 	}
 	return dbURL
+}
+
+// NewPool returns a pool on a fresh database of this test with the
+// migrations in dir of fsys applied; the pool closes when the test ends.
+func NewPool(tb testing.TB, fsys fs.FS, dir string) *pgxpool.Pool {
+	tb.Helper()
+	dbURL := NewDatabase(tb, fsys, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pool, err := database.Open(ctx, dbURL)
+	if err != nil {
+		tb.Fatalf("open %s database: %v", dir, err)
+	}
+	tb.Cleanup(pool.Close)
+	return pool
 }
 
 // NewEmptyDatabase creates an empty database for this test, named after

@@ -5,12 +5,10 @@ package paytest
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/testenv"
 	"github.com/paytrade/paytrade/migrations"
 	"github.com/paytrade/paytrade/services/pay"
@@ -20,15 +18,7 @@ import (
 // NewPool returns a pool on a fresh, migrated pay database of this test.
 func NewPool(tb testing.TB) *pgxpool.Pool {
 	tb.Helper()
-	url := testenv.NewDatabase(tb, migrations.FS, migrations.Pay)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	pool, err := database.Open(ctx, url)
-	if err != nil {
-		tb.Fatalf("open pay database: %v", err)
-	}
-	tb.Cleanup(pool.Close)
-	return pool
+	return testenv.NewPool(tb, migrations.FS, migrations.Pay)
 }
 
 // StoreConfig is the store configuration tests use: cheap bcrypt, test exchange names.

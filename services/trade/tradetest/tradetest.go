@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/testenv"
 	"github.com/paytrade/paytrade/migrations"
 	"github.com/paytrade/paytrade/services/trade"
@@ -19,15 +18,7 @@ import (
 // NewPool returns a pool on a fresh, migrated trade database of this test.
 func NewPool(tb testing.TB) *pgxpool.Pool {
 	tb.Helper()
-	url := testenv.NewDatabase(tb, migrations.FS, migrations.Trade)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	pool, err := database.Open(ctx, url)
-	if err != nil {
-		tb.Fatalf("open trade database: %v", err)
-	}
-	tb.Cleanup(pool.Close)
-	return pool
+	return testenv.NewPool(tb, migrations.FS, migrations.Trade)
 }
 
 // Ordered creates an unpaid order of userID for totalFee.

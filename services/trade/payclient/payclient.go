@@ -1,0 +1,325 @@
+// Package payclient is trade's HTTP client of the pay service.
+package payclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/correlation"
+	"github.com/paytrade/paytrade/services/trade"
+)
+
+const (
+	// DefaultTimeout bounds one request to pay when Config.Timeout is zero.
+	DefaultTimeout = 3 * time.Second
+
+	// serviceName is the subject of trade's service token and its User-Agent.
+	serviceName = "trade"
+	userAgent   = "paytrade-trade"
+
+	// A token lives briefly so a leaked one is soon useless, and is renewed
+	// a minute early so it cannot expire in flight or by a little clock
+	// skew between trade and pay (pay allows no leeway).
+	tokenTTL         = 5 * time.Minute
+	tokenRenewBefore = time.Minute
+
+	// maxAnswerBytes bounds what is read of an answer: pay's are a few
+	// hundred bytes, so this only stops a broken peer from exhausting memory.
+	maxAnswerBytes = 1 << 20
+)
+
+// Pay order states on pay's wire, as in DESIGN.md. They are spelled out here
+// rather than imported so trade depends on pay's API, not on its code.
+const (
+	payOrderNotCommitted = 0
+	payOrderWaiting      = 1
+	payOrderClosed       = 2
+	payOrderPaid         = 3
+)
+
+// The refusal codes of pay that this client acts on.
+const (
+	codePayOrderNotFound = "pay_order_not_found"
+	codeAlreadyPaid      = "already_paid"
+)
+
+// Config is how to reach pay.
+type Config struct {
+	BaseURL    string        // pay's absolute http or https URL, e.g. http://127.0.0.1:8086
+	Secret     []byte        // AUTH_JWT_SECRET, to mint trade's service token
+	Timeout    time.Duration // bound on one request, answer included; DefaultTimeout if zero
+	HTTPClient *http.Client  // nil: a client with bounded connections that follows no redirects
+}
+
+// Client asks pay about and closes the payments of trade's orders.
+type Client struct {
+	base    *url.URL
+	secret  []byte
+	timeout time.Duration
+	http    *http.Client
+	now     func() time.Time
+
+	mu          sync.Mutex
+	token       string
+	tokenExpiry time.Time
+}
+
+var _ trade.PayGateway = (*Client)(nil)
+
+// New returns a client of the pay service at cfg.BaseURL.
+func New(cfg Config) (*Client, error) {
+	base, err := url.Parse(cfg.BaseURL)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("pay client: base URL: %w", err)
+	case base.Scheme != "http" && base.Scheme != "https", base.Host == "":
+		return nil, fmt.Errorf("pay client: base URL %q is not an absolute http or https URL", cfg.BaseURL)
+	case base.User != nil, base.RawQuery != "", base.Fragment != "":
+		// Credentials in the URL would compete with the bearer token, and a
+		// query or fragment would be lost when paths are joined to it.
+		return nil, errors.New("pay client: base URL must have no user info, query or fragment")
+	case len(cfg.Secret) == 0:
+		return nil, errors.New("pay client: empty secret")
+	case cfg.Timeout < 0:
+		return nil, fmt.Errorf("pay client: timeout %v is negative", cfg.Timeout)
+	}
+	c := &Client{
+		base:    base,
+		secret:  append([]byte(nil), cfg.Secret...),
+		timeout: cfg.Timeout,
+		http:    cfg.HTTPClient,
+		now:     time.Now,
+	}
+	if c.timeout == 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.http == nil {
+		c.http = defaultHTTPClient()
+	}
+	return c, nil
+}
+
+// defaultHTTPClient keeps enough idle connections for the cron's batches and
+// caps open ones, so a slow pay is not also flooded by trade.
+func defaultHTTPClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          64,
+			MaxIdleConnsPerHost:   16,
+			MaxConnsPerHost:       64,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		},
+		// pay never redirects: a 3xx means BaseURL points at something else,
+		// which should be reported, not followed with our token.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// IsUnavailable reports whether err means pay could not be reached, did not
+// answer in time, or answered 502, 503 or 504: worth trying again later.
+// Such errors also match trade.ErrPayUnavailable with errors.Is.
+func IsUnavailable(err error) bool {
+	return errors.Is(err, trade.ErrPayUnavailable)
+}
+
+// payOrder is the part of pay's pay order body that trade reads.
+type payOrder struct {
+	ID             int64      `json:"id"`
+	BizOrderNo     int64      `json:"bizOrderNo"`
+	BizUserID      int64      `json:"bizUserId"`
+	Amount         int64      `json:"amount"`
+	Status         int        `json:"status"`
+	PaySuccessTime *time.Time `json:"paySuccessTime"`
+}
+
+// PaymentFor returns the successful payment of bizOrderNo, or found=false
+// if its pay order is not paid or there is none.
+func (c *Client) PaymentFor(ctx context.Context, bizOrderNo int64) (trade.Payment, bool, error) {
+	p, found, err := c.paymentFor(ctx, bizOrderNo)
+	if err != nil {
+		return trade.Payment{}, false, fmt.Errorf("ask pay about order %d: %w", bizOrderNo, err)
+	}
+	return p, found, nil
+}
+
+func (c *Client) paymentFor(ctx context.Context, bizOrderNo int64) (trade.Payment, bool, error) {
+	status, body, err := c.do(ctx, http.MethodGet, c.base.JoinPath("pay-orders", "biz", strconv.FormatInt(bizOrderNo, 10)))
+	if err != nil {
+		return trade.Payment{}, false, err
+	}
+	switch {
+	case status == http.StatusOK:
+	// Only pay's own refusal means "no pay order": a bare 404 from a wrong
+	// BaseURL must not read as "not paid".
+	case status == http.StatusNotFound && refusalCode(body) == codePayOrderNotFound:
+		return trade.Payment{}, false, nil
+	default:
+		return trade.Payment{}, false, answerError(status, body)
+	}
+
+	var o payOrder
+	if err := json.Unmarshal(body, &o); err != nil {
+		return trade.Payment{}, false, fmt.Errorf("decode pay order: %w", err)
+	}
+	// What trade does with the answer can mark an order paid, so an answer
+	// that is not plainly about this order is refused rather than guessed at.
+	if o.BizOrderNo != bizOrderNo {
+		return trade.Payment{}, false, fmt.Errorf("pay answered with a pay order of order %d", o.BizOrderNo)
+	}
+	switch o.Status {
+	case payOrderNotCommitted, payOrderWaiting, payOrderClosed:
+		return trade.Payment{}, false, nil
+	case payOrderPaid:
+	default:
+		return trade.Payment{}, false, fmt.Errorf("pay order %d has unknown status %d", o.ID, o.Status)
+	}
+	if o.PaySuccessTime == nil {
+		return trade.Payment{}, false, fmt.Errorf("paid pay order %d has no paySuccessTime", o.ID)
+	}
+	return trade.Payment{
+		BizOrderNo: o.BizOrderNo,
+		PayOrderID: o.ID,
+		UserID:     o.BizUserID,
+		Amount:     o.Amount,
+		PaidAt:     *o.PaySuccessTime,
+	}, true, nil
+}
+
+// ClosePayment makes bizOrderNo unpayable at pay, whether or not it has a
+// pay order, and returns an error matching trade.ErrPaidAtPay if it has
+// been paid already.
+func (c *Client) ClosePayment(ctx context.Context, bizOrderNo int64) error {
+	if err := c.closePayment(ctx, bizOrderNo); err != nil {
+		return fmt.Errorf("close payment of order %d at pay: %w", bizOrderNo, err)
+	}
+	return nil
+}
+
+func (c *Client) closePayment(ctx context.Context, bizOrderNo int64) error {
+	status, body, err := c.do(ctx, http.MethodPost, c.base.JoinPath("pay-orders", "biz", strconv.FormatInt(bizOrderNo, 10), "close"))
+	switch {
+	case err != nil:
+		return err
+	case status == http.StatusOK:
+		return nil
+	case status == http.StatusConflict && refusalCode(body) == codeAlreadyPaid:
+		return trade.ErrPaidAtPay
+	}
+	return answerError(status, body)
+}
+
+// do sends a bodiless request as trade and returns pay's status and body.
+func (c *Client) do(ctx context.Context, method string, u *url.URL) (int, []byte, error) {
+	token, err := c.serviceToken()
+	if err != nil {
+		return 0, nil, err
+	}
+	reqCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(reqCtx, method, u.String(), http.NoBody)
+	if err != nil {
+		return 0, nil, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	if id := correlation.ID(ctx); id != "" {
+		req.Header.Set(correlation.Header, id)
+	}
+
+	res, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, unreachable(ctx, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxAnswerBytes))
+	if err != nil {
+		// An answer cut short is no answer.
+		return 0, nil, unreachable(ctx, fmt.Errorf("read answer to %s %s: %w", method, u.Path, err))
+	}
+	return res.StatusCode, body, nil
+}
+
+// serviceToken returns trade's service token, minting a new one when the
+// cached one is about to expire.
+func (c *Client) serviceToken() (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if c.token != "" && c.tokenExpiry.Sub(now) >= tokenRenewBefore {
+		return c.token, nil
+	}
+	token, err := auth.Mint(c.secret, auth.Principal{Service: true, Subject: serviceName}, tokenTTL, now)
+	if err != nil {
+		return "", err
+	}
+	c.token, c.tokenExpiry = token, now.Add(tokenTTL)
+	return token, nil
+}
+
+// unavailableError is pay not answering, or answering that it cannot serve
+// now. It unwraps to trade.ErrPayUnavailable so trade's layers can tell it
+// apart without importing this package.
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string   { return "pay unavailable: " + e.err.Error() }
+func (e *unavailableError) Unwrap() []error { return []error{e.err, trade.ErrPayUnavailable} }
+
+// unreachable classifies a failure to get an answer. The caller giving up
+// says nothing about pay, so a cancelled ctx is not unavailability; a
+// timeout, ours or the caller's, is.
+func unreachable(ctx context.Context, err error) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return err
+	}
+	return &unavailableError{err}
+}
+
+// refusal is pay's error body.
+type refusal struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// refusalCode returns the code of pay's error body, or "" if it is not one.
+func refusalCode(body []byte) string {
+	var r refusal
+	_ = json.Unmarshal(body, &r)
+	return r.Code
+}
+
+// answerError describes an answer this client does not expect, with pay's
+// code and message when it sent them.
+func answerError(status int, body []byte) error {
+	var r refusal
+	var err error
+	if json.Unmarshal(body, &r) == nil && r.Code != "" {
+		err = fmt.Errorf("pay answered %d %s: %s", status, r.Code, r.Message)
+	} else {
+		const maxQuoted = 200
+		if len(body) > maxQuoted {
+			body = body[:maxQuoted]
+		}
+		err = fmt.Errorf("pay answered %d: %q", status, body)
+	}
+	switch status {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return &unavailableError{err}
+	}
+	return err
+}
