@@ -3,13 +3,19 @@ package database_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/testenv"
@@ -131,5 +137,101 @@ func TestInTxRetriesSerializationFailures(t *testing.T) {
 	})
 	if err == nil || calls.Load() != 1 {
 		t.Errorf("InTx retried a non-retryable error: %d calls, err %v", calls.Load(), err)
+	}
+}
+
+func TestIsUnavailableTellsBrokenConnectionsFromRefusedStatements(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"plain error", errors.New("order not found"), false},
+		{"unique violation", &pgconn.PgError{Code: "23505"}, false},
+		{"connection failure class 08", &pgconn.PgError{Code: "08006"}, true},
+		{"admin shutdown", fmt.Errorf("mark paid: %w", &pgconn.PgError{Code: "57P01"}), true},
+		{"network error", fmt.Errorf("mark paid: %w", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}), true},
+		{"unexpected EOF", fmt.Errorf("mark paid: %w", io.ErrUnexpectedEOF), true},
+		{"conn closed", fmt.Errorf("mark paid: %w", pgconn.ErrConnClosed), true},
+		{"transaction closed", pgx.ErrTxClosed, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := database.IsUnavailable(tt.err); got != tt.want {
+				t.Errorf("IsUnavailable(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestIsUnavailableRecognisesConnectionCutMidQuery(t *testing.T) {
+	t.Parallel()
+	dbURL := testenv.NewEmptyDatabase(t, "cut")
+	proxy := testenv.NewProxy(t, testenv.HostPort(t, dbURL))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+
+	// Each way of running a query reports the cut differently: a pool's
+	// QueryRow as an unexpected EOF, a connection's Exec and a transaction
+	// as "conn closed".
+	tests := []struct {
+		name string
+		run  func(ctx context.Context, db *pgxpool.Pool, query string) error
+	}{
+		{"pool query row", func(ctx context.Context, db *pgxpool.Pool, query string) error {
+			var n int
+			return db.QueryRow(ctx, query).Scan(&n)
+		}},
+		{"connection exec", func(ctx context.Context, db *pgxpool.Pool, query string) error {
+			conn, err := db.Acquire(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Release()
+			_, err = conn.Exec(ctx, query)
+			return err
+		}},
+		{"transaction", func(ctx context.Context, db *pgxpool.Pool, query string) error {
+			return database.InTx(ctx, db, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, query)
+				return err
+			})
+		}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, err := database.Open(ctx, proxy.RewriteURL(t, dbURL))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			// The comment finds this query in pg_stat_activity, so the cut
+			// comes while it runs, not before it starts.
+			marker := fmt.Sprintf("cut-%d-%d", i, time.Now().UnixNano())
+			query := "SELECT 1 FROM pg_sleep(30) /* " + marker + " */"
+			done := make(chan error, 1)
+			go func() { done <- tt.run(ctx, db, query) }()
+			testenv.WaitFor(t, 10*time.Second, "the query to be running", func() bool {
+				var n int
+				err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()`, marker).Scan(&n)
+				return err == nil && n == 1
+			})
+			proxy.CutAll()
+			select {
+			case err := <-done:
+				if !database.IsUnavailable(err) {
+					t.Errorf("IsUnavailable(%T %v) = false after the connection was cut mid-query", err, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("query still running 10s after the connection was cut")
+			}
+		})
 	}
 }
