@@ -19,6 +19,7 @@ import (
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/httpserver"
+	"github.com/paytrade/paytrade/internal/logging"
 	"github.com/paytrade/paytrade/internal/outbox"
 	"github.com/paytrade/paytrade/migrations"
 	"github.com/paytrade/paytrade/services/pay"
@@ -44,18 +45,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("service", "pay")
-	if len(cfg.Crash) > 0 {
-		log.Warn("crash points armed: this process will kill itself on purpose", "points", cfg.Crash)
-	}
-	if cfg.DevSecret {
-		log.Warn("AUTH_JWT_SECRET is not set: using the development secret; set it anywhere but a laptop")
-	}
-
-	if err := database.Migrate(ctx, cfg.DatabaseURL, migrations.FS, migrations.Pay); err != nil {
-		return err
-	}
-	pool, err := database.Open(ctx, cfg.DatabaseURL)
+	log := logging.New(stdout, cfg.LogLevel, "pay")
+	logging.WarnUnsafe(log, cfg.Crash, cfg.DevSecret)
+	pool, err := database.OpenMigrated(ctx, cfg.DatabaseURL, migrations.FS, migrations.Pay)
 	if err != nil {
 		return err
 	}

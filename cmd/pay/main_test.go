@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -15,38 +12,10 @@ import (
 	"github.com/paytrade/paytrade/internal/testenv"
 )
 
-// startPay runs the real service, as main does, on a free port with a
-// database and exchange of this test, and returns its base URL and a
-// function that stops it and returns run's error.
+// startPay runs the service as main does, in this process; see testenv.StartInProcess.
 func startPay(t *testing.T, env map[string]string) (string, func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	stdoutR, stdoutW := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, nil, func(k string) string { return env[k] }, stdoutW, io.Discard)
-		_ = stdoutW.Close()
-	}()
-	addr := make(chan string, 1)
-	go scanListenAddr(stdoutR, addr)
-	stop := func() error {
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(20 * time.Second):
-			return fmt.Errorf("pay did not stop within 20s of its context ending")
-		}
-	}
-	select {
-	case a := <-addr:
-		return "http://" + a, stop
-	case err := <-done:
-		t.Fatalf("pay exited at start-up: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("pay did not start listening within 30s")
-	}
-	return "", nil
+	return testenv.StartInProcess(t, "pay", run, env)
 }
 
 func TestPayBinaryMigratesServesAndStopsGracefully(t *testing.T) {
@@ -108,17 +77,5 @@ func TestPayRefusesMalformedConfiguration(t *testing.T) {
 	err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "PAY_BCRYPT_COST") || !strings.Contains(err.Error(), "AMQP_HEARTBEAT") {
 		t.Errorf("run with bad settings = %v, want an error naming both", err)
-	}
-}
-
-// scanListenAddr reads pay's JSON log lines from r, sends the address of its
-// "pay listening" line to addr, and returns when r ends.
-func scanListenAddr(r io.Reader, addr chan<- string) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		var line struct{ Msg, Addr string }
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "pay listening" {
-			addr <- line.Addr
-		}
 	}
 }

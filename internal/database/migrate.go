@@ -11,6 +11,7 @@ import (
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -109,4 +110,13 @@ func adminURL(dbURL string) (string, error) {
 	}
 	u.Path = "/postgres"
 	return u.String(), nil
+}
+
+// OpenMigrated applies the migrations in dir of fsys to the database at
+// dbURL and opens a pool on it: how a service binary starts.
+func OpenMigrated(ctx context.Context, dbURL string, fsys fs.FS, dir string) (*pgxpool.Pool, error) {
+	if err := Migrate(ctx, dbURL, fsys, dir); err != nil {
+		return nil, err
+	}
+	return Open(ctx, dbURL)
 }

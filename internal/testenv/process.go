@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -180,4 +181,45 @@ func (p *Process) Exited() bool {
 // String names the process for test messages.
 func (p *Process) String() string {
 	return fmt.Sprintf("%s at %s", p.Name, p.BaseURL)
+}
+
+// RunFunc is the signature of a service's run function in its main package.
+type RunFunc func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
+
+// StartInProcess calls run as the service's main does, with env as its
+// whole environment, in this test's process, and waits until it logs
+// "<name> listening". It returns the base URL and a function that cancels
+// run's context and returns run's error, failing if it does not return
+// within 20 s.
+func StartInProcess(tb testing.TB, name string, run RunFunc, env map[string]string) (string, func() error) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdoutR, stdoutW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, nil, func(k string) string { return env[k] }, stdoutW, io.Discard)
+		_ = stdoutW.Close()
+	}()
+	p := &Process{Name: name}
+	addr := make(chan string, 1)
+	go p.scan(stdoutR, name+" listening", addr)
+	stop := sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(20 * time.Second):
+			return fmt.Errorf("%s did not stop within 20s of its context ending", name)
+		}
+	})
+	tb.Cleanup(func() { _ = stop() })
+	select {
+	case a := <-addr:
+		return "http://" + a, stop
+	case err := <-done:
+		tb.Fatalf("%s exited at start-up: %v\n%s", name, err, p.Output())
+	case <-time.After(30 * time.Second):
+		tb.Fatalf("%s did not start listening within 30s\n%s", name, p.Output())
+	}
+	return "", nil
 }

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	robfig "github.com/robfig/cron/v3"
+
+	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/broker"
+	"github.com/paytrade/paytrade/internal/config"
+	"github.com/paytrade/paytrade/internal/crashpoint"
+	tradeamqp "github.com/paytrade/paytrade/services/trade/amqp"
+)
+
+// tradeConfig is everything the trade service reads from its environment.
+type tradeConfig struct {
+	DatabaseURL   string
+	HTTPAddr      string
+	JWTSecret     string
+	DevSecret     bool
+	PayURL        string
+	PayTimeout    time.Duration
+	Broker        broker.Config
+	Topology      tradeamqp.Topology
+	Prefetch      int
+	Retry         broker.Retry
+	Recoverer     broker.Recoverer
+	Confirm       time.Duration
+	CheckSpec     string
+	CheckGrace    time.Duration
+	CheckBatch    int
+	OrderTimeout  time.Duration
+	LogLevel      slog.Level
+	ShutdownGrace time.Duration
+	Crash         crashpoint.Set
+}
+
+func loadConfig(getenv func(string) string) (tradeConfig, error) {
+	r := config.NewReader(getenv)
+	c := tradeConfig{
+		DatabaseURL: r.String("TRADE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/trade?sslmode=disable"),
+		HTTPAddr:    r.String("TRADE_HTTP_ADDR", ":8085"),
+		JWTSecret:   r.String("AUTH_JWT_SECRET", auth.DevSecret),
+		PayURL:      r.String("PAY_SERVICE_URL", "http://127.0.0.1:8086"),
+		PayTimeout:  r.Duration("TRADE_PAY_TIMEOUT", 3*time.Second),
+		Broker:      broker.ReadConfig(r, "trade"),
+		Topology: tradeamqp.Topology{
+			Exchange:      r.String("MQ_PAY_EXCHANGE", "pay.topic"),
+			PaySuccessKey: r.String("MQ_PAY_SUCCESS_KEY", "pay.success"),
+			Queue:         r.String("MQ_MARK_ORDER_PAY_QUEUE", "mark.order.pay.queue"),
+			QueueType:     r.String("MQ_QUEUE_TYPE", tradeamqp.QueueQuorum),
+			ErrorExchange: r.String("MQ_ERROR_EXCHANGE", "error.direct"),
+			ErrorKey:      r.String("MQ_ERROR_KEY", "error"),
+			ErrorQueue:    r.String("MQ_ERROR_QUEUE", "error.queue"),
+		},
+		Prefetch: r.Int("TRADE_PREFETCH", 16, 1),
+		Retry: broker.Retry{
+			MaxAttempts:     r.Int("TRADE_RETRY_MAX_ATTEMPTS", 3, 1),
+			InitialInterval: r.Duration("TRADE_RETRY_INITIAL_INTERVAL", time.Second),
+			Multiplier:      r.Float("TRADE_RETRY_MULTIPLIER", 2, 1),
+			MaxInterval:     r.Duration("TRADE_RETRY_MAX_INTERVAL", 10*time.Second),
+		},
+		Confirm:       r.Duration("TRADE_PUBLISH_CONFIRM_TIMEOUT", 5*time.Second),
+		CheckSpec:     r.String("TRADE_PAY_CHECK_SPEC", "@every 20s"),
+		CheckGrace:    r.Duration("TRADE_PAY_CHECK_GRACE", 30*time.Second),
+		CheckBatch:    r.Int("TRADE_PAY_CHECK_BATCH", 100, 1),
+		OrderTimeout:  r.Duration("TRADE_ORDER_TIMEOUT", 30*time.Minute),
+		ShutdownGrace: r.Duration("TRADE_SHUTDOWN_GRACE", 10*time.Second),
+		Crash:         crashpoint.Parse(r.String("PAYTRADE_CRASH_POINTS", "")),
+	}
+	c.DevSecret = c.JWTSecret == auth.DevSecret
+	recoverer, err := broker.ParseRecoverer(r.String("TRADE_RECOVERER", string(broker.RecoverRepublish)))
+	if err != nil {
+		r.Fail(fmt.Errorf("TRADE_RECOVERER: %w", err))
+	}
+	c.Recoverer = recoverer
+	if err := c.Topology.Validate(); err != nil {
+		r.Fail(fmt.Errorf("MQ_QUEUE_TYPE and MQ_* names: %w", err))
+	}
+	if _, err := robfig.ParseStandard(c.CheckSpec); err != nil {
+		r.Fail(fmt.Errorf("TRADE_PAY_CHECK_SPEC=%q: %w", c.CheckSpec, err))
+	}
+	if c.OrderTimeout <= c.CheckGrace {
+		r.Fail(fmt.Errorf("TRADE_ORDER_TIMEOUT=%v must be longer than TRADE_PAY_CHECK_GRACE=%v", c.OrderTimeout, c.CheckGrace))
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(r.String("LOG_LEVEL", "info"))); err != nil {
+		r.Fail(fmt.Errorf("LOG_LEVEL: %w", err))
+	}
+	return c, r.Err()
+}

@@ -1,0 +1,126 @@
+// Command trade runs the trade service: orders, the consumer that marks an
+// order paid for each pay.success event, and the cron fallback that asks pay
+// about orders whose event never came and cancels the ones that timed out.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/broker"
+	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/httpserver"
+	"github.com/paytrade/paytrade/internal/logging"
+	"github.com/paytrade/paytrade/migrations"
+	"github.com/paytrade/paytrade/services/trade"
+	tradeamqp "github.com/paytrade/paytrade/services/trade/amqp"
+	"github.com/paytrade/paytrade/services/trade/cron"
+	"github.com/paytrade/paytrade/services/trade/httpapi"
+	"github.com/paytrade/paytrade/services/trade/payclient"
+	"github.com/paytrade/paytrade/services/trade/postgres"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "trade:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		return fmt.Errorf("trade takes no arguments, only environment variables (see README): got %q", args)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := logging.New(stdout, cfg.LogLevel, "trade")
+	logging.WarnUnsafe(log, cfg.Crash, cfg.DevSecret)
+	pool, err := database.OpenMigrated(ctx, cfg.DatabaseURL, migrations.FS, migrations.Trade)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	payClient, err := payclient.New(payclient.Config{BaseURL: cfg.PayURL, Secret: []byte(cfg.JWTSecret), Timeout: cfg.PayTimeout})
+	if err != nil {
+		return err
+	}
+	store := postgres.New(pool, nil)
+	svc := trade.NewService(store, payClient, log, nil)
+
+	// Consuming and publishing use connections of their own, as RabbitMQ
+	// advises: flow control that blocks a publishing connection must not
+	// hold up the acks of the consumer.
+	consumerBroker := cfg.Broker
+	consumerBroker.ConnectionName, consumerBroker.Logger = "trade-consumer", log
+	publisherBroker := cfg.Broker
+	publisherBroker.ConnectionName, publisherBroker.Logger = "trade-publisher", log
+	consumerSup := broker.NewSupervisor(consumerBroker, cfg.Topology.Declare)
+	publisherSup := broker.NewSupervisor(publisherBroker, cfg.Topology.Declare)
+	publisher := broker.NewPublisher(publisherSup, broker.PublisherConfig{ConfirmTimeout: cfg.Confirm, Logger: log})
+	counts := &tradeamqp.Counts{}
+	consumer := broker.NewConsumer(consumerSup, broker.ConsumerConfig{
+		Queue:           cfg.Topology.Queue,
+		Prefetch:        cfg.Prefetch,
+		Retry:           cfg.Retry,
+		Recoverer:       cfg.Recoverer,
+		ErrorExchange:   cfg.Topology.ErrorExchange,
+		ErrorRoutingKey: cfg.Topology.ErrorKey,
+		Publisher:       publisher,
+		Unavailable:     database.IsUnavailable,
+		Probe:           pool.Ping,
+		Logger:          log,
+	}, tradeamqp.MarkOrderPaid(store, counts, log, cfg.Crash))
+	fallback, err := cron.New(svc, store, cron.Config{
+		Spec: cfg.CheckSpec, Grace: cfg.CheckGrace, Timeout: cfg.OrderTimeout, Batch: cfg.CheckBatch, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	handler := httpapi.NewHandler(store, svc, httpapi.Config{
+		Auth: auth.NewAuthenticator([]byte(cfg.JWTSecret)),
+		Ready: map[string]func(context.Context) error{
+			"database": pool.Ping,
+			"broker": func(context.Context) error {
+				if !consumerSup.Connected() {
+					return broker.ErrNotConnected
+				}
+				return nil
+			},
+		},
+		Logger: log,
+	})
+
+	// Each background part gets its own context so shutdown can stop them
+	// in order: the consumer needs the broker to ack and park its last
+	// messages, and the fallback needs the database.
+	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+	consumerCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
+	var brokerDone, consumerDone sync.WaitGroup
+	brokerDone.Go(func() { _ = consumerSup.Run(brokerCtx) })
+	brokerDone.Go(func() { _ = publisherSup.Run(brokerCtx) })
+	consumerDone.Go(func() { _ = consumer.Run(consumerCtx) })
+	fallback.Start(context.WithoutCancel(ctx))
+
+	err = httpserver.Serve(ctx, "trade", cfg.HTTPAddr, handler, log, cfg.ShutdownGrace)
+	stopConsumer()
+	consumerDone.Wait()
+	fallback.Stop()
+	_ = publisher.Close()
+	stopBroker()
+	brokerDone.Wait()
+	log.Info("stopped", "applied", counts.Applied.Load(), "duplicates", counts.Duplicate.Load(), "discrepancies", counts.Discrepancy.Load())
+	return err
+}

@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/paytrade/paytrade/internal/crashpoint"
+	"github.com/paytrade/paytrade/internal/testenv"
+)
+
+func TestOrderIsPaidWithinOneSecondOfThePayRequestReturning(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	trade := s.startTrade(t)
+	b := s.newBuyer(t, 1, 100_000)
+	o, po := s.orderAndApply(t, trade, b, 10_000)
+	if got := orderStatus(t, trade, b, o.ID); got != 1 {
+		t.Fatalf("new order status %d, want 1 (unpaid)", got)
+	}
+
+	s.payOrder(t, b, po)
+	returned := time.Now()
+	testenv.WaitFor(t, time.Second, "the order to be paid", func() bool { return orderStatus(t, trade, b, o.ID) == 2 })
+	t.Logf("order paid %v after the pay request returned", time.Since(returned).Round(time.Millisecond))
+	if n := s.queueDepth(t, s.errQueue); n != 0 {
+		t.Fatalf("%d messages parked, want none", n)
+	}
+}
+
+func TestLostEventIsRecoveredByTheCronFallbackWithinOnePeriod(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, "TRADE_PAY_CHECK_SPEC=@every 1s", "TRADE_PAY_CHECK_GRACE=100ms")
+	first := s.startTrade(t) // declares the queue, then goes away
+	b := s.newBuyer(t, 1, 100_000)
+	o, po := s.orderAndApply(t, first, b, 10_000)
+	first.Stop(t, 10*time.Second)
+
+	s.payOrder(t, b, po)
+	testenv.WaitFor(t, 10*time.Second, "the event in the queue", func() bool { return s.queueDepth(t, s.queue) == 1 })
+	s.withChannel(t, func(ch *amqp.Channel) int {
+		n, err := ch.QueuePurge(s.queue, false)
+		if err != nil || n != 1 {
+			t.Fatalf("purge: %d, %v", n, err)
+		}
+		return n
+	})
+
+	trade := s.startTrade(t)
+	started := time.Now()
+	// One period, and room for the tick's own work.
+	testenv.WaitFor(t, 2*time.Second, "the fallback to mark the order paid", func() bool {
+		return orderStatus(t, trade, b, o.ID) == 2
+	})
+	t.Logf("order paid by the fallback %v after trade started", time.Since(started).Round(time.Millisecond))
+}
+
+func TestTradeKilledAfterCommitBeforeAckAppliesTheRedeliveryNothingTwice(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	first := s.startTrade(t, "PAYTRADE_CRASH_POINTS="+crashpoint.TradeAfterCommit)
+	b := s.newBuyer(t, 1, 100_000)
+	o, po := s.orderAndApply(t, first, b, 10_000)
+
+	s.payOrder(t, b, po)
+	first.WaitKilled(t, 10*time.Second)
+	// Committed but not acked: the broker still holds the message.
+	testenv.WaitFor(t, 10*time.Second, "the unacked event back in the queue", func() bool { return s.queueDepth(t, s.queue) == 1 })
+
+	trade := s.startTrade(t)
+	testenv.WaitFor(t, 10*time.Second, "the redelivery to be acked", func() bool { return s.queueDepth(t, s.queue) == 0 })
+	if got := orderStatus(t, trade, b, o.ID); got != 2 {
+		t.Fatalf("order status %d, want 2 (paid)", got)
+	}
+	trade.Stop(t, 10*time.Second)
+	if out := trade.Output(); !strings.Contains(out, "duplicate pay.success acknowledged") {
+		t.Fatalf("the redelivery was not recognised as a duplicate; trade said:\n%s", out)
+	}
+}

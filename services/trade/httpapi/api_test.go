@@ -1,0 +1,181 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/services/pay/paytest"
+	"github.com/paytrade/paytrade/services/trade"
+	"github.com/paytrade/paytrade/services/trade/httpapi"
+	"github.com/paytrade/paytrade/services/trade/tradetest"
+)
+
+type api struct {
+	world *tradetest.World
+	srv   *httptest.Server
+}
+
+func newAPI(t *testing.T) *api {
+	t.Helper()
+	w := tradetest.NewWorld(t)
+	srv := httptest.NewServer(httpapi.NewHandler(w.Orders, w.Service, httpapi.Config{
+		Auth: auth.NewAuthenticator([]byte(tradetest.Secret)),
+	}))
+	t.Cleanup(srv.Close)
+	return &api{world: w, srv: srv}
+}
+
+func token(t *testing.T, p auth.Principal) string {
+	t.Helper()
+	tok, err := auth.Mint([]byte(tradetest.Secret), p, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func user(t *testing.T, id int64) string { return token(t, auth.Principal{UserID: id}) }
+
+// call sends body (raw JSON, or none if empty) and returns the status and
+// the decoded answer.
+func (a *api) call(t *testing.T, method, path, tok, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, a.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	var out map[string]any
+	if bytes.HasPrefix(data, []byte("{")) {
+		if err := json.Unmarshal(data, &out); err != nil {
+			t.Fatalf("%s %s: decode %s: %v", method, path, data, err)
+		}
+	} else {
+		out = map[string]any{"raw": string(data)}
+	}
+	return res.StatusCode, out
+}
+
+func TestCreateAndReadOrderAsTheOwner(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	code, o := a.call(t, "POST", "/orders", user(t, 7), `{"totalFee":12345,"paymentType":3}`)
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, o)
+	}
+	for key, want := range map[string]any{"userId": 7.0, "totalFee": 12345.0, "paymentType": 3.0, "status": 1.0, "payTime": nil, "closeTime": nil} {
+		if o[key] != want {
+			t.Errorf("%s = %v, want %v", key, o[key], want)
+		}
+	}
+	if _, err := time.Parse(time.RFC3339, fmt.Sprint(o["createTime"])); err != nil {
+		t.Errorf("createTime %v: %v", o["createTime"], err)
+	}
+	path := fmt.Sprintf("/orders/%.0f", o["id"])
+	if code, got := a.call(t, "GET", path, user(t, 7), ""); code != 200 || got["id"] != o["id"] {
+		t.Errorf("owner reads: %d %v", code, got)
+	}
+	if code, got := a.call(t, "GET", path, token(t, auth.Principal{Service: true, Subject: "ops"}), ""); code != 200 {
+		t.Errorf("service reads: %d %v", code, got)
+	}
+	if code, got := a.call(t, "GET", path, user(t, 8), ""); code != 404 || got["code"] != "order_not_found" {
+		t.Errorf("another user reads: %d %v, want 404 order_not_found", code, got)
+	}
+}
+
+func TestOrderRoutesRefuseBadInputAndMissingAuth(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	service := token(t, auth.Principal{Service: true, Subject: "ops"})
+	tests := []struct {
+		name, method, path, token, body string
+		status                          int
+		code                            string
+	}{
+		{"no token", "POST", "/orders", "", `{"totalFee":1,"paymentType":3}`, 401, ""},
+		{"a service cannot order", "POST", "/orders", service, `{"totalFee":1,"paymentType":3}`, 403, ""},
+		{"zero total", "POST", "/orders", user(t, 7), `{"totalFee":0,"paymentType":3}`, 400, "invalid_request"},
+		{"float total", "POST", "/orders", user(t, 7), `{"totalFee":1.5,"paymentType":3}`, 400, "invalid_json"},
+		{"unknown payment type", "POST", "/orders", user(t, 7), `{"totalFee":1,"paymentType":9}`, 400, "invalid_request"},
+		{"unknown field", "POST", "/orders", user(t, 7), `{"totalFee":1,"paymentType":3,"status":2}`, 400, "invalid_json"},
+		{"not JSON", "POST", "/orders", user(t, 7), `totalFee=1`, 400, "invalid_json"},
+		{"bad id", "GET", "/orders/abc", user(t, 7), "", 400, "invalid_request"},
+		{"absent order", "GET", "/orders/999", user(t, 7), "", 404, "order_not_found"},
+		{"bad status filter", "GET", "/orders?status=9", user(t, 7), "", 400, "invalid_request"},
+		{"bad limit", "GET", "/orders?limit=1000", user(t, 7), "", 400, "invalid_request"},
+		{"cancel absent", "POST", "/orders/999/cancel", user(t, 7), "", 404, "order_not_found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := a.call(t, tt.method, tt.path, tt.token, tt.body)
+			if code != tt.status || (tt.code != "" && body["code"] != tt.code) {
+				t.Errorf("%d %v, want %d %s", code, body, tt.status, tt.code)
+			}
+		})
+	}
+}
+
+func TestListOrdersShowsOnlyTheCallersNewestFirst(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	for i := range 3 {
+		a.call(t, "POST", "/orders", user(t, 7), fmt.Sprintf(`{"totalFee":%d,"paymentType":3}`, 100+i))
+		a.call(t, "POST", "/orders", user(t, 8), `{"totalFee":1,"paymentType":3}`)
+	}
+	req, _ := http.NewRequest("GET", a.srv.URL+"/orders?status=1&limit=2", nil)
+	req.Header.Set("Authorization", "Bearer "+user(t, 7))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var list []trade.Order
+	if err := json.NewDecoder(res.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 200 || len(list) != 2 || list[0].TotalFee != 102 || list[1].TotalFee != 101 || list[0].UserID != 7 {
+		t.Fatalf("%d %+v, want user 7's two newest", res.StatusCode, list)
+	}
+}
+
+func TestCancelThroughTheAPIClosesThePayOrderAndAnswersPaidOrdersWithConflict(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	w := a.world
+	paytest.Funded(t, w.Pay, 7, 100_000)
+	unpaid, _ := w.Order(t, 7, 1000)
+	paid, po := w.Order(t, 7, 1000)
+	if err := w.PayAtPay(t, po); err != nil {
+		t.Fatal(err)
+	}
+	code, body := a.call(t, "POST", fmt.Sprintf("/orders/%d/cancel", unpaid.ID), user(t, 7), "")
+	if code != 200 || body["status"] != 5.0 || body["closeTime"] == nil {
+		t.Fatalf("cancel unpaid: %d %v", code, body)
+	}
+	if code, body := a.call(t, "POST", fmt.Sprintf("/orders/%d/cancel", unpaid.ID), user(t, 8), ""); code != 404 {
+		t.Fatalf("another user cancels: %d %v", code, body)
+	}
+	code, body = a.call(t, "POST", fmt.Sprintf("/orders/%d/cancel", paid.ID), user(t, 7), "")
+	if code != 409 || body["code"] != "already_paid" {
+		t.Fatalf("cancel an order paid at pay: %d %v, want 409 already_paid", code, body)
+	}
+	if got := tradetest.Reload(t, w.Orders, paid.ID); got.Status != trade.Paid {
+		t.Fatalf("order paid at pay has status %d after cancel, want paid", got.Status)
+	}
+}

@@ -1,0 +1,106 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/jsonhttp"
+	"github.com/paytrade/paytrade/internal/problem"
+	"github.com/paytrade/paytrade/services/trade"
+)
+
+func handleCreateOrder(orders trade.Orders, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req trade.NewOrder
+		if err := jsonhttp.Decode(w, r, &req); err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		caller, _ := auth.FromContext(r.Context())
+		order, err := orders.CreateOrder(r.Context(), caller.UserID, req)
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		jsonhttp.Encode(w, http.StatusCreated, order)
+	}
+}
+
+func handleGetOrder(orders trade.Orders, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := jsonhttp.PathID(r, "id")
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		order, err := orders.Order(r.Context(), id)
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		// To anyone but its owner or a service, the order does not exist.
+		caller, _ := auth.FromContext(r.Context())
+		if !caller.Service && caller.UserID != order.UserID {
+			jsonhttp.Error(w, r, log, trade.ErrOrderNotFound)
+			return
+		}
+		jsonhttp.Encode(w, http.StatusOK, order)
+	}
+}
+
+func handleListOrders(orders trade.Orders, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		f, err := orderFilter(r)
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		list, err := orders.Orders(r.Context(), f)
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		jsonhttp.Encode(w, http.StatusOK, list)
+	}
+}
+
+// orderFilter reads ?status=&limit= for the caller's own orders.
+func orderFilter(r *http.Request) (trade.OrderFilter, error) {
+	caller, _ := auth.FromContext(r.Context())
+	f := trade.OrderFilter{UserID: caller.UserID, Limit: trade.DefaultOrdersPage}
+	q := r.URL.Query()
+	if s := q.Get("status"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || !trade.OrderStatus(n).Valid() {
+			return f, problem.Invalidf("status must be an order status from 1 to 6")
+		}
+		f.Status = trade.OrderStatus(n)
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > trade.MaxOrdersPage {
+			return f, problem.Invalidf("limit must be from 1 to " + strconv.Itoa(trade.MaxOrdersPage))
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+func handleCancel(svc *trade.Service, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := jsonhttp.PathID(r, "id")
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		caller, _ := auth.FromContext(r.Context())
+		order, err := svc.Cancel(r.Context(), caller.UserID, id)
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		jsonhttp.Encode(w, http.StatusOK, order)
+	}
+}

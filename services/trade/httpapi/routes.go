@@ -1,0 +1,48 @@
+// Package httpapi serves the trade service over HTTP: JSON in and out, JWT
+// bearer auth, refusals as {"code","message"} with a fitting status.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/correlation"
+	"github.com/paytrade/paytrade/internal/health"
+	"github.com/paytrade/paytrade/services/trade"
+)
+
+// Config is what the handler needs besides the orders and the service.
+type Config struct {
+	Auth *auth.Authenticator
+	// Ready reports, per dependency, whether it is reachable.
+	Ready  map[string]func(context.Context) error
+	Logger *slog.Logger
+}
+
+// NewHandler returns the trade service's HTTP handler: every route is here.
+func NewHandler(orders trade.Orders, svc *trade.Service, cfg Config) http.Handler {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer, correlation.Middleware)
+
+	r.Get("/healthz", health.Live())
+	r.Get("/readyz", health.Ready(cfg.Ready, log))
+
+	r.Group(func(r chi.Router) {
+		r.Use(cfg.Auth.Middleware)
+
+		r.With(auth.RequireUser).Post("/orders", handleCreateOrder(orders, log))
+		r.With(auth.RequireUser).Get("/orders", handleListOrders(orders, log))
+		r.Get("/orders/{id}", handleGetOrder(orders, log))
+		r.With(auth.RequireUser).Post("/orders/{id}/cancel", handleCancel(svc, log))
+	})
+	return r
+}
