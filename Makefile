@@ -3,6 +3,7 @@ SHELL := bash
 GO ?= go
 BIN := bin
 export PAY_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pay?sslmode=disable
+export TRADE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/trade?sslmode=disable
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 
 .PHONY: build run test vet fuzz clean
@@ -10,10 +11,10 @@ export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# Creates the databases if missing; each service migrates its own at start-up.
+# Creates the databases if missing; each service migrates its own at
+# start-up. pay listens on :8086, trade on :8085; Ctrl-C stops both.
 run: build
-	$(BIN)/paytradectl db create
-	$(BIN)/pay
+	scripts/run.sh
 
 test:
 	scripts/test-infra.sh
