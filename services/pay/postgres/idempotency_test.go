@@ -93,11 +93,18 @@ func TestIdempotencyKeyInFlightIsRefused(t *testing.T) {
 	}()
 	testenv.WaitFor(t, 10*time.Second, "the first request to hold the key", func() bool {
 		var n int
-		_ = pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted`).Scan(&n)
+		// Only this test's database: tests of other packages run at the
+		// same time on the same server and take advisory locks of their own.
+		_ = pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+			WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()`).Scan(&n)
 		return n == 1
 	})
 
-	if _, err := store.Pay(ctx, keyed(order, "k1", "fp")); !errors.Is(err, pay.ErrIdempotencyInFlight) {
+	// Bounded: were the key not held, this request would wait on the
+	// blocker's row lock, and the test must fail rather than hang.
+	secondCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := store.Pay(secondCtx, keyed(order, "k1", "fp")); !errors.Is(err, pay.ErrIdempotencyInFlight) {
 		t.Errorf("same key while the first is in flight: %v, want %v", err, pay.ErrIdempotencyInFlight)
 	}
 	if err := blocker.Rollback(ctx); err != nil {
