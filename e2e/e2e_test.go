@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +79,55 @@ func TestTradeKilledAfterCommitBeforeAckAppliesTheRedeliveryNothingTwice(t *test
 	trade.Stop(t, 10*time.Second)
 	if out := trade.Output(); !strings.Contains(out, "duplicate pay.success acknowledged") {
 		t.Fatalf("the redelivery was not recognised as a duplicate; trade said:\n%s", out)
+	}
+}
+
+func TestMetricsCountThePaymentAtPayAndItsApplicationAtTrade(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	trade := s.startTrade(t)
+	b := s.newBuyer(t, 1, 100_000)
+	o, po := s.orderAndApply(t, trade, b, 10_000)
+	s.payOrder(t, b, po)
+	testenv.WaitFor(t, 5*time.Second, "the order to be paid", func() bool { return orderStatus(t, trade, b, o.ID) == 2 })
+
+	scrape := func(p *testenv.Process) string {
+		res, err := http.Get(p.BaseURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return string(body)
+	}
+	checks := map[*testenv.Process][]string{
+		s.pay: {
+			`paytrade_payments_total{service="pay"} 1`,
+			`paytrade_outbox_published_total{service="pay"} 1`,
+			`paytrade_outbox_pending{service="pay"} 0`,
+			`paytrade_http_requests_total{method="POST",route="/pay-orders/{id}",service="pay",status="200"} 1`,
+			`paytrade_outbox_confirm_seconds_count{service="pay"}`,
+			`paytrade_broker_reconnects_total{service="pay"} 0`,
+		},
+		trade: {
+			`paytrade_consumer_applied_total{service="trade"} 1`,
+			`paytrade_consumer_acked_total{service="trade"} 1`,
+			`paytrade_consumer_parked_total{service="trade"} 0`,
+			`paytrade_http_requests_total{method="POST",route="/orders",service="trade",status="201"} 1`,
+			`paytrade_broker_reconnects_total{connection="consumer",service="trade"} 0`,
+			`paytrade_cron_runs_total{service="trade"}`,
+		},
+	}
+	for p, wants := range checks {
+		// Relay and consumer count a moment after their work is visible.
+		testenv.WaitFor(t, 5*time.Second, p.Name+"'s metrics", func() bool {
+			got := scrape(p)
+			for _, want := range wants {
+				if !strings.Contains(got, want) {
+					return false
+				}
+			}
+			return true
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/httpserver"
 	"github.com/paytrade/paytrade/internal/logging"
+	"github.com/paytrade/paytrade/internal/metrics"
 	"github.com/paytrade/paytrade/internal/outbox"
 	"github.com/paytrade/paytrade/migrations"
 	"github.com/paytrade/paytrade/services/pay"
@@ -61,14 +63,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	})
 	publisher := broker.NewPublisher(supervisor, broker.PublisherConfig{ConfirmTimeout: cfg.Confirm, Logger: log})
+	registry, reg := metrics.NewRegistry("pay")
 	relay := outbox.NewRelay(pool, publisher, outbox.RelayConfig{
 		AppID: "pay", BatchSize: cfg.OutboxBatch, Poll: cfg.OutboxPoll, Retry: cfg.OutboxRetry, Logger: log, Crash: cfg.Crash,
+		ObserveConfirm: metrics.Latency(reg, "outbox_confirm_seconds", "Time from publishing an outbox batch to its last confirm."),
 	})
+	var payments atomic.Int64
+	registerMetrics(reg, &payments, relay, supervisor)
 	store := postgres.New(pool, postgres.Config{
 		Exchange:        cfg.Exchange,
 		PaySuccessKey:   cfg.PaySuccessKey,
 		BcryptCost:      cfg.BcryptCost,
-		EventsCommitted: relay.Wake,
+		EventsCommitted: func() { payments.Add(1); relay.Wake() },
 		Crash:           cfg.Crash,
 	})
 	handler := httpapi.NewHandler(store, httpapi.Config{
@@ -83,7 +89,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return nil
 			},
 		},
-		Logger: log,
+		Instrument: metrics.NewHTTP(reg).Middleware,
+		Metrics:    metrics.Handler(registry, log),
+		Logger:     log,
 	})
 
 	// Each background part gets its own context so shutdown can stop them

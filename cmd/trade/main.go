@@ -17,6 +17,7 @@ import (
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/httpserver"
 	"github.com/paytrade/paytrade/internal/logging"
+	"github.com/paytrade/paytrade/internal/metrics"
 	"github.com/paytrade/paytrade/migrations"
 	"github.com/paytrade/paytrade/services/trade"
 	tradeamqp "github.com/paytrade/paytrade/services/trade/amqp"
@@ -89,6 +90,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
+	registry, reg := metrics.NewRegistry("trade")
+	registerMetrics(reg, consumer, counts, fallback, consumerSup, publisherSup)
 	handler := httpapi.NewHandler(store, svc, httpapi.Config{
 		Auth: auth.NewAuthenticator([]byte(cfg.JWTSecret)),
 		Ready: map[string]func(context.Context) error{
@@ -100,7 +103,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return nil
 			},
 		},
-		Logger: log,
+		Instrument: metrics.NewHTTP(reg).Middleware,
+		Metrics:    metrics.Handler(registry, log),
+		Logger:     log,
 	})
 
 	// Each background part gets its own context so shutdown can stop them

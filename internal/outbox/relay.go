@@ -33,6 +33,9 @@ type RelayConfig struct {
 	Retry  broker.Backoff
 	Logger *slog.Logger
 	Crash  crashpoint.Set
+	// ObserveConfirm, if set, is told how long each batch took from
+	// publishing to its last confirm: the broker's confirm latency.
+	ObserveConfirm func(time.Duration)
 }
 
 // Relay publishes outbox events. Several relays, in one process or many,
@@ -89,6 +92,18 @@ func (r *Relay) Stats() Stats {
 	return Stats{Published: r.published.Load(), Returned: r.returned.Load(), Nacked: r.nacked.Load()}
 }
 
+// Backlog returns how many events wait in the outbox and how long the
+// oldest has waited: the first numbers to look at when the broker is away.
+func (r *Relay) Backlog(ctx context.Context) (pending int64, oldest time.Duration, err error) {
+	var seconds float64
+	err = r.pool.QueryRow(ctx, `
+		SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 FROM outbox_events`).Scan(&pending, &seconds)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read outbox backlog: %w", err)
+	}
+	return pending, time.Duration(seconds * float64(time.Second)), nil
+}
+
 // Run publishes events until ctx ends. A batch in flight when ctx ends is
 // finished — its confirms awaited and recorded — before Run returns, so a
 // graceful shutdown leaves nothing published but unrecorded.
@@ -142,7 +157,11 @@ func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
 	if err != nil || len(events) == 0 {
 		return 0, err
 	}
+	published := time.Now()
 	outcomes, pubErr := r.pub.PublishBatch(ctx, msgs)
+	if r.cfg.ObserveConfirm != nil && outcomes != nil {
+		r.cfg.ObserveConfirm(time.Since(published))
+	}
 	if outcomes == nil {
 		// Nothing was published: leave the rows as they were.
 		return len(events), pubErr

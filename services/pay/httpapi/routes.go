@@ -23,8 +23,12 @@ type Config struct {
 	// the stored fingerprint does not reveal the password it covers.
 	IdempotencySecret []byte
 	// Ready reports, per dependency, whether it is reachable.
-	Ready  map[string]func(context.Context) error
-	Logger *slog.Logger
+	Ready map[string]func(context.Context) error
+	// Instrument, if set, wraps every routed request (metrics by route).
+	Instrument func(http.Handler) http.Handler
+	// Metrics serves GET /metrics; nil answers 404.
+	Metrics http.Handler
+	Logger  *slog.Logger
 }
 
 // NewHandler returns the pay service's HTTP handler: every route is here.
@@ -35,9 +39,16 @@ func NewHandler(svc pay.Service, cfg Config) http.Handler {
 	}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, correlation.Middleware)
+	if cfg.Instrument != nil {
+		r.Use(cfg.Instrument)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = http.NotFoundHandler()
+	}
 
 	r.Get("/healthz", health.Live())
 	r.Get("/readyz", health.Ready(cfg.Ready, log))
+	r.Method(http.MethodGet, "/metrics", cfg.Metrics)
 
 	r.Group(func(r chi.Router) {
 		r.Use(cfg.Auth.Middleware)

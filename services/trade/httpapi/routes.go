@@ -20,8 +20,12 @@ import (
 type Config struct {
 	Auth *auth.Authenticator
 	// Ready reports, per dependency, whether it is reachable.
-	Ready  map[string]func(context.Context) error
-	Logger *slog.Logger
+	Ready map[string]func(context.Context) error
+	// Instrument, if set, wraps every routed request (metrics by route).
+	Instrument func(http.Handler) http.Handler
+	// Metrics serves GET /metrics; nil answers 404.
+	Metrics http.Handler
+	Logger  *slog.Logger
 }
 
 // NewHandler returns the trade service's HTTP handler: every route is here.
@@ -32,9 +36,16 @@ func NewHandler(orders trade.Orders, svc *trade.Service, cfg Config) http.Handle
 	}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, correlation.Middleware)
+	if cfg.Instrument != nil {
+		r.Use(cfg.Instrument)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = http.NotFoundHandler()
+	}
 
 	r.Get("/healthz", health.Live())
 	r.Get("/readyz", health.Ready(cfg.Ready, log))
+	r.Method(http.MethodGet, "/metrics", cfg.Metrics)
 
 	r.Group(func(r chi.Router) {
 		r.Use(cfg.Auth.Middleware)

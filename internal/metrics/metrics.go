@@ -1,0 +1,159 @@
+// Package metrics exposes both services' Prometheus metrics: HTTP requests
+// by route, status and latency, and counters and gauges read at scrape time
+// from the counters the components already keep.
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Namespace prefixes every metric of ours.
+const Namespace = "paytrade"
+
+// NewRegistry returns a registry with the Go runtime and process collectors
+// and every metric labelled with service.
+func NewRegistry(service string) (*prometheus.Registry, prometheus.Registerer) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg, prometheus.WrapRegistererWith(prometheus.Labels{"service": service}, reg)
+}
+
+// Handler serves the registry's metrics in the Prometheus text format.
+func Handler(reg *prometheus.Registry, log *slog.Logger) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}
+
+// HTTP counts requests and times them by route pattern, method and status.
+type HTTP struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewHTTP registers the HTTP metrics with reg.
+func NewHTTP(reg prometheus.Registerer) *HTTP {
+	m := &HTTP{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "http_requests_total",
+			Help: "HTTP requests by route pattern, method and status code.",
+		}, []string{"route", "method", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "http_request_duration_seconds",
+			Help:    "HTTP request latency by route pattern and method.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route", "method"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+// Middleware records every request. The route is chi's pattern
+// ("/orders/{id}"), never the raw path, so ids do not explode the label set;
+// unmatched requests count as route "unmatched".
+func (m *HTTP) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		route := "unmatched"
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			route = rc.RoutePattern()
+		}
+		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
+		m.duration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+	})
+}
+
+// statusWriter remembers the status code a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Counter registers a counter whose value is read from count at scrape
+// time: for components that keep their own atomic counters.
+func Counter(reg prometheus.Registerer, name, help string, count func() int64) {
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help},
+		func() float64 { return float64(count()) }))
+}
+
+// Gauge registers a gauge whose value is read from value at scrape time.
+func Gauge(reg prometheus.Registerer, name, help string, value func() float64) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}, value))
+}
+
+// Latency registers a latency histogram in seconds and returns the
+// function that records one duration in it.
+func Latency(reg prometheus.Registerer, name, help string) func(time.Duration) {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: Namespace, Name: name, Help: help,
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	})
+	reg.MustRegister(h)
+	return func(d time.Duration) { h.Observe(d.Seconds()) }
+}
+
+// Sampled registers gauges that one query reads together at scrape time,
+// such as the outbox's backlog; sample gets at most timeout. A failed
+// sample reports nothing for that scrape rather than a wrong value.
+func Sampled(reg prometheus.Registerer, timeout time.Duration, gauges []prometheus.Opts, sample func(ctx context.Context) ([]float64, error)) {
+	descs := make([]*prometheus.Desc, len(gauges))
+	for i, g := range gauges {
+		descs[i] = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", g.Name), g.Help, nil, nil)
+	}
+	reg.MustRegister(&sampled{descs: descs, timeout: timeout, sample: sample})
+}
+
+type sampled struct {
+	descs   []*prometheus.Desc
+	timeout time.Duration
+	sample  func(ctx context.Context) ([]float64, error)
+}
+
+func (s *sampled) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range s.descs {
+		ch <- d
+	}
+}
+
+func (s *sampled) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	values, err := s.sample(ctx)
+	if err != nil {
+		for _, d := range s.descs {
+			ch <- prometheus.NewInvalidMetric(d, err)
+		}
+		return
+	}
+	for i, d := range s.descs {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, values[i])
+	}
+}
