@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -9,6 +11,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/paytrade/paytrade/internal/correlation"
 	"github.com/paytrade/paytrade/internal/crashpoint"
 	"github.com/paytrade/paytrade/internal/testenv"
 )
@@ -130,4 +133,39 @@ func TestMetricsCountThePaymentAtPayAndItsApplicationAtTrade(t *testing.T) {
 			return true
 		})
 	}
+}
+
+func TestCorrelationIDTravelsFromThePayRequestToTradesLogLine(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	trade := s.startTrade(t)
+	b := s.newBuyer(t, 1, 100_000)
+	o, po := s.orderAndApply(t, trade, b, 10_000)
+
+	const id = "corr-e2e-7f3a"
+	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/pay-orders/%d", s.pay.BaseURL, po.ID), strings.NewReader(`{"pw":"123"}`))
+	req.Header.Set("Authorization", "Bearer "+b.tok)
+	req.Header.Set(correlation.Header, id)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get(correlation.Header) != id {
+		t.Fatalf("pay answered %d with correlation id %q", res.StatusCode, res.Header.Get(correlation.Header))
+	}
+	testenv.WaitFor(t, 5*time.Second, "trade to log the paid order", func() bool { return orderStatus(t, trade, b, o.ID) == 2 })
+
+	logged := func(p *testenv.Process, msg string) bool {
+		for _, line := range strings.Split(p.Output(), "\n") {
+			var entry map[string]any
+			if json.Unmarshal([]byte(line), &entry) == nil && entry["msg"] == msg && entry["correlation_id"] == id {
+				return true
+			}
+		}
+		return false
+	}
+	testenv.WaitFor(t, 2*time.Second, "the log lines", func() bool {
+		return logged(s.pay, "payment committed") && logged(trade, "order paid")
+	})
 }

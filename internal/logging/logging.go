@@ -1,14 +1,40 @@
 // Package logging makes the JSON logger both services write to stdout.
+// Every line logged with a context that carries a correlation id names it,
+// so one payment can be followed from pay's HTTP request through the outbox
+// and the broker to trade's consumer.
 package logging
 
 import (
+	"context"
 	"io"
 	"log/slog"
+
+	"github.com/paytrade/paytrade/internal/correlation"
 )
 
-// New returns a JSON logger at level whose every line names service.
+// New returns a JSON logger at level whose every line names service, and
+// the correlation id of the context it is given, if any.
 func New(w io.Writer, level slog.Level, service string) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("service", service)
+	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
+	return slog.New(correlated{h}).With("service", service)
+}
+
+// correlated adds correlation_id from the record's context.
+type correlated struct{ slog.Handler }
+
+func (h correlated) Handle(ctx context.Context, r slog.Record) error {
+	if id := correlation.ID(ctx); id != "" {
+		r.AddAttrs(slog.String("correlation_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h correlated) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return correlated{h.Handler.WithAttrs(attrs)}
+}
+
+func (h correlated) WithGroup(name string) slog.Handler {
+	return correlated{h.Handler.WithGroup(name)}
 }
 
 // WarnUnsafe says loudly, once at start-up, when a process runs with

@@ -120,6 +120,9 @@ func handlePay(svc pay.Service, idempotencySecret []byte, log *slog.Logger) http
 		}
 		if result.Replayed {
 			w.Header().Set("Idempotent-Replayed", "true")
+		} else {
+			log.InfoContext(r.Context(), "payment committed", "pay_order_id", result.PayOrder.ID,
+				"biz_order_no", result.PayOrder.BizOrderNo, "user_id", p.UserID, "amount", result.PayOrder.Amount)
 		}
 		jsonhttp.Encode(w, http.StatusOK, result.PayOrder)
 	}

@@ -123,7 +123,8 @@ func MarkOrderPaid(orders trade.Orders, counts *Counts, log *slog.Logger, crash 
 			return err
 		}
 		crash.Hit(crashpoint.TradeAfterCommit)
-		attrs := []any{"message_id", d.MessageId, "correlation_id", d.CorrelationId, "order_id", p.BizOrderNo,
+		// The correlation id comes with ctx: the payment request's own.
+		attrs := []any{"message_id", d.MessageId, "order_id", p.BizOrderNo,
 			"pay_order_id", p.PayOrderID, "user_id", p.UserID, "amount", p.Amount, "redelivered", d.Redelivered}
 		switch outcome {
 		case trade.Applied:
