@@ -6,7 +6,7 @@ export PAY_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pay?sslmode=disabl
 export TRADE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/trade?sslmode=disable
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: build run test vet fuzz clean
+.PHONY: build run test vet fuzz clean up down compose-check
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -24,6 +24,26 @@ test:
 # A longer run of the request-decoding fuzz tests than `make test` does.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./internal/jsonhttp/
+
+# The whole system in containers (needs a Docker engine): postgres, rabbitmq
+# with its management UI on :15672, pay on :8086, trade on :8085.
+up: deploy/.env
+	docker compose -f deploy/docker-compose.yml up --build
+
+down:
+	docker compose -f deploy/docker-compose.yml down --volumes
+
+deploy/.env:
+	sed "s/^AUTH_JWT_SECRET=.*/AUTH_JWT_SECRET=$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')/" deploy/.env.example > $@
+	@echo "made $@ from deploy/.env.example with a random AUTH_JWT_SECRET; change the passwords in it"
+
+# Checks the compose file without a Docker engine (needs docker compose or
+# Debian's docker-compose).
+compose-check:
+	cp -n deploy/.env.example deploy/.env.check 2>/dev/null || true
+	docker-compose --env-file deploy/.env.check -f deploy/docker-compose.yml config -q 2>/dev/null || \
+		docker compose --env-file deploy/.env.check -f deploy/docker-compose.yml config -q
+	rm -f deploy/.env.check
 
 clean:
 	rm -rf $(BIN)

@@ -36,8 +36,17 @@ if [[ ${CI:-} == true ]]; then
 fi
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   echo "make test: starting postgres and rabbitmq from deploy/docker-compose.yml" >&2
+  make -s deploy/.env
   docker compose -f deploy/docker-compose.yml up -d --wait postgres rabbitmq
-  exit 0
+  # Containers are not loopback to their servers, so the tests need the
+  # credentials of deploy/.env rather than the local defaults.
+  set -a; . deploy/.env; set +a
+  cat >&2 <<MSG
+make test: started. Point the tests at them and run make test again:
+  export TEST_POSTGRES_URL='postgres://postgres:${POSTGRES_PASSWORD}@127.0.0.1:5432/postgres?sslmode=disable'
+  export AMQP_URL='amqp://${RABBITMQ_USER}:${RABBITMQ_PASSWORD}@127.0.0.1:5672/'
+MSG
+  exit 1
 fi
 cat >&2 <<'MSG'
 make test: no Docker engine either. Start them yourself, for example:

@@ -75,3 +75,26 @@ func TestTradeRefusesMalformedConfiguration(t *testing.T) {
 		}
 	}
 }
+
+func TestTradeHealthcheckArgumentProbesTheRunningService(t *testing.T) {
+	t.Parallel()
+	amqpURL := testenv.AMQPURL(t)
+	env := map[string]string{
+		"TRADE_DATABASE_URL": testenv.NewEmptyDatabase(t, "health"),
+		"AMQP_URL":           amqpURL,
+		"TRADE_HTTP_ADDR":    "127.0.0.1:0",
+		"MQ_PAY_EXCHANGE":    testenv.Name(t, "pay.topic"), "MQ_MARK_ORDER_PAY_QUEUE": testenv.Name(t, "q"),
+		"MQ_ERROR_EXCHANGE": testenv.Name(t, "error.direct"), "MQ_ERROR_QUEUE": testenv.Name(t, "error.queue"),
+	}
+	testenv.DeleteOnCleanup(t, amqpURL, []string{env["MQ_PAY_EXCHANGE"], env["MQ_ERROR_EXCHANGE"]},
+		[]string{env["MQ_MARK_ORDER_PAY_QUEUE"], env["MQ_ERROR_QUEUE"]})
+	base, _ := startTrade(t, env)
+	probe := map[string]string{"TRADE_HTTP_ADDR": strings.TrimPrefix(base, "http://")}
+	testenv.WaitFor(t, 10*time.Second, "the health check to pass", func() bool {
+		return run(context.Background(), []string{"healthcheck"}, func(k string) string { return probe[k] }, io.Discard, io.Discard) == nil
+	})
+	probe["TRADE_HTTP_ADDR"] = "127.0.0.1:1"
+	if err := run(context.Background(), []string{"healthcheck"}, func(k string) string { return probe[k] }, io.Discard, io.Discard); err == nil {
+		t.Fatal("health check of a port nobody listens on passed")
+	}
+}

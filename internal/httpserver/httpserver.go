@@ -50,3 +50,28 @@ func Serve(ctx context.Context, name, addr string, h http.Handler, log *slog.Log
 	}
 	return err
 }
+
+// Probe asks the server listening on addr (":8086", "0.0.0.0:8086") for
+// path on loopback and fails unless it answers 200: the container health
+// check of an image that has no shell, curl or wget.
+func Probe(ctx context.Context, addr, path string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("health check: listen address %q: %w", addr, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort("127.0.0.1", port)+path, nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("health check: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("health check: GET %s answered %s", path, res.Status)
+	}
+	return nil
+}
