@@ -13,6 +13,7 @@ import (
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/correlation"
 	"github.com/paytrade/paytrade/internal/health"
+	"github.com/paytrade/paytrade/internal/openapi"
 	"github.com/paytrade/paytrade/services/pay"
 )
 
@@ -49,6 +50,7 @@ func NewHandler(svc pay.Service, cfg Config) http.Handler {
 	r.Get("/healthz", health.Live())
 	r.Get("/readyz", health.Ready(cfg.Ready, log))
 	r.Method(http.MethodGet, "/metrics", cfg.Metrics)
+	r.Get("/openapi.json", openapi.Handler(openAPIDoc))
 
 	r.Group(func(r chi.Router) {
 		r.Use(cfg.Auth.Middleware)

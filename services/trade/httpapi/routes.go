@@ -13,6 +13,7 @@ import (
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/correlation"
 	"github.com/paytrade/paytrade/internal/health"
+	"github.com/paytrade/paytrade/internal/openapi"
 	"github.com/paytrade/paytrade/services/trade"
 )
 
@@ -46,6 +47,7 @@ func NewHandler(orders trade.Orders, svc *trade.Service, cfg Config) http.Handle
 	r.Get("/healthz", health.Live())
 	r.Get("/readyz", health.Ready(cfg.Ready, log))
 	r.Method(http.MethodGet, "/metrics", cfg.Metrics)
+	r.Get("/openapi.json", openapi.Handler(openAPIDoc))
 
 	r.Group(func(r chi.Router) {
 		r.Use(cfg.Auth.Middleware)
