@@ -1,5 +1,6 @@
-// Command paytradectl is the operator's tool for paytrade: it mints tokens
-// and prepares databases.
+// Command paytradectl is the operator's tool for paytrade: it mints tokens,
+// prepares databases, shows and replays the messages trade parked in the
+// error queue, and reconciles the pay and trade databases.
 package main
 
 import (
@@ -32,12 +33,25 @@ commands:
   token -user N [-ttl 24h]               print a bearer token for user N
   token -service [-sub NAME] [-ttl 24h]  print a bearer token for a service
   db create                              create the pay and trade databases if missing
+  errors list [-queue Q] [-limit 100] [-json]
+                                         show the messages parked in the error queue, leaving
+                                         them there (each is marked redelivered and counted
+                                         as delivered again)
+  errors replay [-queue Q] (-id ID[,ID]... | -all) [-dry-run]
+                                         publish parked messages back to the exchange and key
+                                         they failed from; a parked copy leaves the queue only
+                                         once its replay is confirmed and routed
+  reconcile [-in-flight 1m] [-details 100]
+                                         compare the pay and trade databases; exits non-zero
+                                         on any broken invariant (warnings do not count)
   help                                   show this text
 
 environment:
   AUTH_JWT_SECRET     token signing secret (a development secret when unset)
   PAY_DATABASE_URL    default ` + defaultPayDatabaseURL + `
   TRADE_DATABASE_URL  default ` + defaultTradeDatabaseURL + `
+  AMQP_URL            default amqp://guest:guest@127.0.0.1:5672/ (and AMQP_CONNECT_TIMEOUT, AMQP_HEARTBEAT)
+  MQ_ERROR_QUEUE      the error queue, default error.queue
 `
 
 func main() {
@@ -60,6 +74,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runToken(args[1:], getenv, stdout, stderr)
 	case "db":
 		return runDB(ctx, args[1:], getenv, stdout, stderr)
+	case "errors":
+		return runErrors(ctx, args[1:], getenv, stdout, stderr)
+	case "reconcile":
+		return runReconcile(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stderr, usage)
 		return nil

@@ -98,6 +98,16 @@ func TestRunRefusesBadUsage(t *testing.T) {
 		{"db without subcommand", []string{"db"}},
 		{"db unknown subcommand", []string{"db", "drop"}},
 		{"db create stray argument", []string{"db", "create", "extra"}},
+		{"errors without subcommand", []string{"errors"}},
+		{"errors unknown subcommand", []string{"errors", "purge"}},
+		{"errors list stray argument", []string{"errors", "list", "extra"}},
+		{"errors list negative limit", []string{"errors", "list", "-limit", "-1"}},
+		{"errors replay without selection", []string{"errors", "replay"}},
+		{"errors replay id and all", []string{"errors", "replay", "-all", "-id", "m1"}},
+		{"errors replay stray argument", []string{"errors", "replay", "-all", "extra"}},
+		{"reconcile stray argument", []string{"reconcile", "extra"}},
+		{"reconcile negative in-flight", []string{"reconcile", "-in-flight", "-1m"}},
+		{"reconcile no details", []string{"reconcile", "-details", "0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,7 +131,7 @@ func TestHelpPrintsUsageToStderr(t *testing.T) {
 		if stdout != "" {
 			t.Errorf("run %v stdout = %q, want nothing", args, stdout)
 		}
-		for _, want := range []string{"token", "db create"} {
+		for _, want := range []string{"token", "db create", "errors list", "errors replay", "reconcile", "MQ_ERROR_QUEUE"} {
 			if !strings.Contains(stderr, want) {
 				t.Errorf("run %v usage %q does not mention %q", args, stderr, want)
 			}

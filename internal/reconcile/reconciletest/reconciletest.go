@@ -1,0 +1,244 @@
+// Package reconciletest builds pay and trade databases for tests of
+// reconciliation: a consistent pair, and the inconsistencies Run must find,
+// each made by writing rows directly with SQL as a bug or a hand would.
+package reconciletest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/reconcile"
+	"github.com/paytrade/paytrade/internal/testenv"
+	"github.com/paytrade/paytrade/migrations"
+)
+
+// Databases are a migrated pay and trade database of one test.
+type Databases struct {
+	PayURL, TradeURL   string
+	PayPool, TradePool *pgxpool.Pool
+}
+
+// New creates the two databases for this test; they are dropped when it ends.
+func New(tb testing.TB) *Databases {
+	tb.Helper()
+	d := &Databases{
+		PayURL:   testenv.NewDatabase(tb, migrations.FS, migrations.Pay),
+		TradeURL: testenv.NewDatabase(tb, migrations.FS, migrations.Trade),
+	}
+	d.PayPool, d.TradePool = open(tb, d.PayURL), open(tb, d.TradeURL)
+	return d
+}
+
+func open(tb testing.TB, dbURL string) *pgxpool.Pool {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pool, err := database.Open(ctx, dbURL)
+	if err != nil {
+		tb.Fatalf("open test database: %v", err)
+	}
+	tb.Cleanup(pool.Close)
+	return pool
+}
+
+// exec runs sql on pool, failing the test on error.
+func exec(tb testing.TB, pool *pgxpool.Pool, sql string, args ...any) {
+	tb.Helper()
+	if _, err := pool.Exec(context.Background(), sql, args...); err != nil {
+		tb.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// PaidAt is when the seeded payments were made: long enough ago that no
+// reconciliation excuses them as on their way.
+var PaidAt = time.Now().Add(-10 * time.Minute).UTC().Truncate(time.Microsecond)
+
+// Fund opens a wallet for userID holding amount, with its funding in the ledger.
+func (d *Databases) Fund(tb testing.TB, userID, amount int64) {
+	tb.Helper()
+	exec(tb, d.PayPool, `INSERT INTO accounts (user_id, balance, password_hash) VALUES ($1, $2, 'x')`, userID, amount)
+	if amount != 0 { // the ledger holds changes only
+		exec(tb, d.PayPool, `INSERT INTO ledger_entries (user_id, kind, amount, balance_after) VALUES ($1, 'funding', $2, $2)`, userID, amount)
+	}
+}
+
+// PayOrder inserts a pay order of status for bizOrderNo, without touching
+// any balance, and returns its id. A paid one (status 3) is paid at paidAt.
+func (d *Databases) PayOrder(tb testing.TB, bizOrderNo, userID, amount int64, status int16, paidAt time.Time) int64 {
+	tb.Helper()
+	var successTime *time.Time
+	if status == 3 {
+		successTime = &paidAt
+	}
+	var id int64
+	err := d.PayPool.QueryRow(context.Background(), `
+		INSERT INTO pay_orders (biz_order_no, biz_user_id, amount, status, pay_channel_code, pay_type, pay_success_time, pay_over_time)
+		VALUES ($1, $2, $3, $4, 'balance', 5, $5, now() + interval '2 hours') RETURNING id`,
+		bizOrderNo, userID, amount, status, successTime).Scan(&id)
+	if err != nil {
+		tb.Fatalf("insert pay order of business order %d: %v", bizOrderNo, err)
+	}
+	return id
+}
+
+// Debit takes amount from userID's balance for pay order payOrderID, with
+// its ledger row, as paying does.
+func (d *Databases) Debit(tb testing.TB, userID, payOrderID, amount int64) {
+	tb.Helper()
+	exec(tb, d.PayPool, `
+		WITH a AS (UPDATE accounts SET balance = balance - $3 WHERE user_id = $1 RETURNING balance)
+		INSERT INTO ledger_entries (user_id, kind, amount, balance_after, pay_order_id)
+		SELECT $1, 'debit', -$3, a.balance, $2 FROM a`, userID, payOrderID, amount)
+}
+
+// Refund gives amount back to userID for pay order payOrderID, with its ledger row.
+func (d *Databases) Refund(tb testing.TB, userID, payOrderID, amount int64) {
+	tb.Helper()
+	exec(tb, d.PayPool, `
+		WITH a AS (UPDATE accounts SET balance = balance + $3 WHERE user_id = $1 RETURNING balance)
+		INSERT INTO ledger_entries (user_id, kind, amount, balance_after, pay_order_id)
+		SELECT $1, 'refund', $3, a.balance, $2 FROM a`, userID, payOrderID, amount)
+}
+
+// Pay pays bizOrderNo at pay as the service does: a paid pay order and
+// its debit. It returns the pay order's id.
+func (d *Databases) Pay(tb testing.TB, bizOrderNo, userID, amount int64) int64 {
+	tb.Helper()
+	id := d.PayOrder(tb, bizOrderNo, userID, amount, 3, PaidAt)
+	d.Debit(tb, userID, id, amount)
+	return id
+}
+
+// Order inserts order id at trade with status; payTime is set if paid is
+// true, and close_time for a cancelled order, as the schema wants.
+func (d *Databases) Order(tb testing.TB, id, userID, totalFee int64, status int16, paid bool) {
+	tb.Helper()
+	var payTime *time.Time
+	if paid {
+		payTime = &PaidAt
+	}
+	exec(tb, d.TradePool, `
+		INSERT INTO orders (id, user_id, total_fee, payment_type, status, pay_time, close_time)
+		VALUES ($1, $2, $3, 5, $4::smallint, $5, CASE WHEN $4::smallint = 5 THEN now() END)`, id, userID, totalFee, status, payTime)
+}
+
+// Discrepancy records at trade that payment payOrderID could not be applied.
+func (d *Databases) Discrepancy(tb testing.TB, bizOrderNo, payOrderID, userID, amount int64, reason string, orderStatus int16) {
+	tb.Helper()
+	exec(tb, d.TradePool, `
+		INSERT INTO payment_discrepancies (biz_order_no, pay_order_id, user_id, amount, paid_at, reason, order_status, source)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, 'event')`, bizOrderNo, payOrderID, userID, amount, PaidAt, reason, orderStatus)
+}
+
+// OutboxEvent writes a pending outbox event created at createdAt.
+func (d *Databases) OutboxEvent(tb testing.TB, createdAt time.Time) {
+	tb.Helper()
+	exec(tb, d.PayPool, `
+		INSERT INTO outbox_events (id, exchange, routing_key, message_type, payload, created_at, available_at)
+		VALUES ($1, 'pay.topic', 'pay.success', 'pay.success', '{}', $2, $2)`, uuid.New(), createdAt)
+}
+
+// Consistent fills the databases with a small history that breaks no
+// invariant: paid, shipped and refunded orders, an order waiting for
+// payment, one closed unpaid, a payment trade could not apply and
+// recorded as a discrepancy, and a fresh outbox event.
+func (d *Databases) Consistent(tb testing.TB) {
+	tb.Helper()
+	d.Fund(tb, 1, 100_000)
+	d.Fund(tb, 2, 50_000)
+	d.Fund(tb, 3, 0)
+
+	d.Pay(tb, 101, 1, 10_000)
+	d.Order(tb, 101, 1, 10_000, 2, true)
+
+	d.Pay(tb, 102, 2, 2_500)
+	d.Order(tb, 102, 2, 2_500, 3, true) // shipped
+
+	refunded := d.Pay(tb, 103, 1, 700)
+	d.Order(tb, 103, 1, 700, 5, true) // cancelled after payment
+	d.Refund(tb, 1, refunded, 700)
+
+	d.PayOrder(tb, 104, 2, 900, 1, time.Time{}) // waiting for payment
+	d.Order(tb, 104, 2, 900, 1, false)
+
+	d.PayOrder(tb, 105, 1, 300, 2, time.Time{}) // closed
+	d.Order(tb, 105, 1, 300, 5, false)
+
+	late := d.Pay(tb, 106, 2, 1_200) // paid after its order was closed
+	d.Order(tb, 106, 2, 1_200, 5, false)
+	d.Discrepancy(tb, 106, late, 2, 1_200, "order_moved_on", 5)
+
+	d.Order(tb, 107, 3, 400, 1, false) // no pay order yet
+
+	d.OutboxEvent(tb, time.Now())
+}
+
+// Inconsistency is one way the databases can disagree, made on top of Consistent.
+type Inconsistency struct {
+	Name     string
+	Make     func(tb testing.TB, d *Databases)
+	Check    string             // the reconcile.Check* that must find it
+	Severity reconcile.Severity // what that check's findings mean
+}
+
+// Inconsistencies are the disagreements Run must report, one per way each
+// check can fire.
+var Inconsistencies = []Inconsistency{
+	{"payment for an unpaid order", func(tb testing.TB, d *Databases) {
+		d.Pay(tb, 201, 1, 500)
+		d.Order(tb, 201, 1, 500, 1, false)
+	}, reconcile.CheckPaymentsWithoutPaidOrder, reconcile.Failure},
+	{"payment for a missing order", func(tb testing.TB, d *Databases) {
+		d.Pay(tb, 202, 1, 500)
+	}, reconcile.CheckPaymentsWithoutPaidOrder, reconcile.Failure},
+	{"payment for an order closed unpaid, no discrepancy recorded", func(tb testing.TB, d *Databases) {
+		d.Pay(tb, 203, 1, 500)
+		d.Order(tb, 203, 1, 500, 5, false)
+	}, reconcile.CheckPaymentsWithoutPaidOrder, reconcile.Failure},
+	{"paid order without a pay order", func(tb testing.TB, d *Databases) {
+		d.Order(tb, 204, 1, 500, 2, true)
+	}, reconcile.CheckPaidOrdersWithoutPayment, reconcile.Failure},
+	{"paid order whose pay order waits", func(tb testing.TB, d *Databases) {
+		d.PayOrder(tb, 205, 1, 500, 1, time.Time{})
+		d.Order(tb, 205, 1, 500, 2, true)
+	}, reconcile.CheckPaidOrdersWithoutPayment, reconcile.Failure},
+	{"shipped order never paid", func(tb testing.TB, d *Databases) {
+		d.Order(tb, 206, 1, 500, 3, false)
+	}, reconcile.CheckPaidOrdersWithoutPayment, reconcile.Failure},
+	{"paid order of another amount", func(tb testing.TB, d *Databases) {
+		d.Pay(tb, 207, 1, 500)
+		d.Order(tb, 207, 1, 600, 2, true)
+	}, reconcile.CheckMismatches, reconcile.Failure},
+	{"paid order of another user", func(tb testing.TB, d *Databases) {
+		d.Pay(tb, 208, 1, 500)
+		d.Order(tb, 208, 2, 500, 2, true)
+	}, reconcile.CheckMismatches, reconcile.Failure},
+	{"balance changed without a ledger row", func(tb testing.TB, d *Databases) {
+		exec(tb, d.PayPool, `UPDATE accounts SET balance = balance + 1 WHERE user_id = 2`)
+	}, reconcile.CheckLedgerDrift, reconcile.Failure},
+	{"paid without a debit", func(tb testing.TB, d *Databases) {
+		d.PayOrder(tb, 209, 1, 500, 3, PaidAt)
+		d.Order(tb, 209, 1, 500, 2, true)
+	}, reconcile.CheckDebits, reconcile.Failure},
+	{"debit of another amount", func(tb testing.TB, d *Databases) {
+		id := d.PayOrder(tb, 210, 1, 500, 3, PaidAt)
+		d.Debit(tb, 1, id, 400)
+		d.Order(tb, 210, 1, 500, 2, true)
+	}, reconcile.CheckDebits, reconcile.Failure},
+	{"debit of a pay order not paid", func(tb testing.TB, d *Databases) {
+		id := d.PayOrder(tb, 211, 1, 500, 1, time.Time{})
+		d.Debit(tb, 1, id, 500)
+		d.Order(tb, 211, 1, 500, 1, false)
+	}, reconcile.CheckDebits, reconcile.Failure},
+	{"debit of no pay order", func(tb testing.TB, d *Databases) {
+		d.Debit(tb, 1, 999_999, 500)
+	}, reconcile.CheckDebits, reconcile.Failure},
+	{"outbox event pending for minutes", func(tb testing.TB, d *Databases) {
+		d.OutboxEvent(tb, time.Now().Add(-5*time.Minute))
+	}, reconcile.CheckStaleOutbox, reconcile.Warning},
+}
