@@ -35,24 +35,21 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 1 && args[0] == "healthcheck" {
-		// The container's health check: the image has nothing else to run.
-		cfg, err := loadConfig(getenv)
-		if err != nil {
-			return err
-		}
-		return httpserver.Probe(ctx, cfg.HTTPAddr, "/readyz")
+	healthcheck, err := httpserver.HealthcheckArgs("trade", args)
+	if err != nil {
+		return err
 	}
-	if len(args) > 0 {
-		return fmt.Errorf("trade takes no arguments but healthcheck, only environment variables (see README): got %q", args)
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
 	}
+	if healthcheck {
+		// The container's health check: the image has nothing else to run.
+		return httpserver.Probe(ctx, cfg.HTTPAddr, "/readyz")
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
 	log := logging.New(stdout, cfg.LogLevel, "trade")
 	logging.WarnUnsafe(log, cfg.Crash, cfg.DevSecret)
 	pool, err := database.OpenMigrated(ctx, cfg.DatabaseURL, migrations.FS, migrations.Trade)

@@ -75,3 +75,16 @@ func Probe(ctx context.Context, addr, path string) error {
 	}
 	return nil
 }
+
+// HealthcheckArgs reads a service binary's arguments: none to serve, or
+// just "healthcheck" to probe the running service (true); anything else is
+// refused, because services are configured by environment alone.
+func HealthcheckArgs(name string, args []string) (bool, error) {
+	switch {
+	case len(args) == 0:
+		return false, nil
+	case len(args) == 1 && args[0] == "healthcheck":
+		return true, nil
+	}
+	return false, fmt.Errorf("%s takes no arguments but healthcheck, only environment variables (see README): got %q", name, args)
+}
