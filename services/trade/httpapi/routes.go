@@ -8,12 +8,9 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/paytrade/paytrade/internal/auth"
-	"github.com/paytrade/paytrade/internal/correlation"
-	"github.com/paytrade/paytrade/internal/health"
-	"github.com/paytrade/paytrade/internal/openapi"
+	"github.com/paytrade/paytrade/internal/httpserver"
 	"github.com/paytrade/paytrade/services/trade"
 )
 
@@ -35,19 +32,10 @@ func NewHandler(orders trade.Orders, svc *trade.Service, cfg Config) http.Handle
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, correlation.Middleware)
-	if cfg.Instrument != nil {
-		r.Use(cfg.Instrument)
-	}
-	if cfg.Metrics == nil {
-		cfg.Metrics = http.NotFoundHandler()
-	}
-
-	r.Get("/healthz", health.Live())
-	r.Get("/readyz", health.Ready(cfg.Ready, log))
-	r.Method(http.MethodGet, "/metrics", cfg.Metrics)
-	r.Get("/openapi.json", openapi.Handler(openAPIDoc))
+	// GET /healthz, /readyz, /metrics and /openapi.json, open to all.
+	r := httpserver.NewRouter(httpserver.Ops{
+		Ready: cfg.Ready, Instrument: cfg.Instrument, Metrics: cfg.Metrics, OpenAPI: openAPIDoc, Logger: log,
+	})
 
 	r.Group(func(r chi.Router) {
 		r.Use(cfg.Auth.Middleware)

@@ -1,0 +1,52 @@
+package httpserver
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/paytrade/paytrade/internal/correlation"
+	"github.com/paytrade/paytrade/internal/health"
+	"github.com/paytrade/paytrade/internal/openapi"
+)
+
+// Ops is what every service serves beside its own routes.
+type Ops struct {
+	// Ready reports, per dependency, whether it is reachable.
+	Ready map[string]func(context.Context) error
+	// Instrument, if set, wraps every routed request (metrics by route).
+	Instrument func(http.Handler) http.Handler
+	// Metrics serves GET /metrics; nil answers 404.
+	Metrics http.Handler
+	// OpenAPI is the service's OpenAPI document, served at /openapi.json.
+	OpenAPI []byte
+	Logger  *slog.Logger // [discard]
+}
+
+// NewRouter returns a router with the middleware every service runs
+// (panic recovery, correlation id, instrumentation) and the operational
+// routes, open to all: GET /healthz, /readyz, /metrics and /openapi.json.
+// The service adds its own routes to it.
+func NewRouter(o Ops) chi.Router {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer, correlation.Middleware)
+	if o.Instrument != nil {
+		r.Use(o.Instrument)
+	}
+	metrics := o.Metrics
+	if metrics == nil {
+		metrics = http.NotFoundHandler()
+	}
+	r.Get("/healthz", health.Live())
+	r.Get("/readyz", health.Ready(o.Ready, log))
+	r.Method(http.MethodGet, "/metrics", metrics)
+	r.Get("/openapi.json", openapi.Handler(o.OpenAPI))
+	return r
+}
