@@ -112,7 +112,7 @@ func runErrorsList(ctx context.Context, args []string, getenv func(string) strin
 		return fmt.Errorf("errors list: %w", err)
 	}
 	// Back before printing: a slow or broken stdout must not keep them out.
-	if err := q.release(); err != nil {
+	if err := q.release(0); err != nil {
 		return fmt.Errorf("errors list: %w", err)
 	}
 	if *asJSON {
@@ -183,14 +183,33 @@ func (q *parkedQueue) fetch(n int) ([]amqp.Delivery, error) {
 }
 
 // release gives back every message taken and not acked, each to its
-// place, by closing the channel; the broker has done so when the close
-// returns.
-func (q *parkedQueue) release() error {
+// place, by closing the channel, and waits until the queue holds them again
+// (its depth at opening less the acked messages): a quorum queue applies
+// the return after the close has been answered, and a listing or replay
+// right after this one must find them. The wait is bounded, because other
+// clients may take messages from the queue meanwhile.
+func (q *parkedQueue) release(acked int) error {
 	if err := q.ch.Close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
 		return fmt.Errorf("give the messages back to queue %q: %w (the broker takes them back when the connection closes)", q.name, err)
 	}
+	ch, err := q.conn.Channel()
+	if err != nil {
+		return nil // the connection's close gives back whatever is still out
+	}
+	defer func() { _ = ch.Close() }()
+	deadline := time.Now().Add(releaseWait)
+	for time.Now().Before(deadline) {
+		info, err := ch.QueueDeclarePassive(q.name, true, false, false, false, nil)
+		if err != nil || info.Messages >= q.depth-acked {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return nil
 }
+
+// releaseWait bounds how long release waits to see its messages back.
+const releaseWait = 5 * time.Second
 
 // close closes the connection; any message still unacked goes back to the queue.
 func (q *parkedQueue) close() {
@@ -487,14 +506,20 @@ func runErrorsReplay(ctx context.Context, args []string, getenv func(string) str
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		if err := replay(ctx, cfg, log, items); err != nil {
 			// Nothing was acked: every message goes back.
-			return errors.Join(fmt.Errorf("errors replay: %w", err), q.release())
+			return errors.Join(fmt.Errorf("errors replay: %w", err), q.release(0))
 		}
 	}
 	// What was not acked — not selected, or not replayed — goes back to
 	// its place, as with errors list. The report is printed whatever
 	// happens here: what was replayed has been replayed.
+	acked := 0
+	for _, it := range items {
+		if it.result == resultReplayed {
+			acked++
+		}
+	}
 	var releaseErr error
-	if err := q.release(); err != nil {
+	if err := q.release(acked); err != nil {
 		releaseErr = fmt.Errorf("errors replay: %w; the acks of the replayed messages may be lost too, leaving them parked as well", err)
 	}
 	return errors.Join(writeReplayReport(stdout, *queue, items, *all), releaseErr)

@@ -115,11 +115,6 @@ func (f *brokerFixture) park(tb testing.TB, msgs ...amqp.Publishing) {
 func (f *brokerFixture) peek(tb testing.TB, queue string) []amqp.Delivery {
 	tb.Helper()
 	ch := f.channel(tb)
-	defer func() {
-		if err := ch.Close(); err != nil {
-			tb.Fatalf("give back the messages of %s: %v", queue, err)
-		}
-	}()
 	var got []amqp.Delivery
 	for {
 		d, ok, err := ch.Get(queue, false)
@@ -131,7 +126,18 @@ func (f *brokerFixture) peek(tb testing.TB, queue string) []amqp.Delivery {
 		}
 		got = append(got, d)
 	}
-	// Closing the channel gives them back in place (see runErrorsList).
+	// Closing the channel gives them back in place (see runErrorsList);
+	// a quorum queue applies that a moment after the close, so wait for
+	// them, as release does, before the next step looks at the queue.
+	if err := ch.Close(); err != nil {
+		tb.Fatalf("give back the messages of %s: %v", queue, err)
+	}
+	check := f.channel(tb)
+	defer check.Close()
+	testenv.WaitFor(tb, 5*time.Second, "the messages back in "+queue, func() bool {
+		info, err := check.QueueDeclarePassive(queue, true, false, false, false, nil)
+		return err == nil && info.Messages >= len(got)
+	})
 	return got
 }
 
