@@ -30,6 +30,24 @@ type payConfig struct {
 	LogLevel      slog.Level
 	ShutdownGrace time.Duration
 	Crash         crashpoint.Set
+	PublishMode   string
+}
+
+// The ways pay can get its pay.success events to the broker
+// (PAY_PUBLISH_MODE). Only the outbox keeps the promises; the others are
+// the course's seed wiring, for make bench and make chaos UNSAFE=1.
+const (
+	publishOutbox          = "outbox"           // in the payment's transaction; a relay publishes with confirms
+	publishInlineConfirmed = "inline-confirmed" // in the request after the commit, waiting for the confirm
+	publishInline          = "inline"           // in the request after the commit, no confirms
+)
+
+// seedStyle lists the settings that depart from the safe wiring.
+func (c payConfig) seedStyle() []string {
+	if c.PublishMode == publishOutbox {
+		return nil
+	}
+	return []string{"PAY_PUBLISH_MODE=" + c.PublishMode}
 }
 
 func loadConfig(getenv func(string) string) (payConfig, error) {
@@ -51,7 +69,17 @@ func loadConfig(getenv func(string) string) (payConfig, error) {
 			Max:        r.Duration("PAY_OUTBOX_RETRY_MAX_INTERVAL", 30*time.Second),
 		},
 		ShutdownGrace: r.Duration("PAY_SHUTDOWN_GRACE", 10*time.Second),
-		Crash:         crashpoint.Parse(r.String("PAYTRADE_CRASH_POINTS", "")),
+		PublishMode:   r.String("PAY_PUBLISH_MODE", publishOutbox),
+	}
+	crash, err := crashpoint.Parse(r.String("PAYTRADE_CRASH_POINTS", ""))
+	if err != nil {
+		r.Fail(fmt.Errorf("PAYTRADE_CRASH_POINTS: %w", err))
+	}
+	c.Crash = crash
+	switch c.PublishMode {
+	case publishOutbox, publishInlineConfirmed, publishInline:
+	default:
+		r.Fail(fmt.Errorf("PAY_PUBLISH_MODE=%q: want %s, %s or %s", c.PublishMode, publishOutbox, publishInlineConfirmed, publishInline))
 	}
 	c.DevSecret = c.JWTSecret == auth.DevSecret
 	if c.BcryptCost > bcrypt.MaxCost {

@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer stop()
 
 	log := logging.New(stdout, cfg.LogLevel, "pay")
-	logging.WarnUnsafe(log, cfg.Crash, cfg.DevSecret)
+	logging.WarnUnsafe(log, cfg.Crash.String(), cfg.DevSecret, cfg.seedStyle())
 	pool, err := database.OpenMigrated(ctx, cfg.DatabaseURL, migrations.FS, migrations.Pay)
 	if err != nil {
 		return err
@@ -75,13 +75,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	var payments atomic.Int64
 	registerMetrics(reg, &payments, relay, supervisor)
-	store := postgres.New(pool, postgres.Config{
+	storeCfg := postgres.Config{
 		Exchange:        cfg.Exchange,
 		PaySuccessKey:   cfg.PaySuccessKey,
 		BcryptCost:      cfg.BcryptCost,
 		EventsCommitted: func() { payments.Add(1); relay.Wake() },
 		Crash:           cfg.Crash,
-	})
+	}
+	if cfg.PublishMode != publishOutbox {
+		inline := broker.NewInlinePublisher(supervisor, broker.InlinePublisherConfig{
+			Confirm:   cfg.PublishMode == publishInlineConfirmed,
+			Publisher: broker.PublisherConfig{ConfirmTimeout: cfg.Confirm, Logger: log},
+		})
+		defer inline.Close()
+		storeCfg.PublishAfterCommit = publishAfterCommit(inline, log)
+	}
+	store := postgres.New(pool, storeCfg)
 	handler := httpapi.NewHandler(store, httpapi.Config{
 		Auth:              auth.NewAuthenticator([]byte(cfg.JWTSecret)),
 		IdempotencySecret: []byte("idempotency\x00" + cfg.JWTSecret),
@@ -116,6 +125,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	brokerDone.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// publishAfterCommit publishes a payment's event as the course's seed code
+// does, in the request after the commit; when that fails, the event is
+// logged and lost.
+func publishAfterCommit(inline *broker.InlinePublisher, log *slog.Logger) func(context.Context, outbox.Event) {
+	return func(ctx context.Context, ev outbox.Event) {
+		if err := inline.Publish(context.WithoutCancel(ctx), ev.Message("pay", time.Now())); err != nil {
+			log.ErrorContext(ctx, "publish pay.success after commit failed; the event is lost", "message_id", ev.ID, "err", err)
+		}
+	}
 }
 
 // purgeIdempotencyKeys forgets expired idempotency keys once an hour.

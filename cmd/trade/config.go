@@ -35,6 +35,21 @@ type tradeConfig struct {
 	LogLevel      slog.Level
 	ShutdownGrace time.Duration
 	Crash         crashpoint.Set
+	AutoAck       bool
+	Idempotent    bool
+}
+
+// seedStyle lists the settings that depart from the safe wiring: the
+// course's seed consumer, for make chaos UNSAFE=1 only.
+func (c tradeConfig) seedStyle() []string {
+	var s []string
+	if c.AutoAck {
+		s = append(s, "TRADE_ACK_MODE=none")
+	}
+	if !c.Idempotent {
+		s = append(s, "TRADE_IDEMPOTENCY=none")
+	}
+	return s
 }
 
 func loadConfig(getenv func(string) string) (tradeConfig, error) {
@@ -68,7 +83,29 @@ func loadConfig(getenv func(string) string) (tradeConfig, error) {
 		CheckBatch:    r.Int("TRADE_PAY_CHECK_BATCH", 100, 1),
 		OrderTimeout:  r.Duration("TRADE_ORDER_TIMEOUT", 30*time.Minute),
 		ShutdownGrace: r.Duration("TRADE_SHUTDOWN_GRACE", 10*time.Second),
-		Crash:         crashpoint.Parse(r.String("PAYTRADE_CRASH_POINTS", "")),
+	}
+	crash, err := crashpoint.Parse(r.String("PAYTRADE_CRASH_POINTS", ""))
+	if err != nil {
+		r.Fail(fmt.Errorf("PAYTRADE_CRASH_POINTS: %w", err))
+	}
+	c.Crash = crash
+	// Spring's acknowledge-mode: manual, or none (the broker forgets a
+	// message as it sends it).
+	switch mode := r.String("TRADE_ACK_MODE", "manual"); mode {
+	case "manual":
+	case "none":
+		c.AutoAck = true
+	default:
+		r.Fail(fmt.Errorf("TRADE_ACK_MODE=%q: want manual or none", mode))
+	}
+	// inbox: deduplicate by message id and update conditionally; none: the
+	// course's first markOrderPaySuccess, an unconditional update.
+	switch mode := r.String("TRADE_IDEMPOTENCY", "inbox"); mode {
+	case "inbox":
+		c.Idempotent = true
+	case "none":
+	default:
+		r.Fail(fmt.Errorf("TRADE_IDEMPOTENCY=%q: want inbox or none", mode))
 	}
 	c.DevSecret = c.JWTSecret == auth.DevSecret
 	recoverer, err := broker.ParseRecoverer(r.String("TRADE_RECOVERER", string(broker.RecoverRepublish)))

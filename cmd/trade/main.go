@@ -51,7 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer stop()
 
 	log := logging.New(stdout, cfg.LogLevel, "trade")
-	logging.WarnUnsafe(log, cfg.Crash, cfg.DevSecret)
+	logging.WarnUnsafe(log, cfg.Crash.String(), cfg.DevSecret, cfg.seedStyle())
 	pool, err := database.OpenMigrated(ctx, cfg.DatabaseURL, migrations.FS, migrations.Trade)
 	if err != nil {
 		return err
@@ -76,6 +76,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	publisherSup := broker.NewSupervisor(publisherBroker, cfg.Topology.Declare)
 	publisher := broker.NewPublisher(publisherSup, broker.PublisherConfig{ConfirmTimeout: cfg.Confirm, Logger: log})
 	counts := &tradeamqp.Counts{}
+	markPaid := tradeamqp.MarkOrderPaid(store, counts, log, cfg.Crash)
+	if !cfg.Idempotent {
+		markPaid = tradeamqp.MarkOrderPaidUnconditionally(store, counts, log, cfg.Crash)
+	}
 	consumer := broker.NewConsumer(consumerSup, broker.ConsumerConfig{
 		Queue:           cfg.Topology.Queue,
 		Prefetch:        cfg.Prefetch,
@@ -87,7 +91,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Unavailable:     database.IsUnavailable,
 		Probe:           pool.Ping,
 		Logger:          log,
-	}, tradeamqp.MarkOrderPaid(store, counts, log, cfg.Crash))
+		AutoAck:         cfg.AutoAck,
+	}, markPaid)
 	fallback, err := cron.New(svc, store, cron.Config{
 		Spec: cfg.CheckSpec, Grace: cfg.CheckGrace, Timeout: cfg.OrderTimeout, Batch: cfg.CheckBatch, Logger: log,
 	})

@@ -86,6 +86,11 @@ type ConsumerConfig struct {
 	Probe        func(context.Context) error // [resume after one ProbeBackoff wait]
 	ProbeBackoff Backoff                     // [250ms doubling to 5s]
 	Logger       *slog.Logger                // [discard]
+	// AutoAck is Spring's acknowledge-mode none: the broker forgets each
+	// message as it sends it, and ignores the prefetch. A message whose
+	// handler fails for want of its database, or that waits in a process
+	// that dies, is lost. For make chaos UNSAFE=1 only.
+	AutoAck bool
 }
 
 // ConsumerStats counts what a Consumer did, since it was made.
@@ -317,7 +322,7 @@ func (c *Consumer) consume(ctx context.Context, conn *amqp.Connection) (consumed
 		return false, nil, fmt.Errorf("set prefetch to %d: %w", c.cfg.Prefetch, err)
 	}
 	tag := "ctag-" + uuid.NewString()
-	deliveries, err := ch.Consume(c.cfg.Queue, tag, false, false, false, false, nil)
+	deliveries, err := ch.Consume(c.cfg.Queue, tag, c.cfg.AutoAck, false, false, false, nil)
 	if err != nil {
 		return false, nil, fmt.Errorf("consume %s: %w", c.cfg.Queue, err)
 	}
@@ -425,6 +430,9 @@ func (c *Consumer) work(ctx context.Context, s *session, deliveries <-chan amqp.
 // on its own channel.
 func (c *Consumer) process(ctx context.Context, s *session, d amqp.Delivery) {
 	c.delivered.Add(1)
+	if c.cfg.AutoAck {
+		d.Acknowledger = autoAcked{}
+	}
 	log := c.log.With("message_id", d.MessageId, "delivery_tag", d.DeliveryTag, "redelivered", d.Redelivered)
 	// A handler that has begun is let finish, even on shutdown, so that
 	// its work is acked rather than redone after a redelivery.
@@ -585,7 +593,12 @@ func truncate(s string, n int) string {
 
 // requeue gives d back to its queue.
 func (c *Consumer) requeue(log *slog.Logger, d amqp.Delivery) {
-	if c.settled(log, "nack", d.Nack(false, true)) {
+	err := d.Nack(false, true)
+	if errors.Is(err, errAutoAcked) {
+		log.Error("MESSAGE LOST: with acknowledge mode none the broker forgot it when it sent it; it cannot go back")
+		return
+	}
+	if c.settled(log, "nack", err) {
 		c.requeued.Add(1)
 	}
 }
@@ -600,3 +613,13 @@ func (c *Consumer) settled(log *slog.Logger, what string, err error) bool {
 	}
 	return true
 }
+
+var errAutoAcked = errors.New("broker: delivery was acknowledged when it was sent")
+
+// autoAcked settles deliveries of an AutoAck consumer: there is nothing to
+// tell the broker, which forgot them already, and nothing to give back.
+type autoAcked struct{}
+
+func (autoAcked) Ack(uint64, bool) error        { return nil }
+func (autoAcked) Nack(uint64, bool, bool) error { return errAutoAcked }
+func (autoAcked) Reject(uint64, bool) error     { return nil }

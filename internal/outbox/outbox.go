@@ -12,9 +12,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/paytrade/paytrade/internal/broker"
 )
 
 // Event is one message waiting to be published. Its ID becomes the AMQP
@@ -39,6 +43,25 @@ func NewEvent(exchange, routingKey, typ string, body any, correlationID string) 
 		return Event{}, fmt.Errorf("encode %s event: %w", typ, err)
 	}
 	return Event{ID: id, Exchange: exchange, RoutingKey: routingKey, Type: typ, Payload: payload, CorrelationID: correlationID}, nil
+}
+
+// Message is ev as published: persistent, JSON, with the event's ID as its
+// message_id, so every copy of it is recognisably the same message.
+func (ev Event) Message(appID string, createdAt time.Time) broker.Message {
+	return broker.Message{
+		Exchange:   ev.Exchange,
+		RoutingKey: ev.RoutingKey,
+		Publishing: amqp.Publishing{
+			ContentType:   "application/json",
+			DeliveryMode:  amqp.Persistent,
+			MessageId:     ev.ID.String(),
+			Type:          ev.Type,
+			AppId:         appID,
+			Timestamp:     createdAt,
+			CorrelationId: ev.CorrelationID,
+			Body:          ev.Payload,
+		},
+	}
 }
 
 // Insert adds ev to the outbox inside tx, the transaction of the change it announces.

@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/crashpoint"
@@ -244,25 +243,14 @@ func (r *Relay) claim(ctx context.Context, tx pgx.Tx) ([]claimed, []broker.Messa
 	for rows.Next() {
 		var (
 			ev        claimed
-			msg       broker.Message
-			typ       string
-			payload   []byte
-			corrID    string
+			e         Event
 			createdAt time.Time
 		)
-		if err := rows.Scan(&ev.id, &msg.Exchange, &msg.RoutingKey, &typ, &payload, &corrID, &createdAt, &ev.attempts); err != nil {
+		if err := rows.Scan(&ev.id, &e.Exchange, &e.RoutingKey, &e.Type, &e.Payload, &e.CorrelationID, &createdAt, &ev.attempts); err != nil {
 			return nil, nil, fmt.Errorf("scan outbox event: %w", err)
 		}
-		msg.Publishing = amqp.Publishing{
-			ContentType:   "application/json",
-			DeliveryMode:  amqp.Persistent,
-			MessageId:     ev.id.String(),
-			Type:          typ,
-			AppId:         r.cfg.AppID,
-			Timestamp:     createdAt,
-			CorrelationId: corrID,
-			Body:          payload,
-		}
+		e.ID = ev.id
+		msg := e.Message(r.cfg.AppID, createdAt)
 		events = append(events, ev)
 		msgs = append(msgs, msg)
 	}

@@ -79,7 +79,10 @@ func (s *Store) Pay(ctx context.Context, p pay.Payment) (pay.PaymentResult, erro
 	if err := p.Validate(); err != nil {
 		return pay.PaymentResult{}, err
 	}
-	var result pay.PaymentResult
+	var (
+		result pay.PaymentResult
+		event  outbox.Event
+	)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if p.IdempotencyKey != "" {
 			replay, found, err := s.claimIdempotencyKey(ctx, tx, p)
@@ -88,11 +91,16 @@ func (s *Store) Pay(ctx context.Context, p pay.Payment) (pay.PaymentResult, erro
 				return err
 			}
 		}
-		order, err := s.payInTx(ctx, tx, p)
+		order, ev, err := s.payInTx(ctx, tx, p)
 		if err != nil {
 			return err
 		}
-		result = pay.PaymentResult{PayOrder: order}
+		if s.cfg.PublishAfterCommit == nil {
+			if err := outbox.Insert(ctx, tx, ev); err != nil {
+				return err
+			}
+		}
+		result, event = pay.PaymentResult{PayOrder: order}, ev
 		if p.IdempotencyKey != "" {
 			return saveIdempotencyKey(ctx, tx, p, order)
 		}
@@ -103,38 +111,43 @@ func (s *Store) Pay(ctx context.Context, p pay.Payment) (pay.PaymentResult, erro
 	}
 	if !result.Replayed {
 		s.cfg.Crash.Hit(crashpoint.PayAfterCommit)
+		if s.cfg.PublishAfterCommit != nil {
+			s.cfg.PublishAfterCommit(ctx, event)
+		}
 		s.cfg.EventsCommitted()
 	}
 	return result, nil
 }
 
-func (s *Store) payInTx(ctx context.Context, tx pgx.Tx, p pay.Payment) (pay.PayOrder, error) {
+// payInTx pays p inside tx and returns the paid pay order and its
+// pay.success event, which the caller writes to the outbox.
+func (s *Store) payInTx(ctx context.Context, tx pgx.Tx, p pay.Payment) (pay.PayOrder, outbox.Event, error) {
 	order, err := scanPayOrder(tx.QueryRow(ctx, `SELECT `+payOrderColumns+` FROM pay_orders WHERE id = $1 FOR UPDATE`, p.PayOrderID))
 	if err != nil {
 		if errors.Is(err, pay.ErrPayOrderNotFound) {
-			return order, err
+			return order, outbox.Event{}, err
 		}
-		return order, fmt.Errorf("lock pay order %d: %w", p.PayOrderID, err)
+		return order, outbox.Event{}, fmt.Errorf("lock pay order %d: %w", p.PayOrderID, err)
 	}
 	if order.BizUserID != p.UserID {
 		// Someone else's pay order is, to this user, no pay order at all.
-		return order, pay.ErrPayOrderNotFound
+		return order, outbox.Event{}, pay.ErrPayOrderNotFound
 	}
 	now := s.now()
 	if err := order.CheckPayable(now); err != nil {
-		return order, err
+		return order, outbox.Event{}, err
 	}
 
 	var hash string
 	err = tx.QueryRow(ctx, `SELECT password_hash FROM accounts WHERE user_id = $1`, p.UserID).Scan(&hash)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return order, pay.ErrAccountNotFound
+		return order, outbox.Event{}, pay.ErrAccountNotFound
 	}
 	if err != nil {
-		return order, fmt.Errorf("read account %d: %w", p.UserID, err)
+		return order, outbox.Event{}, fmt.Errorf("read account %d: %w", p.UserID, err)
 	}
 	if err := pay.CheckPassword(hash, p.Password); err != nil {
-		return order, err
+		return order, outbox.Event{}, err
 	}
 
 	var balance int64
@@ -143,26 +156,26 @@ func (s *Store) payInTx(ctx context.Context, tx pgx.Tx, p pay.Payment) (pay.PayO
 		WHERE user_id = $1 AND balance >= $2
 		RETURNING balance`, p.UserID, order.Amount, now).Scan(&balance)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return order, pay.ErrInsufficientFunds
+		return order, outbox.Event{}, pay.ErrInsufficientFunds
 	}
 	if err != nil {
-		return order, fmt.Errorf("debit account %d: %w", p.UserID, err)
+		return order, outbox.Event{}, fmt.Errorf("debit account %d: %w", p.UserID, err)
 	}
 
 	tag, err := tx.Exec(ctx, `
 		UPDATE pay_orders SET status = $2, pay_success_time = $3, update_time = $3
 		WHERE id = $1 AND status = $4`, order.ID, pay.Paid, now, pay.Waiting)
 	if err != nil {
-		return order, fmt.Errorf("mark pay order %d paid: %w", order.ID, err)
+		return order, outbox.Event{}, fmt.Errorf("mark pay order %d paid: %w", order.ID, err)
 	}
 	if tag.RowsAffected() != 1 {
-		return order, fmt.Errorf("mark pay order %d paid: it is no longer waiting", order.ID)
+		return order, outbox.Event{}, fmt.Errorf("mark pay order %d paid: it is no longer waiting", order.ID)
 	}
 	order.Status = pay.Paid
 	order.PaySuccessTime = &now
 
 	if err := insertLedger(ctx, tx, p.UserID, "debit", -order.Amount, balance, &order.ID); err != nil {
-		return order, err
+		return order, outbox.Event{}, err
 	}
 	ev, err := outbox.NewEvent(s.cfg.Exchange, s.cfg.PaySuccessKey, pay.PaySuccessType, pay.PaySuccess{
 		BizOrderNo: order.BizOrderNo,
@@ -171,13 +184,7 @@ func (s *Store) payInTx(ctx context.Context, tx pgx.Tx, p pay.Payment) (pay.PayO
 		Amount:     order.Amount,
 		PaidAt:     now,
 	}, p.CorrelationID)
-	if err != nil {
-		return order, err
-	}
-	if err := outbox.Insert(ctx, tx, ev); err != nil {
-		return order, err
-	}
-	return order, nil
+	return order, ev, err
 }
 
 // claimIdempotencyKey makes this transaction the only one working under the

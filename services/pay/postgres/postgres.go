@@ -15,6 +15,7 @@ import (
 
 	"github.com/paytrade/paytrade/internal/crashpoint"
 	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/outbox"
 	"github.com/paytrade/paytrade/services/pay"
 )
 
@@ -25,7 +26,13 @@ type Config struct {
 	BcryptCost      int    // cost of new password hashes
 	Now             func() time.Time
 	EventsCommitted func() // called after a commit that wrote outbox events: wakes the relay
-	Crash           crashpoint.Set
+	// PublishAfterCommit, when set, replaces the outbox with the course's
+	// seed wiring: the event is not written in the payment's transaction
+	// but handed to this function after the commit, in the request. For
+	// make bench and make chaos UNSAFE=1 only: a crash or broker outage
+	// between the commit and the publish loses the event for good.
+	PublishAfterCommit func(ctx context.Context, ev outbox.Event)
+	Crash              crashpoint.Set
 }
 
 // Store implements pay.Service.
