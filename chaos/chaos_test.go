@@ -1,0 +1,169 @@
+// Package chaos is the fault suite: it runs the real pay and trade binaries
+// against the real PostgreSQL and RabbitMQ, drives concurrent payments,
+// injects one fault per scenario, lets the system converge and then checks
+// every invariant of DESIGN.md from both databases and the broker.
+//
+// make test runs it short; make chaos runs it with 1000 payments per
+// scenario and prints the table; make chaos UNSAFE=1 runs the same faults
+// against the course's seed-style wiring, to show what they break there.
+//
+// Switches (environment): PAYTRADE_CHAOS_PAYMENTS (payments per scenario),
+// PAYTRADE_CHAOS_UNSAFE=1 (seed-style wiring), PAYTRADE_CHAOS_BROKER_RESTART=1
+// (allow the scenario that restarts the local RabbitMQ; .ci/run sets it).
+package chaos
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// row is one line of the table.
+type row struct {
+	scenario string
+	load     loadResult
+	st       state
+	converge time.Duration
+	verdict  string
+	skipped  bool
+	broken   bool
+}
+
+func payments(t *testing.T) int {
+	t.Helper()
+	n := 100
+	if v := os.Getenv("PAYTRADE_CHAOS_PAYMENTS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 10 {
+			t.Fatalf("PAYTRADE_CHAOS_PAYMENTS=%q: want a number ≥ 10", v)
+		}
+	}
+	return n
+}
+
+// TestChaosEveryInvariantHoldsUnderEveryFault runs every scenario against
+// the wiring make chaos asks for and prints the table. With the safe wiring
+// any broken invariant fails the test; with UNSAFE=1 the table is the point,
+// and the test fails as the invariants do.
+func TestChaosEveryInvariantHoldsUnderEveryFault(t *testing.T) {
+	w := safeWiring
+	if os.Getenv("PAYTRADE_CHAOS_UNSAFE") == "1" {
+		w = seedWiring
+	}
+	rows := runAll(t, w, scenarios, payments(t))
+	fmt.Print(table(w, rows))
+	for _, r := range rows {
+		if r.broken {
+			t.Errorf("%s: %s", r.scenario, r.verdict)
+		}
+	}
+}
+
+// TestChaosCatchesTheSeedStyleWiringLosingAndDoublingPayments proves the
+// suite can fail: against the wiring the course warns about, the checks
+// must find the lost events of a crash between commit and publish, the
+// double effects of a duplicate storm, and the silent drop of a message
+// with no id.
+func TestChaosCatchesTheSeedStyleWiringLosingAndDoublingPayments(t *testing.T) {
+	if os.Getenv("PAYTRADE_CHAOS_UNSAFE") == "1" {
+		t.Skip("the main test runs the seed-style wiring itself")
+	}
+	want := map[string]func(state) bool{
+		"pay SIGKILLed at crash points":            func(st state) bool { return st.lost > 0 },
+		"duplicate storm (5× same id, 2× new ids)": func(st state) bool { return st.applied > 0 },
+		"poison messages mixed in":                 func(st state) bool { return st.poisonUnparked > 0 },
+	}
+	var picked []scenario
+	for _, sc := range scenarios {
+		if want[sc.name] != nil {
+			picked = append(picked, sc)
+		}
+	}
+	rows := runAll(t, seedWiring, picked, min(payments(t), 100))
+	fmt.Print(table(seedWiring, rows))
+	for _, r := range rows {
+		if !want[r.scenario](r.st) {
+			t.Errorf("%s: the checks did not catch the seed-style wiring's failure: %s", r.scenario, r.verdict)
+		}
+	}
+}
+
+func runAll(t *testing.T, w wiring, list []scenario, n int) []row {
+	t.Helper()
+	var rows []row
+	for _, sc := range list {
+		r := row{scenario: sc.name}
+		if sc.gate != "" && os.Getenv(sc.gate) != "1" {
+			r.skipped, r.verdict = true, "skipped: set "+sc.gate+"=1"
+			rows = append(rows, r)
+			continue
+		}
+		t.Run(sc.name, func(t *testing.T) {
+			r = runScenario(t, w, sc, n)
+		})
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// runScenario runs one scenario on a system of its own and judges it.
+func runScenario(t *testing.T, w wiring, sc scenario, n int) row {
+	t.Helper()
+	r := &run{
+		system: newSystem(t, w),
+		n:      n,
+		spread: max(3*time.Second, time.Duration(n)*5*time.Millisecond),
+		settle: 30 * time.Second,
+	}
+	if testing.Short() || n <= 100 {
+		r.settle = 15 * time.Second
+	}
+	res := sc.run(t, r)
+	settle := r.settle
+	if r.deadline > 0 {
+		settle = r.deadline + 5*time.Second
+	}
+	st, took := r.converge(t, r.pop, settle)
+	st = r.inspect(t, r.pop, r.poison, true)
+	out := row{scenario: sc.name, load: res, st: st, converge: took}
+	broken := st.broken()
+	if res.unanswered > 0 {
+		broken = append(broken, fmt.Sprintf("%d payments unanswered", res.unanswered))
+	}
+	if !st.converged() {
+		broken = append(broken, "did not converge")
+	}
+	if r.deadline > 0 && took > r.deadline {
+		broken = append(broken, fmt.Sprintf("converged after %.1fs, more than %v", took.Seconds(), r.deadline))
+	}
+	out.broken = len(broken) > 0
+	out.verdict = joinOr(broken, "ok")
+	if res.refused > 0 {
+		r.notes = append([]string{fmt.Sprintf("%d refused: no funds", res.refused)}, r.notes...)
+	}
+	if len(r.notes) > 0 {
+		out.verdict += " (" + strings.Join(r.notes, ", ") + ")"
+	}
+	return out
+}
+
+// table renders rows as the Markdown table the README shows.
+func table(w wiring, rows []row) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nwiring: %s\n\n", w.name)
+	b.WriteString("| scenario | payments tried | 2xx | debited | orders paid | lost | double effects | parked | converge s | verdict |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, r := range rows {
+		if r.skipped {
+			fmt.Fprintf(&b, "| %s | | | | | | | | | %s |\n", r.scenario, r.verdict)
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %.1f | %s |\n",
+			r.scenario, r.load.tried, r.load.ok, r.st.debited, r.st.paid, r.st.lost, r.st.doubleEffects(), r.st.parked,
+			r.converge.Seconds(), r.verdict)
+	}
+	return b.String()
+}

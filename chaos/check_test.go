@@ -1,0 +1,254 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// observe installs, in trade's database, a trigger that writes down every
+// UPDATE that leaves an order paid, with the status it had before. A
+// payment takes effect exactly once: when the order leaves 1 (unpaid).
+// Any other row here is a payment applied again — the double effect an
+// inbox and a conditional UPDATE exist to prevent — or an order dragged
+// back to paid from where it had moved on to.
+func (s *system) observe(t *testing.T) {
+	t.Helper()
+	_, err := s.trPool.Exec(context.Background(), `
+		CREATE TABLE chaos_applications (
+			order_id   bigint      NOT NULL,
+			old_status smallint    NOT NULL,
+			at         timestamptz NOT NULL DEFAULT clock_timestamp()
+		);
+		CREATE FUNCTION chaos_record_application() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			INSERT INTO chaos_applications (order_id, old_status) VALUES (NEW.id, OLD.status);
+			RETURN NULL;
+		END $$;
+		CREATE TRIGGER chaos_applications AFTER UPDATE ON orders
+			FOR EACH ROW WHEN (NEW.status = 2) EXECUTE FUNCTION chaos_record_application();`)
+	if err != nil {
+		t.Fatalf("install the application audit in trade's database: %v", err)
+	}
+}
+
+// state is what the two databases and the broker say after a scenario.
+type state struct {
+	debited        int // pay orders with a debit
+	doubleDebits   int // debits beyond the first of a pay order (invariant 1)
+	overdrawn      int // accounts below zero (invariant 2)
+	unbalanced     int // accounts whose funding, debits and balance disagree, or whose ledger does not explain the balance (invariant 3)
+	paid           int // orders paid
+	lost           int // debited pay orders whose order is neither paid nor a recorded discrepancy (invariant 4)
+	free           int // orders paid without a matching successful payment (invariant 5)
+	applied        int // payments applied again, or orders moved back to paid (invariant 6)
+	outboxPending  int
+	queued         int // messages still waiting in mark.order.pay.queue
+	parked         int // messages in error.queue
+	parkedHealthy  int // of which real pay.success events (a healthy message parked)
+	poisonUnparked int // poison messages nowhere to be found (invariant 7)
+}
+
+func (st state) converged() bool {
+	return st.lost == 0 && st.outboxPending == 0 && st.queued == 0
+}
+
+// doubleEffects sums what happened more than once.
+func (st state) doubleEffects() int { return st.doubleDebits + st.applied }
+
+// broken names the invariants st breaks, with counts.
+func (st state) broken() []string {
+	var b []string
+	add := func(n int, what string) {
+		if n > 0 {
+			b = append(b, fmt.Sprintf("%d %s", n, what))
+		}
+	}
+	add(st.doubleDebits, "double debit (inv 1)")
+	add(st.overdrawn, "overdrawn (inv 2)")
+	add(st.unbalanced, "unbalanced (inv 3)")
+	add(st.lost, "lost (inv 4)")
+	add(st.free, "paid for free (inv 5)")
+	add(st.applied, "applied again (inv 6)")
+	add(st.parkedHealthy, "healthy parked")
+	add(st.poisonUnparked, "silently dropped (inv 7)")
+	return b
+}
+
+// inspect reads the state of both databases and the queues. poison is the
+// bodies of the poison messages published in the scenario; the error queue
+// is only read (and emptied) when final is true, at the end.
+func (s *system) inspect(t *testing.T, pop population, poison map[string]bool, final bool) state {
+	t.Helper()
+	ctx := context.Background()
+	var st state
+	scan := func(err error, what string) {
+		if err != nil {
+			t.Fatalf("inspect %s: %v", what, err)
+		}
+	}
+	var debits int
+	scan(s.payPool.QueryRow(ctx, `SELECT count(*), count(DISTINCT pay_order_id) FROM ledger_entries WHERE kind = 'debit'`).
+		Scan(&debits, &st.debited), "debits")
+	st.doubleDebits = debits - st.debited
+	scan(s.payPool.QueryRow(ctx, `SELECT count(*) FROM accounts WHERE balance < 0`).Scan(&st.overdrawn), "balances")
+	scan(s.payPool.QueryRow(ctx, `SELECT count(*) FROM outbox_events`).Scan(&st.outboxPending), "outbox")
+
+	// Money: each wallet's funding is its balance plus what it paid, and
+	// its ledger adds up to its balance.
+	rows, err := s.payPool.Query(ctx, `
+		SELECT a.user_id, a.balance,
+			COALESCE((SELECT sum(amount) FROM ledger_entries l WHERE l.user_id = a.user_id), 0),
+			COALESCE((SELECT sum(amount) FROM pay_orders p WHERE p.biz_user_id = a.user_id AND p.status = 3), 0)
+		FROM accounts a`)
+	scan(err, "accounts")
+	for rows.Next() {
+		var user, balance, ledger, paid int64
+		scan(rows.Scan(&user, &balance, &ledger, &paid), "account")
+		if ledger != balance || balance+paid != pop.funding[user] {
+			st.unbalanced++
+		}
+	}
+	scan(rows.Err(), "accounts")
+
+	type payOrder struct{ user, amount int64 }
+	debited := map[int64]payOrder{} // by bizOrderNo
+	rows, err = s.payPool.Query(ctx, `SELECT biz_order_no, biz_user_id, amount FROM pay_orders WHERE status = 3`)
+	scan(err, "pay orders")
+	for rows.Next() {
+		var biz int64
+		var po payOrder
+		scan(rows.Scan(&biz, &po.user, &po.amount), "pay order")
+		debited[biz] = po
+	}
+	scan(rows.Err(), "pay orders")
+
+	paidOrders := map[int64]bool{}
+	rows, err = s.trPool.Query(ctx, `SELECT id, user_id, total_fee FROM orders WHERE pay_time IS NOT NULL`)
+	scan(err, "orders")
+	for rows.Next() {
+		var id, user, fee int64
+		scan(rows.Scan(&id, &user, &fee), "order")
+		paidOrders[id] = true
+		if po, ok := debited[id]; !ok || po.user != user || po.amount != fee {
+			st.free++
+		}
+	}
+	scan(rows.Err(), "orders")
+	st.paid = len(paidOrders)
+
+	recorded := map[int64]bool{}
+	rows, err = s.trPool.Query(ctx, `SELECT DISTINCT biz_order_no FROM payment_discrepancies`)
+	scan(err, "discrepancies")
+	for rows.Next() {
+		var biz int64
+		scan(rows.Scan(&biz), "discrepancy")
+		recorded[biz] = true
+	}
+	scan(rows.Err(), "discrepancies")
+	for biz := range debited {
+		if !paidOrders[biz] && !recorded[biz] {
+			st.lost++
+		}
+	}
+	scan(s.trPool.QueryRow(ctx, `SELECT count(*) FROM chaos_applications WHERE old_status <> 1`).Scan(&st.applied), "applications")
+
+	st.queued = s.depth(t, s.queue)
+	st.parked = s.depth(t, s.errQueue)
+	if final {
+		s.readParked(t, &st, poison)
+	}
+	return st
+}
+
+// depth is how many messages wait in queue, ready or unacked; -1 if the
+// broker cannot say right now (it is being restarted, say).
+func (s *system) depth(t *testing.T, queue string) int {
+	t.Helper()
+	n := -1
+	s.withChannel(t, func(ch *amqp.Channel) error {
+		q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+		if err == nil {
+			n = q.Messages
+		}
+		return nil
+	})
+	return n
+}
+
+// readParked empties the error queue and sorts what was in it: poison
+// published on purpose must be there with a reason; a real pay.success
+// must not be.
+func (s *system) readParked(t *testing.T, st *state, poison map[string]bool) {
+	t.Helper()
+	found := map[string]bool{}
+	s.withChannel(t, func(ch *amqp.Channel) error {
+		for {
+			d, ok, err := ch.Get(s.errQueue, true)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return nil
+			}
+			body := string(d.Body)
+			reason, _ := d.Headers["x-exception-message"].(string)
+			switch {
+			case poison[body] && reason != "":
+				found[body] = true
+			case !poison[body]:
+				st.parkedHealthy++
+			}
+		}
+	})
+	for body := range poison {
+		if !found[body] {
+			st.poisonUnparked++
+		}
+	}
+}
+
+// withChannel runs fn on a channel of a connection of its own, straight
+// to the broker, not through any proxy.
+func (s *system) withChannel(t *testing.T, fn func(ch *amqp.Channel) error) {
+	t.Helper()
+	conn, err := amqp.DialConfig(s.amqpURL, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	if err := fn(ch); err != nil {
+		t.Errorf("broker: %v", err)
+	}
+}
+
+// converge inspects the system until it has settled — every debit applied,
+// the outbox and the queue empty — or until within has passed, and returns
+// the last state and how long settling took.
+func (s *system) converge(t *testing.T, pop population, within time.Duration) (state, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for {
+		st := s.inspect(t, pop, nil, false)
+		if st.converged() || time.Since(start) > within {
+			return st, time.Since(start)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// joinOr joins items, or says ok.
+func joinOr(items []string, ok string) string {
+	if len(items) == 0 {
+		return ok
+	}
+	return strings.Join(items, "; ")
+}

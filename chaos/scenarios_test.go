@@ -1,0 +1,343 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/paytrade/paytrade/internal/crashpoint"
+	"github.com/paytrade/paytrade/internal/testenv"
+)
+
+// run is one scenario's run: its system, population and settings.
+type run struct {
+	*system
+	pop      population
+	n        int
+	spread   time.Duration // the load is paced over this long
+	settle   time.Duration // how long the system may take to converge
+	poison   map[string]bool
+	notes    []string      // what the fault did, for the table's verdict
+	deadline time.Duration // a scenario's own bound on converging, if any
+}
+
+// scenario injects one fault into a run; it starts the processes it needs,
+// drives the load with goLoad and returns what the buyers saw once the
+// fault has healed.
+type scenario struct {
+	name string
+	// gate, when set, is an environment switch the scenario needs.
+	gate string
+	run  func(t *testing.T, r *run) loadResult
+}
+
+// standard starts one pay and one trade and the audit.
+func (r *run) standard(t *testing.T, tradeEnv ...string) {
+	t.Helper()
+	r.addPay()
+	r.addTrade(tradeEnv...)
+	r.observe(t)
+	r.pop = r.populate(t, r.n)
+}
+
+// goLoad drives the payments in the background over spread.
+func (r *run) goLoad(spread time.Duration) <-chan loadResult {
+	done := make(chan loadResult, 1)
+	go func() { done <- pay(context.Background(), r.pop, r.payURLs, spread, 32) }()
+	return done
+}
+
+// during runs fault every period until the load is done, and returns the
+// load's result.
+func during(load <-chan loadResult, period time.Duration, fault func()) loadResult {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case res := <-load:
+			return res
+		case <-tick.C:
+			fault()
+		}
+	}
+}
+
+// restartOnDeath waits for the load, restarting in each time its process
+// dies, with the next of envs (the last one for good); it returns the
+// load's result and how many times the process died.
+func restartOnDeath(t *testing.T, in *instance, load <-chan loadResult, envs ...[]string) (loadResult, int) {
+	t.Helper()
+	deaths := 0
+	for {
+		select {
+		case res := <-load:
+			if in.proc.Exited() {
+				deaths++
+				in.start(t, envs[min(deaths, len(envs))-1]...)
+			}
+			return res, deaths
+		case <-time.After(20 * time.Millisecond):
+			if in.proc.Exited() {
+				deaths++
+				in.start(t, envs[min(deaths, len(envs))-1]...)
+			}
+		}
+	}
+}
+
+// waitOutboxEmpty waits until pay has published every event it committed.
+func (r *run) waitOutboxEmpty(t *testing.T) {
+	t.Helper()
+	testenv.WaitFor(t, 60*time.Second, "pay's outbox to empty", func() bool {
+		var n int
+		err := r.payPool.QueryRow(context.Background(), `SELECT count(*) FROM outbox_events`).Scan(&n)
+		return err == nil && n == 0
+	})
+}
+
+// scenarios are the faults, in the order the table lists them.
+var scenarios = []scenario{
+	{name: "baseline, no faults", run: func(t *testing.T, r *run) loadResult {
+		r.standard(t)
+		return <-r.goLoad(r.spread)
+	}},
+	{name: "AMQP connections cut repeatedly", run: func(t *testing.T, r *run) loadResult {
+		r.standard(t)
+		cuts := 0
+		res := during(r.goLoad(r.spread), 400*time.Millisecond, func() {
+			p := r.pays[0].amqp
+			if cuts%2 == 1 {
+				p = r.trades[0].amqp
+			}
+			cut(t, p, 100*time.Millisecond)
+			cuts++
+		})
+		r.notes = append(r.notes, fmt.Sprintf("%d cuts", cuts))
+		return res
+	}},
+	{name: "broker blackholed 10 s", run: func(t *testing.T, r *run) loadResult {
+		r.standard(t)
+		load := r.goLoad(max(r.spread, 14*time.Second))
+		time.Sleep(2 * time.Second)
+		restorePay, restoreTrade := blackhole(t, r.pays[0].amqp), blackhole(t, r.trades[0].amqp)
+		time.Sleep(10 * time.Second)
+		restorePay()
+		restoreTrade()
+		return <-load
+	}},
+	{name: "RabbitMQ restarted with a backlog", gate: "PAYTRADE_CHAOS_BROKER_RESTART", run: func(t *testing.T, r *run) loadResult {
+		r.standard(t)
+		trade := r.trades[0]
+		trade.proc.Stop(t, 20*time.Second)
+		res := <-r.goLoad(r.spread)
+		r.waitOutboxEmpty(t)
+		before := r.depth(t, r.queue)
+		restartBroker(t)
+		after := -1
+		testenv.WaitFor(t, 30*time.Second, "the queue to be back", func() bool {
+			after = r.depth(t, r.queue)
+			return after >= 0
+		})
+		r.notes = append(r.notes, fmt.Sprintf("backlog %d → %d across the restart", before, after))
+		trade.start(t)
+		return res
+	}},
+	{name: "pay SIGKILLed at crash points", run: func(t *testing.T, r *run) loadResult {
+		p := r.addPay("PAYTRADE_CRASH_POINTS=" + crashpoint.PayAfterCommit + fmt.Sprintf("@%d", max(r.n/4, 2)))
+		r.addTrade()
+		r.observe(t)
+		r.pop = r.populate(t, r.n)
+		res, deaths := restartOnDeath(t, p, r.goLoad(r.spread),
+			[]string{"PAYTRADE_CRASH_POINTS=" + crashpoint.RelayAfterConfirm + "@3"}, []string{"PAYTRADE_CRASH_POINTS="})
+		r.notes = append(r.notes, fmt.Sprintf("%d kills", deaths))
+		return res
+	}},
+	{name: "trade SIGKILLed after commit, before ack", run: func(t *testing.T, r *run) loadResult {
+		crash := "PAYTRADE_CRASH_POINTS=" + crashpoint.TradeAfterCommit + fmt.Sprintf("@%d", max(r.n/4, 2))
+		r.standard(t, crash)
+		res, deaths := restartOnDeath(t, r.trades[0], r.goLoad(r.spread), []string{crash}, []string{"PAYTRADE_CRASH_POINTS="})
+		r.notes = append(r.notes, fmt.Sprintf("%d kills", deaths))
+		return res
+	}},
+	{name: "trade's PostgreSQL link cut", run: func(t *testing.T, r *run) loadResult {
+		r.standard(t)
+		load := r.goLoad(r.spread)
+		time.Sleep(r.spread / 3)
+		cut(t, r.trades[0].database, 3*time.Second)
+		return <-load
+	}},
+	{name: "duplicate storm (5× same id, 2× new ids)", run: func(t *testing.T, r *run) loadResult {
+		r.standard(t)
+		watched := testenv.Watch(t, r.amqpURL, r.exchange, "pay.success")
+		stormed := make(chan int, 1)
+		stop := make(chan struct{})
+		go func() { stormed <- r.storm(t, watched, stop) }()
+		res := <-r.goLoad(r.spread)
+		r.waitOutboxEmpty(t)
+		time.Sleep(500 * time.Millisecond) // the last copies reach the watch queue
+		close(stop)
+		r.notes = append(r.notes, fmt.Sprintf("%d copies", <-stormed))
+		return res
+	}},
+	{name: "poison messages mixed in", run: func(t *testing.T, r *run) loadResult {
+		r.standard(t)
+		load := r.goLoad(r.spread)
+		r.poison = r.publishPoison(t, max(r.n/20, 10), r.spread)
+		return <-load
+	}},
+	{name: "messages lost before trade sees them", run: func(t *testing.T, r *run) loadResult {
+		const period = 3 * time.Second
+		r.standard(t, "TRADE_PAY_CHECK_SPEC=@every 3s", "TRADE_PAY_CHECK_GRACE=1s")
+		trade := r.trades[0]
+		trade.proc.Stop(t, 20*time.Second)
+		res := <-r.goLoad(r.spread)
+		r.waitOutboxEmpty(t)
+		purged := r.purge(t)
+		time.Sleep(time.Second) // past the grace, so one tick sees them all
+		trade.start(t)
+		r.notes = append(r.notes, fmt.Sprintf("%d purged, fallback every %v", purged, period))
+		r.deadline = period + 2*time.Second
+		return res
+	}},
+	{name: "two pay + two trade, one of each killed", run: func(t *testing.T, r *run) loadResult {
+		r.addPay()
+		r.addPay()
+		r.addTrade()
+		r.addTrade()
+		r.observe(t)
+		r.pop = r.populate(t, r.n)
+		load := r.goLoad(r.spread)
+		time.Sleep(r.spread * 2 / 5)
+		r.pays[0].proc.Kill()
+		r.trades[0].proc.Kill()
+		return <-load
+	}},
+}
+
+// restartBroker stops and starts the RabbitMQ application of the local
+// node, and starts it again even if the test fails in between.
+func restartBroker(t *testing.T) {
+	t.Helper()
+	ctl := func(args ...string) error {
+		out, err := exec.Command("rabbitmqctl", args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("rabbitmqctl %v: %v\n%s", args, err, out)
+		}
+		return nil
+	}
+	started := false
+	t.Cleanup(func() {
+		if !started {
+			_ = ctl("start_app")
+			_ = ctl("await_startup")
+		}
+	})
+	if err := ctl("stop_app"); err != nil {
+		t.Fatal(err)
+	}
+	err := ctl("start_app")
+	if err == nil {
+		err = ctl("await_startup")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	started = true
+}
+
+// storm re-publishes every pay.success it sees five times with its own
+// message id and twice with new ones, until stop closes; it returns how
+// many copies it published.
+func (r *run) storm(t *testing.T, watched <-chan amqp.Delivery, stop <-chan struct{}) int {
+	conn, err := amqp.Dial(r.amqpURL)
+	if err != nil {
+		t.Errorf("storm: %v", err)
+		return 0
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Errorf("storm: %v", err)
+		return 0
+	}
+	copies := 0
+	for {
+		select {
+		case <-stop:
+			return copies
+		case d, ok := <-watched:
+			if !ok {
+				return copies
+			}
+			if d.Headers["x-chaos-copy"] != nil {
+				continue // the watch queue sees the storm's own copies too
+			}
+			for i := range 7 {
+				msg := amqp.Publishing{
+					Headers:     amqp.Table{"x-chaos-copy": int32(i + 1)},
+					ContentType: d.ContentType, DeliveryMode: amqp.Persistent, MessageId: d.MessageId,
+					Type: d.Type, AppId: d.AppId, Timestamp: d.Timestamp, Body: d.Body,
+				}
+				if i >= 5 {
+					msg.MessageId = uuid.NewString()
+				}
+				if err := ch.Publish(r.exchange, "pay.success", false, false, msg); err != nil {
+					t.Errorf("storm: %v", err)
+					return copies
+				}
+				copies++
+			}
+		}
+	}
+}
+
+// publishPoison publishes n messages trade cannot process, spread over
+// spread, and returns their bodies. Some kinds fail decoding; the last
+// kind is well formed but carries no message id and names no order, which
+// only an inbox that insists on an id refuses.
+func (r *run) publishPoison(t *testing.T, n int, spread time.Duration) map[string]bool {
+	t.Helper()
+	kinds := []func(i int) (body, id string){
+		func(i int) (string, string) { return fmt.Sprintf("not json %d", i), fmt.Sprintf("poison-%d", i) },
+		func(i int) (string, string) { return fmt.Sprintf(`{"bizOrderNo":%d}`, 900000000+i), fmt.Sprintf("poison-%d", i) },
+		func(i int) (string, string) {
+			return fmt.Sprintf(`{"bizOrderNo":%d,"payOrderId":1,"userId":1,"amount":-5,"paidAt":"2026-11-21T10:00:00Z"}`, 900000000+i), fmt.Sprintf("poison-%d", i)
+		},
+		func(i int) (string, string) {
+			return fmt.Sprintf(`{"bizOrderNo":%d,"payOrderId":1,"userId":1,"amount":5,"paidAt":"2026-11-21T10:00:00Z"}`, 900000000+i), ""
+		},
+	}
+	bodies := map[string]bool{}
+	r.withChannel(t, func(ch *amqp.Channel) error {
+		for i := range n {
+			body, id := kinds[i%len(kinds)](i)
+			bodies[body] = true
+			err := ch.Publish(r.exchange, "pay.success", false, false, amqp.Publishing{
+				ContentType: "application/json", DeliveryMode: amqp.Persistent, MessageId: id, Type: "pay.success", Body: []byte(body),
+			})
+			if err != nil {
+				return err
+			}
+			time.Sleep(spread / time.Duration(n))
+		}
+		return nil
+	})
+	return bodies
+}
+
+// purge removes every message from trade's queue: events lost.
+func (r *run) purge(t *testing.T) int {
+	t.Helper()
+	purged := 0
+	r.withChannel(t, func(ch *amqp.Channel) error {
+		n, err := ch.QueuePurge(r.queue, false)
+		purged = n
+		return err
+	})
+	return purged
+}
