@@ -304,7 +304,9 @@ func (r *run) publishPoison(t *testing.T, n int, spread time.Duration) map[strin
 	t.Helper()
 	kinds := []func(i int) (body, id string){
 		func(i int) (string, string) { return fmt.Sprintf("not json %d", i), fmt.Sprintf("poison-%d", i) },
-		func(i int) (string, string) { return fmt.Sprintf(`{"bizOrderNo":%d}`, 900000000+i), fmt.Sprintf("poison-%d", i) },
+		func(i int) (string, string) {
+			return fmt.Sprintf(`{"bizOrderNo":%d}`, 900000000+i), fmt.Sprintf("poison-%d", i)
+		},
 		func(i int) (string, string) {
 			return fmt.Sprintf(`{"bizOrderNo":%d,"payOrderId":1,"userId":1,"amount":-5,"paidAt":"2026-11-21T10:00:00Z"}`, 900000000+i), fmt.Sprintf("poison-%d", i)
 		},

@@ -87,9 +87,11 @@ type ConsumerConfig struct {
 	ProbeBackoff Backoff                     // [250ms doubling to 5s]
 	Logger       *slog.Logger                // [discard]
 	// AutoAck is Spring's acknowledge-mode none: the broker forgets each
-	// message as it sends it, and ignores the prefetch. A message whose
-	// handler fails for want of its database, or that waits in a process
-	// that dies, is lost. For make chaos UNSAFE=1 only.
+	// message as it sends it, and ignores the prefetch, so it sends every
+	// ready message at once. A message whose handler fails for want of
+	// its database is lost, and so is every message already sent when the
+	// consumer pauses, its channel drops or its process dies — only the
+	// first is logged. For make chaos UNSAFE=1 only.
 	AutoAck bool
 }
 
@@ -595,7 +597,7 @@ func truncate(s string, n int) string {
 func (c *Consumer) requeue(log *slog.Logger, d amqp.Delivery) {
 	err := d.Nack(false, true)
 	if errors.Is(err, errAutoAcked) {
-		log.Error("MESSAGE LOST: with acknowledge mode none the broker forgot it when it sent it; it cannot go back")
+		log.Error("MESSAGE LOST: with acknowledge mode none the broker forgot it when it sent it; it cannot go back, nor can any other message already sent to this consumer")
 		return
 	}
 	if c.settled(log, "nack", err) {

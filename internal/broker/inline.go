@@ -22,8 +22,9 @@ type InlinePublisher struct {
 	// own, not behind everyone else's.
 	confirmed chan *Publisher
 
-	mu    sync.Mutex
-	plain *amqp.Channel // without confirms: one channel, shared
+	mu     sync.Mutex
+	plain  *amqp.Channel // without confirms: one channel, shared
+	closed bool
 }
 
 // InlinePublisherConfig tunes an InlinePublisher.
@@ -51,11 +52,17 @@ func NewInlinePublisher(s *Supervisor, cfg InlinePublisherConfig) *InlinePublish
 	return p
 }
 
-// Publish publishes msg, not mandatory, and with Confirm waits for its
-// confirm. An error means the message may not have reached the broker.
+// Publish publishes msg. With Confirm it is mandatory and waits for its
+// confirm, and a message no queue takes is an error; without, it is fire
+// and forget. An error means the message may not have reached the broker.
 func (p *InlinePublisher) Publish(ctx context.Context, msg Message) error {
 	if p.confirm {
-		pub := <-p.confirmed
+		var pub *Publisher
+		select {
+		case pub = <-p.confirmed:
+		case <-ctx.Done():
+			return fmt.Errorf("publish %s: %w", msg.Publishing.MessageId, ctx.Err())
+		}
 		defer func() { p.confirmed <- pub }()
 		outcomes, err := pub.PublishBatch(ctx, []Message{msg})
 		if err != nil {
@@ -79,6 +86,9 @@ func (p *InlinePublisher) Publish(ctx context.Context, msg Message) error {
 func (p *InlinePublisher) channel() (*amqp.Channel, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errPublisherClosed
+	}
 	if p.plain != nil && !p.plain.IsClosed() {
 		return p.plain, nil
 	}
@@ -94,16 +104,20 @@ func (p *InlinePublisher) channel() (*amqp.Channel, error) {
 	return ch, nil
 }
 
-// Close closes the publisher's channels.
+// Close closes the publisher's channels; later calls to Publish fail.
 func (p *InlinePublisher) Close() error {
 	if p.confirm {
+		// Each goes back closed, so a late Publish fails rather than waits.
 		for range cap(p.confirmed) {
-			_ = (<-p.confirmed).Close()
+			pub := <-p.confirmed
+			_ = pub.Close()
+			p.confirmed <- pub
 		}
 		return nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closed = true
 	if p.plain != nil {
 		return p.plain.Close()
 	}

@@ -42,6 +42,9 @@ func Parse(spec string) (Set, error) {
 			continue
 		}
 		name, nth, found := strings.Cut(item, "@")
+		if name == "" {
+			return nil, fmt.Errorf("crash point %q: no name", item)
+		}
 		p := &point{nth: 1}
 		if found {
 			n, err := strconv.ParseInt(nth, 10, 64)

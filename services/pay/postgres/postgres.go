@@ -25,7 +25,7 @@ type Config struct {
 	PaySuccessKey   string // routing key of pay.success events
 	BcryptCost      int    // cost of new password hashes
 	Now             func() time.Time
-	EventsCommitted func() // called after a commit that wrote outbox events: wakes the relay
+	EventsCommitted func() // called after each committed payment: wakes the relay
 	// PublishAfterCommit, when set, replaces the outbox with the course's
 	// seed wiring: the event is not written in the payment's transaction
 	// but handed to this function after the commit, in the request. For
