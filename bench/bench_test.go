@@ -1,0 +1,390 @@
+// Package bench is make bench: bounded load on the local PostgreSQL and
+// RabbitMQ that prints, from one run, what the system does against what
+// its parts could do alone — the pay transaction alone (limit A), the
+// broker alone (limit B), the course's seed wiring — and how its costs grow
+// with history. It is one test, TestBench, skipped unless PAYTRADE_BENCH=1,
+// so that go test ./... does not run it.
+//
+// Scale with PAYTRADE_BENCH_SCALE (a factor on every count, default 1),
+// PAYTRADE_BENCH_CONCURRENCY (the closed-loop sweep, default 8,32,128) and
+// PAYTRADE_BENCH_HISTORY (the large history, default 1000000 rows). To try
+// a setting, PAYTRADE_BENCH_PAY_ENV and PAYTRADE_BENCH_TRADE_ENV add
+// space-separated KEY=value pairs to paytrade's pay and trade (for example
+// PAYTRADE_BENCH_PAY_ENV=PAY_OUTBOX_BATCH=500); the seed-style pair keeps
+// its defaults. Run one phase with -run 'TestBench/pipeline' (or bcrypt,
+// limitA, limitB, growth). The targets are reported, never asserted: a timed test that
+// fails on a slow machine says nothing about the code.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/testenv"
+)
+
+// The targets the bench reports against (it asserts none of them).
+const (
+	targetVsLimitA    = 0.40
+	targetVsSeedStyle = 3.0
+	targetHalfPeakP99 = 50 * time.Millisecond
+	targetBrokerDown  = 0.9
+	targetGrowth      = 2.0
+)
+
+// config is the size of a run, and any settings it tries.
+type config struct {
+	scale            float64
+	concurrency      []int
+	smallHistory     int
+	largeHistory     int
+	payEnv, tradeEnv []string
+}
+
+func (c config) count(n int) int { return max(int(float64(n)*c.scale), 1) }
+
+func readConfig(tb testing.TB) config {
+	tb.Helper()
+	c := config{scale: 1, concurrency: []int{8, 32, 128}, smallHistory: 10_000, largeHistory: 1_000_000}
+	if v := os.Getenv("PAYTRADE_BENCH_SCALE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 {
+			tb.Fatalf("PAYTRADE_BENCH_SCALE=%q: want a positive number", v)
+		}
+		c.scale = f
+	}
+	if v := os.Getenv("PAYTRADE_BENCH_CONCURRENCY"); v != "" {
+		c.concurrency = nil
+		for _, s := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n <= 0 {
+				tb.Fatalf("PAYTRADE_BENCH_CONCURRENCY=%q: want positive integers separated by commas", v)
+			}
+			c.concurrency = append(c.concurrency, n)
+		}
+	}
+	if v := os.Getenv("PAYTRADE_BENCH_HISTORY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= c.smallHistory {
+			tb.Fatalf("PAYTRADE_BENCH_HISTORY=%q: want an integer above %d", v, c.smallHistory)
+		}
+		c.largeHistory = n
+	}
+	c.payEnv = strings.Fields(os.Getenv("PAYTRADE_BENCH_PAY_ENV"))
+	c.tradeEnv = strings.Fields(os.Getenv("PAYTRADE_BENCH_TRADE_ENV"))
+	return c
+}
+
+// The counts of a run at scale 1: enough for stable rates and a p99 of
+// thousands of samples, small enough for make bench to end in minutes.
+const (
+	limitACount      = 5000
+	limitBCount      = 50_000
+	limitBWindow     = 512
+	sweepCount       = 3000
+	warmupCount      = 500
+	openLoopSeconds  = 20
+	relayFreshEvents = 10_000
+	ticksPerHistory  = 5
+)
+
+// limitAConns are the connection counts limit A tries; the best is A.
+// 4 is what pay's pool opens on this machine (pgxpool's default).
+var limitAConns = []int{4, 8, 32}
+
+// results is everything one run measured; a phase that failed leaves its
+// part zero and the table says so.
+type results struct {
+	cfg                      config
+	autovacuum               string
+	loadBefore, loadAfter    string
+	bcryptDefault, bcryptMin time.Duration
+	limitA                   map[int]float64
+	limitB                   float64
+	paytrade, seedStyle      []run
+	halfPeak                 run
+	halfPeakRate             float64
+	brokerUp, brokerDown     run
+	tick                     map[int]time.Duration
+	relay                    map[int]relayResult
+	elapsed                  time.Duration
+}
+
+func TestBench(t *testing.T) {
+	if os.Getenv("PAYTRADE_BENCH") != "1" {
+		t.Skip("run by make bench")
+	}
+	start := time.Now()
+	r := &results{cfg: readConfig(t), limitA: map[int]float64{}, tick: map[int]time.Duration{}, relay: map[int]relayResult{}}
+	r.autovacuum = setting(t, "autovacuum")
+	r.loadBefore = loadAverage()
+	cfg := r.cfg
+
+	t.Run("bcrypt", func(t *testing.T) {
+		r.bcryptDefault = bcryptVerify(t, bcrypt.DefaultCost, 5)
+		r.bcryptMin = bcryptVerify(t, bcrypt.MinCost, 5)
+	})
+	t.Run("limitA", func(t *testing.T) {
+		for _, n := range limitAConns {
+			r.limitA[n] = payTransactionRate(t, n, cfg.count(limitACount))
+		}
+	})
+	t.Run("limitB", func(t *testing.T) {
+		r.limitB = brokerRate(t, cfg.count(limitBCount), limitBWindow)
+	})
+	t.Run("pipeline", func(t *testing.T) {
+		// paytrade's pay reaches the broker through a proxy throughout, so
+		// its broker-down run differs from its broker-up run by the outage
+		// alone.
+		pt := startSystem(t, systemConfig{brokerProxy: true, payEnv: cfg.payEnv, tradeEnv: cfg.tradeEnv})
+		seed := startSystem(t, systemConfig{
+			payEnv:   []string{"PAY_PUBLISH_MODE=inline-confirmed"},
+			tradeEnv: []string{"TRADE_PREFETCH=1"},
+		})
+		pt.sweepStep(t, cfg.count(warmupCount), 32)
+		seed.sweepStep(t, cfg.count(warmupCount), 32)
+		// Step by step, one wiring then the other: whatever else the
+		// machine does meanwhile weighs on both alike, not on one sweep.
+		for _, c := range cfg.concurrency {
+			r.paytrade = append(r.paytrade, pt.sweepStep(t, cfg.count(sweepCount), c))
+			r.seedStyle = append(r.seedStyle, seed.sweepStep(t, cfg.count(sweepCount), c))
+		}
+		seed.stop(t)
+		peak := best(r.paytrade)
+		if peak.paidRate == 0 {
+			t.Fatal("no step of the sweep paid an order; nothing to pace the rest by")
+		}
+
+		// Open loop at half the peak rate: the latency a payment sees when
+		// the system is busy but not saturated.
+		r.halfPeakRate = peak.paidRate / 2
+		orders := pt.prepare(t, min(max(int(r.halfPeakRate*openLoopSeconds*cfg.scale), 200), 10_000))
+		r.halfPeak = pt.settle(t, orders, pt.openLoop(orders, r.halfPeakRate), 2*time.Minute)
+
+		// Broker up, then down, at the peak's concurrency, on the same
+		// system and history: the outbox keeps taking payments.
+		r.brokerUp = pt.sweepStep(t, cfg.count(sweepCount), peak.conc)
+		orders = pt.prepare(t, cfg.count(sweepCount))
+		pt.proxy.SetDown(true)
+		pt.waitReady(t, 503)
+		attempts := pt.closedLoop(orders, peak.conc)
+		pt.proxy.SetDown(false)
+		r.brokerDown = pt.settle(t, orders, attempts, 3*time.Minute)
+		r.brokerDown.conc = peak.conc
+	})
+	t.Run("growth", func(t *testing.T) {
+		for _, h := range []int{cfg.smallHistory, cfg.largeHistory} {
+			t.Run(fmt.Sprintf("tick%d", h), func(t *testing.T) { r.tick[h] = fallbackTick(t, h, ticksPerHistory) })
+			t.Run(fmt.Sprintf("relay%d", h), func(t *testing.T) { r.relay[h] = relayRate(t, h, cfg.count(relayFreshEvents)) })
+		}
+	})
+	r.elapsed = time.Since(start)
+	r.loadAfter = loadAverage()
+	r.print(os.Stdout)
+}
+
+// setting reads a PostgreSQL server setting, for the table's header.
+func setting(tb testing.TB, name string) string {
+	tb.Helper()
+	ctx := context.Background()
+	pool, err := database.Open(ctx, testenv.PostgresURL(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer pool.Close()
+	var v string
+	if err := pool.QueryRow(ctx, `SELECT current_setting($1)`, name).Scan(&v); err != nil {
+		tb.Fatal(err)
+	}
+	return v
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages, so a reader
+// can tell a quiet machine from one where something else ran meanwhile
+// (every rate here shares the same two cores).
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// best returns the run with the most orders paid per second.
+func best(runs []run) run {
+	var b run
+	for _, r := range runs {
+		if r.paidRate > b.paidRate {
+			b = r
+		}
+	}
+	return b
+}
+
+func bestLimitA(m map[int]float64) (int, float64) {
+	n, v := 0, 0.0
+	for _, c := range limitAConns {
+		if m[c] > v {
+			n, v = c, m[c]
+		}
+	}
+	return n, v
+}
+
+// ratio is a/b, or 0 if either is missing.
+func ratio(a, b float64) float64 {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	return a / b
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "MISSED"
+}
+
+// print writes the table.
+func (r *results) print(w io.Writer) {
+	row := func(measure, value, target, verdict string) {
+		fmt.Fprintf(w, "%-56s %-46s %-12s %s\n", measure, value, target, verdict)
+	}
+	missing := "— (phase failed; see above)"
+	rate := func(v float64, unit string) string {
+		if v <= 0 {
+			return missing
+		}
+		return fmt.Sprintf("%.0f %s", v, unit)
+	}
+	fmt.Fprintf(w, "\npaytrade make bench — %d CPUs, GOMAXPROCS %d, scale %g, PostgreSQL autovacuum=%s, run took %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), r.cfg.scale, r.autovacuum, r.elapsed.Round(time.Second))
+	fmt.Fprintf(w, "load average before %s, after %s (anything else running skews every rate)\n", r.loadBefore, r.loadAfter)
+	if len(r.cfg.payEnv)+len(r.cfg.tradeEnv) > 0 {
+		fmt.Fprintf(w, "paytrade tried with pay %v, trade %v\n", r.cfg.payEnv, r.cfg.tradeEnv)
+	}
+	fmt.Fprintln(w)
+	row("measure", "value", "target", "verdict")
+	row(fmt.Sprintf("bcrypt verify at default cost %d (median of 5)", bcrypt.DefaultCost),
+		fmt.Sprintf("%s ms (bench accounts, cost %d: %s ms)", ms(r.bcryptDefault), bcrypt.MinCost, ms(r.bcryptMin)), "", "")
+	bestN, limitA := bestLimitA(r.limitA)
+	for _, n := range limitAConns {
+		mark := ""
+		if n == bestN {
+			mark = "  ← A"
+		}
+		row(fmt.Sprintf("limit A: pay tx alone, N=%d conns, %d tx", n, r.cfg.count(limitACount)), rate(r.limitA[n], "tx/s")+mark, "", "")
+	}
+	row(fmt.Sprintf("limit B: persistent → quorum queue, %d in flight", limitBWindow), rate(r.limitB, "msg/s"), "", "")
+
+	seed, pt := best(r.seedStyle), best(r.paytrade)
+	row("seed-style (inline confirm, prefetch 1), best", rateAt(seed), "", "")
+	row("paytrade (outbox), best of the sweep", rateAt(pt), "", "")
+	row(fmt.Sprintf("paytrade open loop at half peak (%.0f/s), pay→paid", r.halfPeakRate),
+		"p50/p95/p99 "+r.halfPeak.payToPaid.String()+" ms", "p99 ≤ "+ms(targetHalfPeakP99), verdict(r.halfPeak.payToPaid.n > 0 && r.halfPeak.payToPaid.p99 <= targetHalfPeakP99))
+	row(fmt.Sprintf("  same run: pay p50/p95/p99, orders paid/s (of %d)", r.halfPeak.requests),
+		fmt.Sprintf("%s ms, %.0f/s", r.halfPeak.pay, r.halfPeak.paidRate), "", "")
+	row(fmt.Sprintf("broker up, c=%d: payments accepted/s", r.brokerUp.conc), rate(r.brokerUp.acceptRate, "/s"), "", "")
+	row(fmt.Sprintf("broker down, c=%d: payments accepted/s", r.brokerDown.conc), rate(r.brokerDown.acceptRate, "/s")+
+		fmt.Sprintf(" (%d of %d accepted)", r.brokerDown.accepted, r.brokerDown.requests), "", "")
+	row("  then broker back: outbox drained, all orders paid in", fmt.Sprintf("%.1f s (%d of %d paid)",
+		r.brokerDown.drain.Seconds(), r.brokerDown.paid, r.brokerDown.accepted), "", "")
+	for _, h := range []int{r.cfg.smallHistory, r.cfg.largeHistory} {
+		tick := missing
+		if d := r.tick[h]; d > 0 {
+			tick = fmt.Sprintf("%s ms (median of %d; each finds %d lost payments)", ms(d), ticksPerHistory, lostPerTick)
+		}
+		row(fmt.Sprintf("cron fallback tick, %s orders of history", abbrev(h)), tick, "", "")
+	}
+	for _, h := range []int{r.cfg.smallHistory, r.cfg.largeHistory} {
+		value := missing
+		if x := r.relay[h]; x.rate > 0 {
+			value = fmt.Sprintf("%.0f events/s (claim index %.1f MB)", x.rate, float64(x.indexBytes)/(1<<20))
+		}
+		row(fmt.Sprintf("outbox relay, %s published events of history", abbrev(h)), value, "", "")
+	}
+
+	ratioRow := func(name string, v, target float64) {
+		if v <= 0 {
+			row(name, missing, "", "")
+			return
+		}
+		row(name, fmt.Sprintf("%.2f", v), fmt.Sprintf("≥ %.2f", target), verdict(v >= target))
+	}
+	growthRow := func(name string, v float64) {
+		if v <= 0 {
+			row(name, missing, "", "")
+			return
+		}
+		row(name, fmt.Sprintf("%.2f×", v), fmt.Sprintf("≤ %.0f×", targetGrowth), verdict(v <= targetGrowth))
+	}
+	ratioRow("ratio paytrade / A", ratio(pt.paidRate, limitA), targetVsLimitA)
+	ratioRow("ratio paytrade / seed-style", ratio(pt.paidRate, seed.paidRate), targetVsSeedStyle)
+	if v := ratio(limitA, seed.paidRate); v > 0 {
+		row("  ceiling: A / seed-style (paytrade as fast as A)", fmt.Sprintf("%.2f", v), "", "")
+	}
+	ratioRow("ratio broker-down / broker-up (accepted/s)", ratio(r.brokerDown.acceptRate, r.brokerUp.acceptRate), targetBrokerDown)
+	small, large := abbrev(r.cfg.smallHistory), abbrev(r.cfg.largeHistory)
+	growthRow(fmt.Sprintf("growth: tick time %s / %s", large, small),
+		ratio(float64(r.tick[r.cfg.largeHistory]), float64(r.tick[r.cfg.smallHistory])))
+	growthRow(fmt.Sprintf("growth: relay slowdown %s vs %s", large, small),
+		ratio(r.relay[r.cfg.smallHistory].rate, r.relay[r.cfg.largeHistory].rate))
+
+	fmt.Fprintf(w, "\n%-18s %4s %13s %10s %22s %25s %8s %8s\n", "closed-loop sweep", "conc", "orders paid/s", "accepted/s",
+		"pay p50/p95/p99 ms", "pay→paid p50/p95/p99 ms", "CPU busy", "ev/batch")
+	for _, s := range []struct {
+		name string
+		runs []run
+	}{{"paytrade (outbox)", r.paytrade}, {"seed-style", r.seedStyle}} {
+		for _, x := range s.runs {
+			busy, batch := "—", "—"
+			if x.cpuBusy >= 0 {
+				busy = fmt.Sprintf("%.0f%%", 100*x.cpuBusy)
+			}
+			if x.relayBatch > 0 {
+				batch = fmt.Sprintf("%.1f", x.relayBatch)
+			}
+			note := ""
+			if x.paid < x.accepted || x.accepted < x.requests {
+				note = fmt.Sprintf("  (%d sent, %d accepted, %d paid; first error: %v)", x.requests, x.accepted, x.paid, x.firstErr)
+			}
+			fmt.Fprintf(w, "%-18s %4d %13.0f %10.0f %22s %25s %8s %8s%s\n", s.name, x.conc, x.paidRate, x.acceptRate,
+				x.pay, x.payToPaid, busy, batch, note)
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+func rateAt(r run) string {
+	if r.paidRate <= 0 {
+		return "— (phase failed; see above)"
+	}
+	return fmt.Sprintf("%.0f orders paid/s at c=%d", r.paidRate, r.conc)
+}
+
+// abbrev spells a row count short: 10k, 1M.
+func abbrev(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dk", n/1000)
+	default:
+		return strconv.Itoa(n)
+	}
+}

@@ -1,0 +1,413 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/testenv"
+)
+
+// secret signs the tokens of every system the bench starts.
+const secret = "bench-secret"
+
+// The shape of every bench order: one cent amount keeps wallets from ever
+// running dry, and 256 buyers keep them from serialising on one row lock
+// even at the highest concurrency of the sweep.
+const (
+	buyers   = 256
+	orderFee = 100
+)
+
+// systemConfig says how to start one pay and one trade.
+type systemConfig struct {
+	payEnv, tradeEnv []string
+	// brokerProxy puts pay's AMQP connection through a proxy the bench can
+	// take down; trade keeps a direct one, so it drains the queue meanwhile.
+	brokerProxy bool
+}
+
+// system is one pay and one trade binary, each on a database of its own,
+// sharing broker names of their own, with funded buyers.
+type system struct {
+	pay, trade *testenv.Process
+	tradeDB    *pgxpool.Pool // read directly for the time each order was paid
+	proxy      *testenv.Proxy
+	client     *http.Client
+	buyers     []buyer
+	nextBuyer  atomic.Int64
+}
+
+type buyer struct {
+	id    int64
+	token string
+}
+
+// startSystem starts pay and trade as e2e's newSystem does, with the cron
+// fallback pushed out to an hour so that only the broker path pays orders.
+func startSystem(tb testing.TB, cfg systemConfig) *system {
+	tb.Helper()
+	amqpURL := testenv.AMQPURL(tb)
+	exchange := testenv.Name(tb, "pay.topic")
+	errExchange := testenv.Name(tb, "error.direct")
+	queue := testenv.Name(tb, "mark.order.pay.queue")
+	errQueue := testenv.Name(tb, "error.queue")
+	testenv.DeleteOnCleanup(tb, amqpURL, []string{exchange, errExchange}, []string{queue, errQueue})
+
+	s := &system{client: newClient()}
+	tb.Cleanup(s.client.CloseIdleConnections)
+	payAMQP := amqpURL
+	if cfg.brokerProxy {
+		s.proxy = testenv.NewProxy(tb, testenv.HostPort(tb, amqpURL))
+		payAMQP = s.proxy.RewriteURL(tb, amqpURL)
+	}
+	common := []string{"AUTH_JWT_SECRET=" + secret, "MQ_PAY_EXCHANGE=" + exchange}
+	payEnv := append([]string{
+		"PAY_DATABASE_URL=" + testenv.NewEmptyDatabase(tb, "bench_pay"), "PAY_HTTP_ADDR=127.0.0.1:0",
+		"PAY_BCRYPT_COST=4", "AMQP_URL=" + payAMQP,
+		// Back within a second of the broker: the drain after an outage
+		// is measured, not the reconnect backoff.
+		"AMQP_RECONNECT_INITIAL_INTERVAL=100ms", "AMQP_RECONNECT_MAX_INTERVAL=1s",
+	}, common...)
+	tradeDBURL := testenv.NewEmptyDatabase(tb, "bench_trade")
+	tradeEnv := append([]string{
+		"TRADE_DATABASE_URL=" + tradeDBURL, "TRADE_HTTP_ADDR=127.0.0.1:0", "AMQP_URL=" + amqpURL,
+		"MQ_MARK_ORDER_PAY_QUEUE=" + queue, "MQ_ERROR_EXCHANGE=" + errExchange, "MQ_ERROR_QUEUE=" + errQueue,
+		"TRADE_PAY_CHECK_SPEC=@every 1h",
+	}, common...)
+
+	s.pay = testenv.StartProcess(tb, testenv.Build(tb, "github.com/paytrade/paytrade/cmd/pay"), "pay",
+		append(payEnv, cfg.payEnv...))
+	s.trade = testenv.StartProcess(tb, testenv.Build(tb, "github.com/paytrade/paytrade/cmd/trade"), "trade",
+		append(append(tradeEnv, "PAY_SERVICE_URL="+s.pay.BaseURL), cfg.tradeEnv...))
+
+	pool, err := database.Open(context.Background(), tradeDBURL)
+	if err != nil {
+		tb.Fatalf("open trade database: %v", err)
+	}
+	tb.Cleanup(pool.Close)
+	s.tradeDB = pool
+	s.fundBuyers(tb)
+	return s
+}
+
+func newClient() *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		// One keep-alive connection per worker, even at the sweep's
+		// highest concurrency: the bench must not measure TCP handshakes.
+		Transport: &http.Transport{MaxIdleConns: 2048, MaxIdleConnsPerHost: 1024, IdleConnTimeout: time.Minute},
+	}
+}
+
+func mint(tb testing.TB, p auth.Principal) string {
+	tb.Helper()
+	tok, err := auth.Mint([]byte(secret), p, 2*time.Hour, time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
+}
+
+// fundBuyers opens the buyers' wallets at pay.
+func (s *system) fundBuyers(tb testing.TB) {
+	tb.Helper()
+	svc := mint(tb, auth.Principal{Service: true, Subject: "bench"})
+	s.buyers = make([]buyer, buyers)
+	for i := range s.buyers {
+		id := int64(i + 1)
+		s.buyers[i] = buyer{id: id, token: mint(tb, auth.Principal{UserID: id})}
+	}
+	err := parallel(16, buyers, func(i int) error {
+		id := s.buyers[i].id
+		body := fmt.Sprintf(`{"userId":%d,"password":"123","balance":%d}`, id, int64(1)<<50)
+		return s.call(http.MethodPost, s.pay.BaseURL+"/accounts", svc, body, http.StatusCreated, nil)
+	})
+	if err != nil {
+		tb.Fatalf("fund buyers: %v", err)
+	}
+}
+
+// call sends a JSON request and decodes the answer into out (if not nil);
+// any status but want is an error.
+func (s *system) call(method, url, token, body string, want int, out any) error {
+	req, err := http.NewRequest(method, url, bytes.NewReader([]byte(body)))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := s.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, url, err)
+	}
+	if res.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s, want %d", method, url, res.StatusCode, data, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s %s: decode %s: %w", method, url, data, err)
+		}
+	}
+	return nil
+}
+
+// parallel runs fn(0..n-1) on workers goroutines and returns the first error.
+func parallel(workers, n int, fn func(i int) error) error {
+	var (
+		next     atomic.Int64
+		firstErr error
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+	)
+	for range min(workers, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// prepared is an unpaid order at trade with its waiting pay order at pay.
+type prepared struct {
+	orderID, payOrderID int64
+	buyer               buyer
+}
+
+// prepare creates n orders and their pay orders, as the course's front end
+// does, before anything is timed. Consecutive orders belong to different
+// buyers, so concurrent payments never wait for each other's wallet.
+func (s *system) prepare(tb testing.TB, n int) []prepared {
+	tb.Helper()
+	out := make([]prepared, n)
+	err := parallel(16, n, func(i int) error {
+		b := s.buyers[int(s.nextBuyer.Add(1)-1)%len(s.buyers)]
+		var o struct{ ID int64 }
+		if err := s.call(http.MethodPost, s.trade.BaseURL+"/orders", b.token,
+			fmt.Sprintf(`{"totalFee":%d,"paymentType":3}`, orderFee), http.StatusCreated, &o); err != nil {
+			return err
+		}
+		var po struct{ ID int64 }
+		if err := s.call(http.MethodPost, s.pay.BaseURL+"/pay-orders", b.token,
+			fmt.Sprintf(`{"bizOrderNo":%d,"amount":%d,"payChannelCode":"balance","payType":5,"orderInfo":"bench"}`, o.ID, orderFee),
+			http.StatusCreated, &po); err != nil {
+			return err
+		}
+		out[i] = prepared{orderID: o.ID, payOrderID: po.ID, buyer: b}
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("prepare %d orders: %v", n, err)
+	}
+	return out
+}
+
+// attempt is one timed pay request.
+type attempt struct {
+	sent, returned time.Time
+	ok             bool
+	err            error
+}
+
+// payOne sends POST /pay-orders/{id} for o and times it.
+func (s *system) payOne(o prepared) attempt {
+	a := attempt{sent: time.Now()}
+	a.err = s.call(http.MethodPost, s.pay.BaseURL+"/pay-orders/"+strconv.FormatInt(o.payOrderID, 10),
+		o.buyer.token, `{"pw":"123"}`, http.StatusOK, nil)
+	a.returned = time.Now()
+	a.ok = a.err == nil
+	return a
+}
+
+// closedLoop pays every order with conc workers, each sending its next
+// request as soon as the previous one returned.
+func (s *system) closedLoop(orders []prepared, conc int) []attempt {
+	attempts := make([]attempt, len(orders))
+	_ = parallel(conc, len(orders), func(i int) error {
+		attempts[i] = s.payOne(orders[i])
+		return nil
+	})
+	return attempts
+}
+
+// maxOpenInFlight bounds an open-loop run; an arrival that finds them all
+// busy waits, and that wait shows in its latency.
+const maxOpenInFlight = 1024
+
+// openLoop pays the orders on a fixed arrival schedule of rate per second,
+// whatever the latency of the requests before: an open-loop load, whose
+// latencies are not flattered by the load backing off.
+func (s *system) openLoop(orders []prepared, rate float64) []attempt {
+	attempts := make([]attempt, len(orders))
+	slots := make(chan struct{}, maxOpenInFlight)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range orders {
+		time.Sleep(time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))))
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			attempts[i] = s.payOne(orders[i])
+		})
+	}
+	wg.Wait()
+	return attempts
+}
+
+// run is what one timed phase measured.
+type run struct {
+	conc       int
+	requests   int
+	accepted   int
+	paid       int
+	firstErr   error
+	acceptRate float64 // accepted / (first pay sent → last pay returned)
+	paidRate   float64 // orders paid / (first pay sent → last order paid)
+	pay        quantiles
+	payToPaid  quantiles // order's update_time − its pay request's return
+	drain      time.Duration
+	cpuBusy    float64 // share of all cores busy while the requests ran; -1 unknown
+	relayBatch float64 // events per outbox relay batch; 0 without an outbox
+}
+
+// settle waits until every accepted payment's order is paid at trade (or
+// within runs out) and measures the run from the attempts and the orders'
+// update_time, which trade's conditional UPDATE sets when it pays one.
+func (s *system) settle(tb testing.TB, orders []prepared, attempts []attempt, within time.Duration) run {
+	tb.Helper()
+	r := run{requests: len(attempts)}
+	var ids []int64
+	returnedAt := map[int64]time.Time{}
+	var payLat []time.Duration
+	first, lastReturned := attempts[0].sent, time.Time{}
+	for i, a := range attempts {
+		if a.sent.Before(first) {
+			first = a.sent
+		}
+		if !a.ok {
+			if r.firstErr == nil {
+				r.firstErr = a.err
+			}
+			continue
+		}
+		r.accepted++
+		ids = append(ids, orders[i].orderID)
+		returnedAt[orders[i].orderID] = a.returned
+		payLat = append(payLat, a.returned.Sub(a.sent))
+		if a.returned.After(lastReturned) {
+			lastReturned = a.returned
+		}
+	}
+	r.pay = quantilesOf(payLat)
+	r.acceptRate = perSecond(r.accepted, lastReturned.Sub(first))
+
+	ctx := context.Background()
+	deadline := time.Now().Add(within)
+	for {
+		var paid int
+		if err := s.tradeDB.QueryRow(ctx, `SELECT count(*) FROM orders WHERE id = ANY($1) AND status = 2`, ids).Scan(&paid); err != nil {
+			tb.Fatalf("count paid orders: %v", err)
+		}
+		if paid == len(ids) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.drain = time.Since(lastReturned)
+
+	rows, err := s.tradeDB.Query(ctx, `SELECT id, update_time FROM orders WHERE id = ANY($1) AND status = 2`, ids)
+	if err != nil {
+		tb.Fatalf("read paid orders: %v", err)
+	}
+	defer rows.Close()
+	var lastPaid time.Time
+	var paidLat []time.Duration
+	for rows.Next() {
+		var id int64
+		var paidAt time.Time
+		if err := rows.Scan(&id, &paidAt); err != nil {
+			tb.Fatalf("scan paid order: %v", err)
+		}
+		r.paid++
+		paidLat = append(paidLat, paidAt.Sub(returnedAt[id]))
+		if paidAt.After(lastPaid) {
+			lastPaid = paidAt
+		}
+	}
+	if err := rows.Err(); err != nil {
+		tb.Fatalf("read paid orders: %v", err)
+	}
+	r.payToPaid = quantilesOf(paidLat)
+	r.paidRate = perSecond(r.paid, lastPaid.Sub(first))
+	return r
+}
+
+// sweepStep prepares n orders, pays them in a closed loop of conc workers
+// and waits for trade to have paid them all.
+func (s *system) sweepStep(tb testing.TB, n, conc int) run {
+	tb.Helper()
+	orders := s.prepare(tb, n)
+	before := scrapeRelay(s.client, s.pay.BaseURL)
+	cpu := startCPU()
+	attempts := s.closedLoop(orders, conc)
+	busy := cpu.stop()
+	r := s.settle(tb, orders, attempts, 2*time.Minute)
+	r.conc, r.cpuBusy = conc, busy
+	if after := scrapeRelay(s.client, s.pay.BaseURL); after.batches > before.batches {
+		r.relayBatch = (after.events - before.events) / (after.batches - before.batches)
+	}
+	return r
+}
+
+// stop shuts trade, then pay, down gracefully, so that a system the bench
+// is done with takes no more CPU from the next measurement.
+func (s *system) stop(tb testing.TB) {
+	tb.Helper()
+	s.trade.Stop(tb, 20*time.Second)
+	s.pay.Stop(tb, 20*time.Second)
+}
+
+// waitReady polls pay's /readyz until it answers want (200 or 503).
+func (s *system) waitReady(tb testing.TB, want int) {
+	tb.Helper()
+	testenv.WaitFor(tb, 15*time.Second, fmt.Sprintf("pay's /readyz to answer %d", want), func() bool {
+		res, err := s.client.Get(s.pay.BaseURL + "/readyz")
+		if err != nil {
+			return false
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		return res.StatusCode == want
+	})
+}
