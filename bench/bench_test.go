@@ -11,7 +11,9 @@
 // a setting, PAYTRADE_BENCH_PAY_ENV and PAYTRADE_BENCH_TRADE_ENV add
 // space-separated KEY=value pairs to paytrade's pay and trade (for example
 // PAYTRADE_BENCH_PAY_ENV=PAY_OUTBOX_BATCH=500); the seed-style pair keeps
-// its defaults. Run one phase with -run 'TestBench/pipeline' (or bcrypt,
+// its defaults. PAYTRADE_BENCH_PROFILE=dir writes a CPU profile of pay and
+// of trade for every step of the sweep into dir (go tool pprof reads
+// them). Run one phase with -run 'TestBench/pipeline' (or bcrypt,
 // limitA, limitB, growth). The targets are reported, never asserted: a timed test that
 // fails on a slow machine says nothing about the code.
 package bench
@@ -49,6 +51,7 @@ type config struct {
 	smallHistory     int
 	largeHistory     int
 	payEnv, tradeEnv []string
+	profileDir       string
 }
 
 func (c config) count(n int) int { return max(int(float64(n)*c.scale), 1) }
@@ -79,6 +82,12 @@ func readConfig(tb testing.TB) config {
 			tb.Fatalf("PAYTRADE_BENCH_HISTORY=%q: want an integer above %d", v, c.smallHistory)
 		}
 		c.largeHistory = n
+	}
+	if dir := os.Getenv("PAYTRADE_BENCH_PROFILE"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			tb.Fatalf("PAYTRADE_BENCH_PROFILE=%q: %v", dir, err)
+		}
+		c.profileDir = dir
 	}
 	c.payEnv = strings.Fields(os.Getenv("PAYTRADE_BENCH_PAY_ENV"))
 	c.tradeEnv = strings.Fields(os.Getenv("PAYTRADE_BENCH_TRADE_ENV"))
@@ -146,10 +155,12 @@ func TestBench(t *testing.T) {
 		// paytrade's pay reaches the broker through a proxy throughout, so
 		// its broker-down run differs from its broker-up run by the outage
 		// alone.
-		pt := startSystem(t, systemConfig{brokerProxy: true, payEnv: cfg.payEnv, tradeEnv: cfg.tradeEnv})
+		pt := startSystem(t, systemConfig{name: "paytrade", brokerProxy: true, payEnv: cfg.payEnv, tradeEnv: cfg.tradeEnv, profileDir: cfg.profileDir})
 		seed := startSystem(t, systemConfig{
-			payEnv:   []string{"PAY_PUBLISH_MODE=inline-confirmed"},
-			tradeEnv: []string{"TRADE_PREFETCH=1"},
+			name:       "seed-style",
+			profileDir: cfg.profileDir,
+			payEnv:     []string{"PAY_PUBLISH_MODE=inline-confirmed"},
+			tradeEnv:   []string{"TRADE_PREFETCH=1"},
 		})
 		pt.sweepStep(t, cfg.count(warmupCount), 32)
 		seed.sweepStep(t, cfg.count(warmupCount), 32)
@@ -365,6 +376,15 @@ func (r *results) print(w io.Writer) {
 			}
 			fmt.Fprintf(w, "%-18s %4d %13.0f %10.0f %22s %25s %8s %8s%s\n", s.name, x.conc, x.paidRate, x.acceptRate,
 				x.pay, x.payToPaid, busy, batch, note)
+		}
+	}
+	fmt.Fprintf(w, "\n%-18s %4s  %s\n", "CPU per order paid", "conc", "ms of CPU = pay + trade + postgres + rabbitmq + load generator")
+	for _, s := range []struct {
+		name string
+		runs []run
+	}{{"paytrade (outbox)", r.paytrade}, {"seed-style", r.seedStyle}} {
+		for _, x := range s.runs {
+			fmt.Fprintf(w, "%-18s %4d  %s\n", s.name, x.conc, x.cpu.perOrder(x.paid))
 		}
 	}
 	fmt.Fprintln(w)

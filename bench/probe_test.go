@@ -2,11 +2,13 @@ package bench
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // cpuTicks reads the machine's busy and total CPU time from /proc/stat, in
@@ -94,4 +96,121 @@ func scrapeRelay(client *http.Client, payURL string) relayCounts {
 		}
 	}
 	return c
+}
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every Linux
+// this runs on (getconf CLK_TCK).
+const clockTicks = 100
+
+// procTicks returns a process's user+system CPU time from /proc/pid/stat,
+// in clock ticks; ok is false when it cannot be read.
+func procTicks(pid int) (uint64, bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command name, in parentheses, may hold spaces: count fields from
+	// after its closing parenthesis. utime and stime are fields 14 and 15.
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return utime + stime, true
+}
+
+// serverTicks sums the CPU time of every process named comm (postgres
+// backends, RabbitMQ's beam.smp), which the bench cannot tell apart by pid.
+func serverTicks(comm string) uint64 {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var sum uint64
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		name, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if err != nil || strings.TrimSpace(string(name)) != comm {
+			continue
+		}
+		if t, ok := procTicks(pid); ok {
+			sum += t
+		}
+	}
+	return sum
+}
+
+// cpuParts are the processes whose CPU time a sweep step splits its cost
+// into, in the order the table prints them.
+var cpuParts = []string{"pay", "trade", "postgres", "rabbitmq", "load"}
+
+// cpuShare is the CPU time each part spent over a window.
+type cpuShare map[string]time.Duration
+
+// cpuSample is the parts' CPU clocks at one moment.
+type cpuSample map[string]uint64
+
+// sampleParts reads the CPU clocks of pay, trade, every postgres process,
+// RabbitMQ and this test process (the load generator).
+func sampleParts(payPid, tradePid int) cpuSample {
+	s := cpuSample{"postgres": serverTicks("postgres"), "rabbitmq": serverTicks("beam.smp")}
+	s["pay"], _ = procTicks(payPid)
+	s["trade"], _ = procTicks(tradePid)
+	s["load"], _ = procTicks(os.Getpid())
+	return s
+}
+
+// since returns the CPU time each part spent from before to s.
+func (s cpuSample) since(before cpuSample) cpuShare {
+	out := cpuShare{}
+	for _, p := range cpuParts {
+		if s[p] >= before[p] {
+			out[p] = time.Duration(s[p]-before[p]) * time.Second / clockTicks
+		}
+	}
+	return out
+}
+
+// perOrder renders the share as milliseconds of CPU per order paid.
+func (c cpuShare) perOrder(orders int) string {
+	if len(c) == 0 || orders == 0 {
+		return "—"
+	}
+	var parts []string
+	var total time.Duration
+	for _, p := range cpuParts {
+		total += c[p]
+		parts = append(parts, fmt.Sprintf("%s %.2f", p, c[p].Seconds()*1000/float64(orders)))
+	}
+	return fmt.Sprintf("%.2f = %s", total.Seconds()*1000/float64(orders), strings.Join(parts, " + "))
+}
+
+// profile fetches a CPU profile of seconds from a pprof listener into
+// path, for make bench's PAYTRADE_BENCH_PROFILE.
+func profile(client *http.Client, addr, path string, seconds int) error {
+	res, err := client.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile from %s: %s", addr, res.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }

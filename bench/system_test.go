@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,7 +35,12 @@ const (
 
 // systemConfig says how to start one pay and one trade.
 type systemConfig struct {
+	name             string // paytrade, seed-style: names its profiles
 	payEnv, tradeEnv []string
+	// profileDir, when set, gets a CPU profile of pay and of trade for
+	// each sweep step, through their pprof listeners (PAY_DEBUG_ADDR,
+	// TRADE_DEBUG_ADDR).
+	profileDir string
 	// brokerProxy puts pay's AMQP connection through a proxy the bench can
 	// take down; trade keeps a direct one, so it drains the queue meanwhile.
 	brokerProxy bool
@@ -42,7 +49,10 @@ type systemConfig struct {
 // system is one pay and one trade binary, each on a database of its own,
 // sharing broker names of their own, with funded buyers.
 type system struct {
+	cfg        systemConfig
 	pay, trade *testenv.Process
+	payDebug   string // pprof listeners, when profiling
+	tradeDebug string
 	tradeDB    *pgxpool.Pool // read directly for the time each order was paid
 	proxy      *testenv.Proxy
 	client     *http.Client
@@ -66,7 +76,7 @@ func startSystem(tb testing.TB, cfg systemConfig) *system {
 	errQueue := testenv.Name(tb, "error.queue")
 	testenv.DeleteOnCleanup(tb, amqpURL, []string{exchange, errExchange}, []string{queue, errQueue})
 
-	s := &system{client: newClient()}
+	s := &system{cfg: cfg, client: newClient()}
 	tb.Cleanup(s.client.CloseIdleConnections)
 	payAMQP := amqpURL
 	if cfg.brokerProxy {
@@ -88,6 +98,11 @@ func startSystem(tb testing.TB, cfg systemConfig) *system {
 		"TRADE_PAY_CHECK_SPEC=@every 1h",
 	}, common...)
 
+	if cfg.profileDir != "" {
+		s.payDebug, s.tradeDebug = freeAddr(tb), freeAddr(tb)
+		payEnv = append(payEnv, "PAY_DEBUG_ADDR="+s.payDebug)
+		tradeEnv = append(tradeEnv, "TRADE_DEBUG_ADDR="+s.tradeDebug)
+	}
 	s.pay = testenv.StartProcess(tb, testenv.Build(tb, "github.com/paytrade/paytrade/cmd/pay"), "pay",
 		append(payEnv, cfg.payEnv...))
 	s.trade = testenv.StartProcess(tb, testenv.Build(tb, "github.com/paytrade/paytrade/cmd/trade"), "trade",
@@ -101,6 +116,17 @@ func startSystem(tb testing.TB, cfg systemConfig) *system {
 	s.tradeDB = pool
 	s.fundBuyers(tb)
 	return s
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func newClient() *http.Client {
@@ -297,8 +323,9 @@ type run struct {
 	pay        quantiles
 	payToPaid  quantiles // order's update_time − its pay request's return
 	drain      time.Duration
-	cpuBusy    float64 // share of all cores busy while the requests ran; -1 unknown
-	relayBatch float64 // events per outbox relay batch; 0 without an outbox
+	cpuBusy    float64  // share of all cores busy while the requests ran; -1 unknown
+	cpu        cpuShare // CPU time of each part, from the first request to the last order paid
+	relayBatch float64  // events per outbox relay batch; 0 without an outbox
 }
 
 // settle waits until every accepted payment's order is paid at trade (or
@@ -379,15 +406,40 @@ func (s *system) sweepStep(tb testing.TB, n, conc int) run {
 	tb.Helper()
 	orders := s.prepare(tb, n)
 	before := scrapeRelay(s.client, s.pay.BaseURL)
-	cpu := startCPU()
+	profiled := s.startProfiles(tb, conc)
+	cpu, parts := startCPU(), sampleParts(s.pay.Pid(), s.trade.Pid())
 	attempts := s.closedLoop(orders, conc)
 	busy := cpu.stop()
 	r := s.settle(tb, orders, attempts, 2*time.Minute)
-	r.conc, r.cpuBusy = conc, busy
+	r.conc, r.cpuBusy, r.cpu = conc, busy, sampleParts(s.pay.Pid(), s.trade.Pid()).since(parts)
+	profiled.Wait()
 	if after := scrapeRelay(s.client, s.pay.BaseURL); after.batches > before.batches {
 		r.relayBatch = (after.events - before.events) / (after.batches - before.batches)
 	}
 	return r
+}
+
+// profileSeconds is how long each profile runs: within the shortest step
+// of a sweep at scale 1, so that it sees only load.
+const profileSeconds = 4
+
+// startProfiles starts CPU profiles of pay and trade, when the system is
+// profiled; Wait on the result waits for both to be written.
+func (s *system) startProfiles(tb testing.TB, conc int) *sync.WaitGroup {
+	tb.Helper()
+	var wg sync.WaitGroup
+	if s.cfg.profileDir == "" {
+		return &wg
+	}
+	for proc, addr := range map[string]string{"pay": s.payDebug, "trade": s.tradeDebug} {
+		path := filepath.Join(s.cfg.profileDir, fmt.Sprintf("%s-%s-c%d.pprof", s.cfg.name, proc, conc))
+		wg.Go(func() {
+			if err := profile(s.client, addr, path, profileSeconds); err != nil {
+				tb.Errorf("profile %s: %v", proc, err)
+			}
+		})
+	}
+	return &wg
 }
 
 // stop shuts trade, then pay, down gracefully, so that a system the bench

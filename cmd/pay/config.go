@@ -17,6 +17,7 @@ import (
 type payConfig struct {
 	DatabaseURL   string
 	HTTPAddr      string
+	DebugAddr     string
 	JWTSecret     string
 	DevSecret     bool
 	Exchange      string
@@ -55,6 +56,7 @@ func loadConfig(getenv func(string) string) (payConfig, error) {
 	c := payConfig{
 		DatabaseURL:   r.String("PAY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pay?sslmode=disable"),
 		HTTPAddr:      r.String("PAY_HTTP_ADDR", ":8086"),
+		DebugAddr:     r.String("PAY_DEBUG_ADDR", ""),
 		JWTSecret:     r.String("AUTH_JWT_SECRET", auth.DevSecret),
 		Exchange:      r.String("MQ_PAY_EXCHANGE", "pay.topic"),
 		PaySuccessKey: r.String("MQ_PAY_SUCCESS_KEY", "pay.success"),

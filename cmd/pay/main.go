@@ -54,6 +54,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	log := logging.New(stdout, cfg.LogLevel, "pay")
 	logging.WarnUnsafe(log, cfg.Crash.String(), cfg.DevSecret, cfg.seedStyle())
+	if err := httpserver.ServeDebug(ctx, cfg.DebugAddr, log); err != nil {
+		return err
+	}
 	pool, err := database.OpenMigrated(ctx, cfg.DatabaseURL, migrations.FS, migrations.Pay)
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 type tradeConfig struct {
 	DatabaseURL   string
 	HTTPAddr      string
+	DebugAddr     string
 	JWTSecret     string
 	DevSecret     bool
 	PayURL        string
@@ -57,6 +58,7 @@ func loadConfig(getenv func(string) string) (tradeConfig, error) {
 	c := tradeConfig{
 		DatabaseURL: r.String("TRADE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/trade?sslmode=disable"),
 		HTTPAddr:    r.String("TRADE_HTTP_ADDR", ":8085"),
+		DebugAddr:   r.String("TRADE_DEBUG_ADDR", ""),
 		JWTSecret:   r.String("AUTH_JWT_SECRET", auth.DevSecret),
 		PayURL:      r.String("PAY_SERVICE_URL", "http://127.0.0.1:8086"),
 		PayTimeout:  r.Duration("TRADE_PAY_TIMEOUT", 3*time.Second),

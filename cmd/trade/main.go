@@ -52,6 +52,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	log := logging.New(stdout, cfg.LogLevel, "trade")
 	logging.WarnUnsafe(log, cfg.Crash.String(), cfg.DevSecret, cfg.seedStyle())
+	if err := httpserver.ServeDebug(ctx, cfg.DebugAddr, log); err != nil {
+		return err
+	}
 	pool, err := database.OpenMigrated(ctx, cfg.DatabaseURL, migrations.FS, migrations.Trade)
 	if err != nil {
 		return err

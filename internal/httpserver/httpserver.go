@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 )
 
@@ -87,4 +88,37 @@ func HealthcheckArgs(name string, args []string) (bool, error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("%s takes no arguments but healthcheck, only environment variables (see README): got %q", name, args)
+}
+
+// ServeDebug serves net/http/pprof on addr, a listener of its own that the
+// service's router never exposes, until ctx ends. An empty addr serves
+// nothing: profiling is for whoever runs the process (make bench's
+// profiles, an operator), opted into with PAY_DEBUG_ADDR or
+// TRADE_DEBUG_ADDR, and never reachable through the service's own port.
+func ServeDebug(ctx context.Context, addr string, log *slog.Logger) error {
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("debug listener on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	log.Warn("pprof listening; profiles expose internals, keep this address private", "addr", ln.Addr().String())
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("debug listener stopped", "err", err)
+		}
+	}()
+	return nil
 }

@@ -178,6 +178,10 @@ func (p *Process) Exited() bool {
 	}
 }
 
+// Pid is the process's id, for measuring what it costs (its CPU time in
+// /proc, a profile).
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // String names the process for test messages.
 func (p *Process) String() string {
 	return fmt.Sprintf("%s at %s", p.Name, p.BaseURL)
