@@ -176,3 +176,40 @@ func TestPaymentFromThePollNeedsNoMessageID(t *testing.T) {
 		}
 	}
 }
+
+func TestInboxRecordsWhatEachMessageDid(t *testing.T) {
+	t.Parallel()
+	pool := tradetest.NewPool(t)
+	store := postgres.New(pool, nil)
+	order := tradetest.Ordered(t, store, 7, 10_000)
+	other := tradetest.Ordered(t, store, 8, 10_000)
+	p := tradetest.PaymentOf(order)
+	wrong := tradetest.PaymentOf(other)
+	wrong.Amount++
+
+	first, again, late := uuid.NewString(), uuid.NewString(), uuid.NewString()
+	apply(t, store, first, p)
+	apply(t, store, first, p) // a redelivery adds no row
+	apply(t, store, again, p)
+	apply(t, store, late, wrong)
+
+	want := map[string]string{first: "applied", again: "duplicate", late: "discrepancy"}
+	rows, err := pool.Query(context.Background(), `SELECT message_id, outcome FROM processed_messages`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for rows.Next() {
+		var id, outcome string
+		if err := rows.Scan(&id, &outcome); err != nil {
+			t.Fatal(err)
+		}
+		got[id] = outcome
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("inbox = %v, want %v", got, want)
+	}
+}
