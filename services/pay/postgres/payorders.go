@@ -121,8 +121,16 @@ func (s *Store) Pay(ctx context.Context, p pay.Payment) (pay.PaymentResult, erro
 
 // payInTx pays p inside tx and returns the paid pay order and its
 // pay.success event, which the caller writes to the outbox.
+//
+// Two statements: one locks the pay order and reads the payer's password
+// hash, one debits, marks the pay order paid and books the ledger row.
+// Fewer round trips is the payment's cost on a busy database; the bench's
+// profile showed pay's time going to them once bcrypt was paid for.
 func (s *Store) payInTx(ctx context.Context, tx pgx.Tx, p pay.Payment) (pay.PayOrder, outbox.Event, error) {
-	order, err := scanPayOrder(tx.QueryRow(ctx, `SELECT `+payOrderColumns+` FROM pay_orders WHERE id = $1 FOR UPDATE`, p.PayOrderID))
+	var hash *string
+	order, err := scanPayOrder(tx.QueryRow(ctx, `
+		SELECT `+payOrderColumns+`, (SELECT password_hash FROM accounts WHERE user_id = $2)
+		FROM pay_orders WHERE id = $1 FOR UPDATE`, p.PayOrderID, p.UserID), &hash)
 	if err != nil {
 		if errors.Is(err, pay.ErrPayOrderNotFound) {
 			return order, outbox.Event{}, err
@@ -137,46 +145,47 @@ func (s *Store) payInTx(ctx context.Context, tx pgx.Tx, p pay.Payment) (pay.PayO
 	if err := order.CheckPayable(now); err != nil {
 		return order, outbox.Event{}, err
 	}
-
-	var hash string
-	err = tx.QueryRow(ctx, `SELECT password_hash FROM accounts WHERE user_id = $1`, p.UserID).Scan(&hash)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if hash == nil {
 		return order, outbox.Event{}, pay.ErrAccountNotFound
 	}
-	if err != nil {
-		return order, outbox.Event{}, fmt.Errorf("read account %d: %w", p.UserID, err)
-	}
-	if err := pay.CheckPassword(hash, p.Password); err != nil {
+	if err := pay.CheckPassword(*hash, p.Password); err != nil {
 		return order, outbox.Event{}, err
 	}
 
-	var balance int64
+	// The debit is conditional (no overdraft); the pay order moves only if
+	// the debit happened, and the ledger row books the balance it left.
+	var (
+		balance *int64
+		paid    bool
+	)
 	err = tx.QueryRow(ctx, `
-		UPDATE accounts SET balance = balance - $2, updated_at = $3
-		WHERE user_id = $1 AND balance >= $2
-		RETURNING balance`, p.UserID, order.Amount, now).Scan(&balance)
-	if errors.Is(err, pgx.ErrNoRows) {
+		WITH debit AS (
+			UPDATE accounts SET balance = balance - $3, updated_at = $4
+			WHERE user_id = $2 AND balance >= $3
+			RETURNING balance
+		), paid AS (
+			UPDATE pay_orders SET status = $5, pay_success_time = $4, update_time = $4
+			WHERE id = $1 AND status = $6 AND EXISTS (SELECT FROM debit)
+			RETURNING id
+		), booked AS (
+			INSERT INTO ledger_entries (user_id, kind, amount, balance_after, pay_order_id)
+			SELECT $2, 'debit', -$3::bigint, balance, $1 FROM debit WHERE EXISTS (SELECT FROM paid)
+		)
+		SELECT (SELECT balance FROM debit), EXISTS (SELECT FROM paid)`,
+		order.ID, p.UserID, order.Amount, now, pay.Paid, pay.Waiting).Scan(&balance, &paid)
+	switch {
+	case err != nil:
+		return order, outbox.Event{}, fmt.Errorf("debit account %d for pay order %d: %w", p.UserID, order.ID, err)
+	case balance == nil:
 		return order, outbox.Event{}, pay.ErrInsufficientFunds
-	}
-	if err != nil {
-		return order, outbox.Event{}, fmt.Errorf("debit account %d: %w", p.UserID, err)
-	}
-
-	tag, err := tx.Exec(ctx, `
-		UPDATE pay_orders SET status = $2, pay_success_time = $3, update_time = $3
-		WHERE id = $1 AND status = $4`, order.ID, pay.Paid, now, pay.Waiting)
-	if err != nil {
-		return order, outbox.Event{}, fmt.Errorf("mark pay order %d paid: %w", order.ID, err)
-	}
-	if tag.RowsAffected() != 1 {
+	case !paid:
+		// Cannot happen under the lock taken above; the caller rolls
+		// the debit back.
 		return order, outbox.Event{}, fmt.Errorf("mark pay order %d paid: it is no longer waiting", order.ID)
 	}
 	order.Status = pay.Paid
 	order.PaySuccessTime = &now
 
-	if err := insertLedger(ctx, tx, p.UserID, "debit", -order.Amount, balance, &order.ID); err != nil {
-		return order, outbox.Event{}, err
-	}
 	ev, err := outbox.NewEvent(s.cfg.Exchange, s.cfg.PaySuccessKey, pay.PaySuccessType, pay.PaySuccess{
 		BizOrderNo: order.BizOrderNo,
 		PayOrderID: order.ID,
