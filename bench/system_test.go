@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -99,7 +98,7 @@ func startSystem(tb testing.TB, cfg systemConfig) *system {
 	}, common...)
 
 	if cfg.profileDir != "" {
-		s.payDebug, s.tradeDebug = freeAddr(tb), freeAddr(tb)
+		s.payDebug, s.tradeDebug = testenv.FreeAddr(tb), testenv.FreeAddr(tb)
 		payEnv = append(payEnv, "PAY_DEBUG_ADDR="+s.payDebug)
 		tradeEnv = append(tradeEnv, "TRADE_DEBUG_ADDR="+s.tradeDebug)
 	}
@@ -116,17 +115,6 @@ func startSystem(tb testing.TB, cfg systemConfig) *system {
 	s.tradeDB = pool
 	s.fundBuyers(tb)
 	return s
-}
-
-// freeAddr returns a loopback address with a port free right now.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func newClient() *http.Client {

@@ -3,7 +3,6 @@ package chaos
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -109,18 +108,6 @@ func pool(t *testing.T, url string) *pgxpool.Pool {
 	return p
 }
 
-// freeAddr reserves a loopback port for a process that will be restarted
-// on the same address.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // proxy starts a toxiproxy proxy to upstream on a port of its own.
 func (s *system) proxy(name, upstream string) *toxiproxy.Proxy {
 	s.t.Helper()
@@ -141,7 +128,7 @@ func proxiedURL(rawURL string, upstream string, p *toxiproxy.Proxy) string {
 func (s *system) addPay(extraEnv ...string) *instance {
 	s.t.Helper()
 	upstream := testenv.HostPort(s.t, s.amqpURL)
-	in := &instance{name: fmt.Sprintf("pay-%d", len(s.pays)+1), bin: testenv.Build(s.t, "github.com/paytrade/paytrade/cmd/pay"), addr: freeAddr(s.t)}
+	in := &instance{name: fmt.Sprintf("pay-%d", len(s.pays)+1), bin: testenv.Build(s.t, "github.com/paytrade/paytrade/cmd/pay"), addr: testenv.FreeAddr(s.t)}
 	in.amqp = s.proxy(in.name+"-amqp", upstream)
 	in.env = append([]string{
 		"PAY_DATABASE_URL=" + s.payDB, "PAY_HTTP_ADDR=" + in.addr,
@@ -163,7 +150,7 @@ func (s *system) addTrade(extraEnv ...string) *instance {
 	s.t.Helper()
 	amqpUp := testenv.HostPort(s.t, s.amqpURL)
 	dbUp := testenv.HostPort(s.t, s.tradeDB)
-	in := &instance{name: fmt.Sprintf("trade-%d", len(s.trades)+1), bin: testenv.Build(s.t, "github.com/paytrade/paytrade/cmd/trade"), addr: freeAddr(s.t)}
+	in := &instance{name: fmt.Sprintf("trade-%d", len(s.trades)+1), bin: testenv.Build(s.t, "github.com/paytrade/paytrade/cmd/trade"), addr: testenv.FreeAddr(s.t)}
 	in.amqp = s.proxy(in.name+"-amqp", amqpUp)
 	in.database = s.proxy(in.name+"-db", dbUp)
 	in.env = append(append([]string{

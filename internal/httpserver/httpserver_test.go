@@ -4,11 +4,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/paytrade/paytrade/internal/testenv"
 )
 
 func TestDebugListenerServesProfilesOnlyWhenAskedTo(t *testing.T) {
@@ -19,12 +20,7 @@ func TestDebugListenerServesProfilesOnlyWhenAskedTo(t *testing.T) {
 		t.Fatalf("ServeDebug with no address: %v, want nil (nothing served)", err)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := testenv.FreeAddr(t)
 	if err := ServeDebug(ctx, addr, log); err != nil {
 		t.Fatal(err)
 	}

@@ -251,3 +251,16 @@ func Watch(tb testing.TB, amqpURL, exchange, key string) <-chan amqp.Delivery {
 	}
 	return deliveries
 }
+
+// FreeAddr returns a loopback address whose port is free right now, for a
+// process that must be told its address before it starts (or restarts on
+// the same one).
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
