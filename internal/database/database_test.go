@@ -235,3 +235,34 @@ func TestIsUnavailableRecognisesConnectionCutMidQuery(t *testing.T) {
 		})
 	}
 }
+
+func TestServiceURLWithPoolSettingsIsCreatedMigratedAndOpenedWithThem(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := testenv.NewEmptyDatabase(t, "poolurl")
+	if err := database.Drop(ctx, base); err != nil {
+		t.Fatal(err)
+	}
+	// What an operator writes to size a service's pool.
+	url := base + "&pool_max_conns=3&pool_min_conns=1"
+	t.Cleanup(func() { _ = database.Drop(context.Background(), url) })
+	if err := database.Create(ctx, url); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	pool, err := database.OpenMigrated(ctx, url, testMigrations, "db")
+	if err != nil {
+		t.Fatalf("open migrated: %v", err)
+	}
+	defer pool.Close()
+	if got := pool.Config().MaxConns; got != 3 {
+		t.Errorf("pool max conns = %d, want the URL's 3", got)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT n FROM counter`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("counter = %d, %v; want the migrations applied", n, err)
+	}
+	pool.Close()
+	if err := database.Drop(ctx, url); err != nil {
+		t.Fatalf("drop: %v", err)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 
 	"github.com/golang-migrate/migrate/v4"
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
@@ -23,9 +22,9 @@ func Migrate(ctx context.Context, dbURL string, fsys fs.FS, dir string) error {
 	if err != nil {
 		return fmt.Errorf("read migrations %s: %w", dir, err)
 	}
-	cfg, err := pgx.ParseConfig(dbURL)
+	cfg, err := connConfig(dbURL)
 	if err != nil {
-		return fmt.Errorf("parse database url: %w", err)
+		return err
 	}
 	db := stdlib.OpenDB(*cfg)
 	defer db.Close()
@@ -49,16 +48,12 @@ func Migrate(ctx context.Context, dbURL string, fsys fs.FS, dir string) error {
 // Create creates the database named in dbURL unless it exists, connecting
 // to the server's postgres database to do so.
 func Create(ctx context.Context, dbURL string) error {
-	cfg, err := pgx.ParseConfig(dbURL)
-	if err != nil {
-		return fmt.Errorf("parse database url: %w", err)
-	}
-	name := cfg.Database
-	admin, err := adminURL(dbURL)
+	cfg, err := connConfig(dbURL)
 	if err != nil {
 		return err
 	}
-	conn, err := pgx.Connect(ctx, admin)
+	name := cfg.Database
+	conn, err := pgx.ConnectConfig(ctx, adminConfig(cfg))
 	if err != nil {
 		return fmt.Errorf("connect to create database %s: %w", name, err)
 	}
@@ -83,15 +78,11 @@ func Create(ctx context.Context, dbURL string) error {
 
 // Drop removes the database named in dbURL, disconnecting its sessions.
 func Drop(ctx context.Context, dbURL string) error {
-	cfg, err := pgx.ParseConfig(dbURL)
-	if err != nil {
-		return fmt.Errorf("parse database url: %w", err)
-	}
-	admin, err := adminURL(dbURL)
+	cfg, err := connConfig(dbURL)
 	if err != nil {
 		return err
 	}
-	conn, err := pgx.Connect(ctx, admin)
+	conn, err := pgx.ConnectConfig(ctx, adminConfig(cfg))
 	if err != nil {
 		return fmt.Errorf("connect to drop database %s: %w", cfg.Database, err)
 	}
@@ -102,14 +93,23 @@ func Drop(ctx context.Context, dbURL string) error {
 	return nil
 }
 
-// adminURL is dbURL pointed at the server's postgres database.
-func adminURL(dbURL string) (string, error) {
-	u, err := url.Parse(dbURL)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "", fmt.Errorf("database url must be postgres://…: %q", dbURL)
+// connConfig parses dbURL for a single connection. It goes through
+// pgxpool's parser so that the pool settings a service's URL may carry
+// (pool_max_conns, …) are taken out rather than sent to the server as
+// run-time parameters, which it refuses.
+func connConfig(dbURL string) (*pgx.ConnConfig, error) {
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
 	}
-	u.Path = "/postgres"
-	return u.String(), nil
+	return cfg.ConnConfig, nil
+}
+
+// adminConfig is cfg pointed at the server's postgres database.
+func adminConfig(cfg *pgx.ConnConfig) *pgx.ConnConfig {
+	admin := cfg.Copy()
+	admin.Database = "postgres"
+	return admin
 }
 
 // OpenMigrated applies the migrations in dir of fsys to the database at
