@@ -324,10 +324,13 @@ func (r *results) print(w io.Writer) {
 	}
 	for _, h := range []int{r.cfg.smallHistory, r.cfg.largeHistory} {
 		value := missing
+		worst := missing
 		if x := r.relay[h]; x.rate > 0 {
-			value = fmt.Sprintf("%.0f events/s (claim index %.1f MB)", x.rate, float64(x.indexBytes)/(1<<20))
+			value = fmt.Sprintf("%.0f events/s", x.vacuumed)
+			worst = fmt.Sprintf("%.0f events/s (claim index %.1f MB)", x.rate, float64(x.indexBytes)/(1<<20))
 		}
 		row(fmt.Sprintf("outbox relay, %s published events of history", abbrev(h)), value, "", "")
+		row("  the same history never vacuumed", worst, "", "")
 	}
 
 	ratioRow := func(name string, v, target float64) {
@@ -354,7 +357,10 @@ func (r *results) print(w io.Writer) {
 	growthRow(fmt.Sprintf("growth: tick time %s / %s", large, small),
 		ratio(float64(r.tick[r.cfg.largeHistory]), float64(r.tick[r.cfg.smallHistory])))
 	growthRow(fmt.Sprintf("growth: relay slowdown %s vs %s", large, small),
-		ratio(r.relay[r.cfg.smallHistory].rate, r.relay[r.cfg.largeHistory].rate))
+		ratio(r.relay[r.cfg.smallHistory].vacuumed, r.relay[r.cfg.largeHistory].vacuumed))
+	if v := ratio(r.relay[r.cfg.smallHistory].rate, r.relay[r.cfg.largeHistory].rate); v > 0 {
+		row("  never vacuumed: every claim walks the dead entries", fmt.Sprintf("%.2f×", v), "", "")
+	}
 
 	fmt.Fprintf(w, "\n%-18s %4s %13s %10s %22s %25s %8s %8s\n", "closed-loop sweep", "conc", "orders paid/s", "accepted/s",
 		"pay p50/p95/p99 ms", "pay→paid p50/p95/p99 ms", "CPU busy", "ev/batch")
