@@ -103,6 +103,9 @@ func ServeDebug(ctx context.Context, addr string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("debug listener on %s: %w", addr, err)
 	}
+	// Importing net/http/pprof also registers these on
+	// http.DefaultServeMux; nothing here serves that mux, so only this
+	// listener answers them.
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
