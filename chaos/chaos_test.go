@@ -1,7 +1,7 @@
 // Package chaos is the fault suite: it runs the real pay and trade binaries
 // against the real PostgreSQL and RabbitMQ, drives concurrent payments,
 // injects one fault per scenario, lets the system converge and then checks
-// every invariant of DESIGN.md from both databases and the broker.
+// every invariant of docs/design.md from both databases and the broker.
 //
 // make test runs it short; make chaos runs it with 1000 payments per
 // scenario and prints the table; make chaos UNSAFE=1 runs the same faults

@@ -170,7 +170,7 @@ func (s section) write(w io.Writer, c reconcile.Check) error {
 	return tw.Flush()
 }
 
-// orderStatus names an order status as DESIGN.md does.
+// orderStatus names an order status as docs/design.md does.
 func orderStatus(status int16, paid bool) string {
 	var name string
 	switch status {
@@ -197,7 +197,7 @@ func orderStatus(status int16, paid bool) string {
 	return name + " (" + strconv.Itoa(int(status)) + ")"
 }
 
-// payOrderStatus names a pay order status as DESIGN.md does.
+// payOrderStatus names a pay order status as docs/design.md does.
 func payOrderStatus(status int16) string {
 	names := map[int16]string{0: "not committed", 1: "waiting", 2: "closed", 3: "paid"}
 	name, ok := names[status]

@@ -1,5 +1,5 @@
 // Package reconcile compares the pay and trade databases against the
-// invariants of DESIGN.md: every payment paid its order (or left a recorded
+// invariants of docs/design.md: every payment paid its order (or left a recorded
 // discrepancy), no order was paid without a payment of its owner and total,
 // and at pay every balance is explained by its ledger and every paid pay
 // order by exactly one debit of its amount.
@@ -312,7 +312,7 @@ const paidOrders = `
 	SELECT id, user_id, total_fee, status, pay_time
 	FROM orders WHERE pay_time IS NOT NULL OR status IN (2, 3, 4, 6) ORDER BY id`
 
-// The order statuses of DESIGN.md that the comparison needs.
+// The order statuses of docs/design.md that the comparison needs.
 const (
 	orderPaid      = 2
 	orderCancelled = 5

@@ -1,5 +1,5 @@
 // Package paytest builds the pay service's pieces against the real
-// PostgreSQL for tests, and checks the money invariants of DESIGN.md.
+// PostgreSQL for tests, and checks the money invariants of docs/design.md.
 package paytest
 
 import (

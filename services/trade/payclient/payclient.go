@@ -38,7 +38,7 @@ const (
 	maxAnswerBytes = 1 << 20
 )
 
-// Pay order states on pay's wire, as in DESIGN.md. They are spelled out here
+// Pay order states on pay's wire, as in docs/design.md. They are spelled out here
 // rather than imported so trade depends on pay's API, not on its code.
 const (
 	payOrderNotCommitted = 0
