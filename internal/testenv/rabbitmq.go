@@ -1,0 +1,208 @@
+package testenv
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// RabbitNode is a private RabbitMQ node of one test, beside the machine's
+// shared broker: the test may kill, restart, cluster or alarm it. It runs
+// through scripts/rabbitmq-node.sh, as root starting it as user rabbitmq.
+type RabbitNode struct {
+	// Name is the Erlang node name, e.g. pt1a2b3c4d@localhost.
+	Name string
+	// URL is its AMQP URL (guest/guest on a loopback port).
+	URL string
+	// Addr is the host:port of its AMQP listener.
+	Addr string
+
+	dir        string
+	scriptPath string
+}
+
+// StartRabbitNode starts a private node of the machine's own rabbitmq-server
+// on a free loopback port and waits until it accepts connections. It is
+// stopped and its files are removed when the test ends, whatever the outcome.
+// Without root or rabbitmq-server the test fails (skips under -short).
+func StartRabbitNode(tb testing.TB) *RabbitNode {
+	tb.Helper()
+	return startRabbitNode(tb, "", shortName(tb))
+}
+
+// shortName is a node name unique to this run.
+func shortName(tb testing.TB) string {
+	tb.Helper()
+	name := Name(tb, "pt")
+	return "pt" + name[strings.LastIndex(name, ".")+1:]
+}
+
+// startRabbitNode starts node name of the RabbitMQ in root ("" for the
+// machine's own).
+func startRabbitNode(tb testing.TB, root, name string) *RabbitNode {
+	tb.Helper()
+	script := repoFile(tb, "scripts/rabbitmq-node.sh")
+	if os.Geteuid() != 0 {
+		unavailable(tb, "a private RabbitMQ node", name, errors.New("tests must run as root to start it as user rabbitmq"))
+	}
+	if root == "" {
+		if _, err := os.Stat("/usr/lib/rabbitmq/bin/rabbitmq-server"); err != nil {
+			unavailable(tb, "a private RabbitMQ node", name, fmt.Errorf("the machine's rabbitmq-server: %w", err))
+		}
+	}
+	parent := ""
+	if root != "" {
+		parent = filepath.Join(root, "tmp")
+	}
+	dir, err := os.MkdirTemp(parent, "paytrade-rabbit-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// User rabbitmq must reach its files inside.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	addr, dist := FreeAddr(tb), FreeAddr(tb)
+	n := &RabbitNode{
+		Name:       name + "@localhost",
+		URL:        "amqp://guest:guest@" + addr + "/",
+		Addr:       addr,
+		dir:        dir,
+		scriptPath: script,
+	}
+	tb.Cleanup(func() {
+		if err := n.run("stop"); err != nil {
+			tb.Errorf("stop %s: %v", n.Name, err)
+		}
+		if tb.Failed() {
+			tb.Logf("last output of %s:\n%s", n.Name, n.logTail())
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			tb.Errorf("remove %s: %v", dir, err)
+		}
+	})
+	env := []string{}
+	if root != "" {
+		env = append(env, "RABBITMQ_ROOT="+root)
+	}
+	if _, err := n.script(env, "start", name, port(addr), port(dist)); err != nil {
+		tb.Fatalf("start %s: %v", n.Name, err)
+	}
+	return n
+}
+
+// Ctl runs rabbitmqctl with args against the node and returns its output,
+// failing the test on an error.
+func (n *RabbitNode) Ctl(tb testing.TB, args ...string) string {
+	tb.Helper()
+	out, err := n.script(nil, "ctl", args...)
+	if err != nil {
+		tb.Fatalf("rabbitmqctl %s on %s: %v", strings.Join(args, " "), n.Name, err)
+	}
+	return out
+}
+
+// Kill SIGKILLs the node, as a crash would, and waits until it is gone.
+func (n *RabbitNode) Kill(tb testing.TB) {
+	tb.Helper()
+	if err := n.run("kill"); err != nil {
+		tb.Fatalf("kill %s: %v", n.Name, err)
+	}
+}
+
+// Stop shuts the node down cleanly.
+func (n *RabbitNode) Stop(tb testing.TB) {
+	tb.Helper()
+	if err := n.run("stop"); err != nil {
+		tb.Fatalf("stop %s: %v", n.Name, err)
+	}
+}
+
+// Start starts the node again after Kill or Stop, on the same ports and
+// with the same data, and waits until it accepts connections.
+func (n *RabbitNode) Start(tb testing.TB) {
+	tb.Helper()
+	if err := n.run("start"); err != nil {
+		tb.Fatalf("start %s again: %v", n.Name, err)
+	}
+}
+
+// Dial opens a connection to the node; the test closes it when it ends.
+func (n *RabbitNode) Dial(tb testing.TB) *amqp.Connection {
+	tb.Helper()
+	conn, err := amqp.DialConfig(n.URL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		tb.Fatalf("connect to %s: %v", n.Name, err)
+	}
+	tb.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+func (n *RabbitNode) run(command string) error {
+	_, err := n.script(nil, command)
+	return err
+}
+
+// script runs scripts/rabbitmq-node.sh COMMAND DIR ARGS... with env added,
+// returning its output; a failure's error includes the output.
+func (n *RabbitNode) script(env []string, command string, args ...string) (string, error) {
+	cmd := exec.Command(n.scriptPath, append([]string{command, n.dir}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%w\n%s", err, out)
+	}
+	return string(out), nil
+}
+
+// logTail returns the end of the node's own log, for a failing test.
+func (n *RabbitNode) logTail() string {
+	b, err := os.ReadFile(filepath.Join(n.dir, "log", n.Name+".log"))
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(len(lines)-40, 0):], "\n")
+}
+
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+var repoRoot = sync.OnceValues(func() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+})
+
+// repoFile returns the path of a file of this repository, from the test's
+// working directory (its package's directory).
+func repoFile(tb testing.TB, rel string) string {
+	tb.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		tb.Fatalf("find the repository: %v", err)
+	}
+	return filepath.Join(root, rel)
+}
