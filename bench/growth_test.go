@@ -12,6 +12,7 @@ import (
 
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/outbox"
+	"github.com/paytrade/paytrade/internal/systest"
 	"github.com/paytrade/paytrade/internal/testenv"
 	"github.com/paytrade/paytrade/services/pay"
 	"github.com/paytrade/paytrade/services/pay/paytest"
@@ -132,7 +133,7 @@ func lostPayments(tb testing.TB, w *tradetest.World, pool *pgxpool.Pool) int {
 	if err := rows.Err(); err != nil {
 		tb.Fatal(err)
 	}
-	err = parallel(tickPayers, len(lost), func(i int) error {
+	err = systest.Parallel(tickPayers, len(lost), func(i int) error {
 		po, _, err := w.Pay.ApplyPayOrder(ctx, lost[i].user, pay.Apply{
 			BizOrderNo: lost[i].id, Amount: orderFee, PayChannelCode: pay.ChannelBalance, PayType: pay.PayTypeBalance,
 		})

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/systest"
 	"github.com/paytrade/paytrade/internal/testenv"
 	"github.com/paytrade/paytrade/migrations"
 	"github.com/paytrade/paytrade/services/pay"
@@ -100,7 +101,7 @@ func payTransactionRate(tb testing.TB, conns, count int) float64 {
 
 	var failed atomic.Int64
 	start := time.Now()
-	err = parallel(conns, len(payments), func(i int) error {
+	err = systest.Parallel(conns, len(payments), func(i int) error {
 		_, err := store.Pay(ctx, payments[i])
 		if err != nil {
 			failed.Add(1)

@@ -1,14 +1,10 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,13 +12,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/systest"
 	"github.com/paytrade/paytrade/internal/testenv"
 )
-
-// secret signs the tokens of every system the bench starts.
-const secret = "bench-secret"
 
 // The shape of every bench order: one cent amount keeps wallets from ever
 // running dry, and 256 buyers keep them from serialising on one row lock
@@ -54,7 +47,7 @@ type system struct {
 	tradeDebug string
 	tradeDB    *pgxpool.Pool // read directly for the time each order was paid
 	proxy      *testenv.Proxy
-	client     *http.Client
+	client     *systest.Client
 	buyers     []buyer
 	nextBuyer  atomic.Int64
 }
@@ -68,46 +61,31 @@ type buyer struct {
 // fallback pushed out to an hour so that only the broker path pays orders.
 func startSystem(tb testing.TB, cfg systemConfig) *system {
 	tb.Helper()
-	amqpURL := testenv.AMQPURL(tb)
-	exchange := testenv.Name(tb, "pay.topic")
-	errExchange := testenv.Name(tb, "error.direct")
-	queue := testenv.Name(tb, "mark.order.pay.queue")
-	errQueue := testenv.Name(tb, "error.queue")
-	testenv.DeleteOnCleanup(tb, amqpURL, []string{exchange, errExchange}, []string{queue, errQueue})
-
-	s := &system{cfg: cfg, client: newClient()}
-	tb.Cleanup(s.client.CloseIdleConnections)
-	payAMQP := amqpURL
-	if cfg.brokerProxy {
-		s.proxy = testenv.NewProxy(tb, testenv.HostPort(tb, amqpURL))
-		payAMQP = s.proxy.RewriteURL(tb, amqpURL)
-	}
-	common := []string{"AUTH_JWT_SECRET=" + secret, "MQ_PAY_EXCHANGE=" + exchange}
-	payEnv := append([]string{
-		"PAY_DATABASE_URL=" + testenv.NewEmptyDatabase(tb, "bench_pay"), "PAY_HTTP_ADDR=127.0.0.1:0",
-		"PAY_BCRYPT_COST=4", "AMQP_URL=" + payAMQP,
+	sys := systest.New(tb, "bench")
+	// One keep-alive connection per worker, even at the sweep's highest
+	// concurrency: the bench must not measure TCP handshakes.
+	s := &system{cfg: cfg, client: systest.NewClient(1024, 30*time.Second)}
+	tb.Cleanup(s.client.HTTP.CloseIdleConnections)
+	payEnv := append(sys.PayEnv(),
 		// Back within a second of the broker: the drain after an outage
 		// is measured, not the reconnect backoff.
 		"AMQP_RECONNECT_INITIAL_INTERVAL=100ms", "AMQP_RECONNECT_MAX_INTERVAL=1s",
-	}, common...)
-	tradeDBURL := testenv.NewEmptyDatabase(tb, "bench_trade")
-	tradeEnv := append([]string{
-		"TRADE_DATABASE_URL=" + tradeDBURL, "TRADE_HTTP_ADDR=127.0.0.1:0", "AMQP_URL=" + amqpURL,
-		"MQ_MARK_ORDER_PAY_QUEUE=" + queue, "MQ_ERROR_EXCHANGE=" + errExchange, "MQ_ERROR_QUEUE=" + errQueue,
-		"TRADE_PAY_CHECK_SPEC=@every 1h",
-	}, common...)
-
+	)
+	if cfg.brokerProxy {
+		s.proxy = testenv.NewProxy(tb, testenv.HostPort(tb, sys.AMQPURL))
+		payEnv = append(payEnv, "AMQP_URL="+s.proxy.RewriteURL(tb, sys.AMQPURL))
+	}
+	var tradeEnv []string
 	if cfg.profileDir != "" {
 		s.payDebug, s.tradeDebug = testenv.FreeAddr(tb), testenv.FreeAddr(tb)
 		payEnv = append(payEnv, "PAY_DEBUG_ADDR="+s.payDebug)
 		tradeEnv = append(tradeEnv, "TRADE_DEBUG_ADDR="+s.tradeDebug)
 	}
-	s.pay = testenv.StartProcess(tb, testenv.Build(tb, "github.com/paytrade/paytrade/cmd/pay"), "pay",
-		append(payEnv, cfg.payEnv...))
-	s.trade = testenv.StartProcess(tb, testenv.Build(tb, "github.com/paytrade/paytrade/cmd/trade"), "trade",
-		append(append(tradeEnv, "PAY_SERVICE_URL="+s.pay.BaseURL), cfg.tradeEnv...))
+	s.pay = sys.StartPay(tb, append(payEnv, cfg.payEnv...))
+	tradeEnv = append(append(sys.TradeEnv(s.pay.BaseURL), "TRADE_PAY_CHECK_SPEC=@every 1h"), tradeEnv...)
+	s.trade = sys.StartTrade(tb, append(tradeEnv, cfg.tradeEnv...))
 
-	pool, err := database.Open(context.Background(), tradeDBURL)
+	pool, err := database.Open(context.Background(), sys.TradeDB)
 	if err != nil {
 		tb.Fatalf("open trade database: %v", err)
 	}
@@ -117,100 +95,21 @@ func startSystem(tb testing.TB, cfg systemConfig) *system {
 	return s
 }
 
-func newClient() *http.Client {
-	return &http.Client{
-		Timeout: 30 * time.Second,
-		// One keep-alive connection per worker, even at the sweep's
-		// highest concurrency: the bench must not measure TCP handshakes.
-		Transport: &http.Transport{MaxIdleConns: 2048, MaxIdleConnsPerHost: 1024, IdleConnTimeout: time.Minute},
-	}
-}
-
-func mint(tb testing.TB, p auth.Principal) string {
-	tb.Helper()
-	tok, err := auth.Mint([]byte(secret), p, 2*time.Hour, time.Now())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return tok
-}
-
 // fundBuyers opens the buyers' wallets at pay.
 func (s *system) fundBuyers(tb testing.TB) {
 	tb.Helper()
-	svc := mint(tb, auth.Principal{Service: true, Subject: "bench"})
+	svc := systest.ServiceToken(tb, "bench")
 	s.buyers = make([]buyer, buyers)
 	for i := range s.buyers {
 		id := int64(i + 1)
-		s.buyers[i] = buyer{id: id, token: mint(tb, auth.Principal{UserID: id})}
+		s.buyers[i] = buyer{id: id, token: systest.UserToken(tb, id)}
 	}
-	err := parallel(16, buyers, func(i int) error {
-		id := s.buyers[i].id
-		body := fmt.Sprintf(`{"userId":%d,"password":"123","balance":%d}`, id, int64(1)<<50)
-		return s.call(http.MethodPost, s.pay.BaseURL+"/accounts", svc, body, http.StatusCreated, nil)
+	err := systest.Parallel(16, buyers, func(i int) error {
+		return s.client.OpenWallet(s.pay.BaseURL, svc, s.buyers[i].id, int64(1)<<50)
 	})
 	if err != nil {
 		tb.Fatalf("fund buyers: %v", err)
 	}
-}
-
-// call sends a JSON request and decodes the answer into out (if not nil);
-// any status but want is an error.
-func (s *system) call(method, url, token, body string, want int, out any) error {
-	req, err := http.NewRequest(method, url, bytes.NewReader([]byte(body)))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := s.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, url, err)
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		return fmt.Errorf("%s %s: read answer: %w", method, url, err)
-	}
-	if res.StatusCode != want {
-		return fmt.Errorf("%s %s: %d %s, want %d", method, url, res.StatusCode, data, want)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("%s %s: decode %s: %w", method, url, data, err)
-		}
-	}
-	return nil
-}
-
-// parallel runs fn(0..n-1) on workers goroutines and returns the first error.
-func parallel(workers, n int, fn func(i int) error) error {
-	var (
-		next     atomic.Int64
-		firstErr error
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-	)
-	for range min(workers, n) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := fn(i); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return firstErr
 }
 
 // prepared is an unpaid order at trade with its waiting pay order at pay.
@@ -225,21 +124,12 @@ type prepared struct {
 func (s *system) prepare(tb testing.TB, n int) []prepared {
 	tb.Helper()
 	out := make([]prepared, n)
-	err := parallel(16, n, func(i int) error {
+	svc := systest.Services{Pay: s.pay.BaseURL, Trade: s.trade.BaseURL}
+	err := systest.Parallel(16, n, func(i int) error {
 		b := s.buyers[int(s.nextBuyer.Add(1)-1)%len(s.buyers)]
-		var o struct{ ID int64 }
-		if err := s.call(http.MethodPost, s.trade.BaseURL+"/orders", b.token,
-			fmt.Sprintf(`{"totalFee":%d,"paymentType":3}`, orderFee), http.StatusCreated, &o); err != nil {
-			return err
-		}
-		var po struct{ ID int64 }
-		if err := s.call(http.MethodPost, s.pay.BaseURL+"/pay-orders", b.token,
-			fmt.Sprintf(`{"bizOrderNo":%d,"amount":%d,"payChannelCode":"balance","payType":5,"orderInfo":"bench"}`, o.ID, orderFee),
-			http.StatusCreated, &po); err != nil {
-			return err
-		}
-		out[i] = prepared{orderID: o.ID, payOrderID: po.ID, buyer: b}
-		return nil
+		id, poID, err := s.client.Order(svc, b.token, orderFee)
+		out[i] = prepared{orderID: id, payOrderID: poID, buyer: b}
+		return err
 	})
 	if err != nil {
 		tb.Fatalf("prepare %d orders: %v", n, err)
@@ -257,8 +147,7 @@ type attempt struct {
 // payOne sends POST /pay-orders/{id} for o and times it.
 func (s *system) payOne(o prepared) attempt {
 	a := attempt{sent: time.Now()}
-	a.err = s.call(http.MethodPost, s.pay.BaseURL+"/pay-orders/"+strconv.FormatInt(o.payOrderID, 10),
-		o.buyer.token, `{"pw":"123"}`, http.StatusOK, nil)
+	a.err = s.client.Pay(s.pay.BaseURL, o.buyer.token, o.payOrderID)
 	a.returned = time.Now()
 	a.ok = a.err == nil
 	return a
@@ -268,7 +157,7 @@ func (s *system) payOne(o prepared) attempt {
 // request as soon as the previous one returned.
 func (s *system) closedLoop(orders []prepared, conc int) []attempt {
 	attempts := make([]attempt, len(orders))
-	_ = parallel(conc, len(orders), func(i int) error {
+	_ = systest.Parallel(conc, len(orders), func(i int) error {
 		attempts[i] = s.payOne(orders[i])
 		return nil
 	})
@@ -393,7 +282,7 @@ func (s *system) settle(tb testing.TB, orders []prepared, attempts []attempt, wi
 func (s *system) sweepStep(tb testing.TB, n, conc int) run {
 	tb.Helper()
 	orders := s.prepare(tb, n)
-	before := scrapeRelay(s.client, s.pay.BaseURL)
+	before := scrapeRelay(s.client.HTTP, s.pay.BaseURL)
 	profiled := s.startProfiles(tb, conc)
 	cpu, parts := startCPU(), sampleParts(s.pay.Pid(), s.trade.Pid())
 	attempts := s.closedLoop(orders, conc)
@@ -401,7 +290,7 @@ func (s *system) sweepStep(tb testing.TB, n, conc int) run {
 	r := s.settle(tb, orders, attempts, 2*time.Minute)
 	r.conc, r.cpuBusy, r.cpu = conc, busy, sampleParts(s.pay.Pid(), s.trade.Pid()).since(parts)
 	profiled.Wait()
-	if after := scrapeRelay(s.client, s.pay.BaseURL); after.batches > before.batches {
+	if after := scrapeRelay(s.client.HTTP, s.pay.BaseURL); after.batches > before.batches {
 		r.relayBatch = (after.events - before.events) / (after.batches - before.batches)
 	}
 	return r
@@ -422,7 +311,7 @@ func (s *system) startProfiles(tb testing.TB, conc int) *sync.WaitGroup {
 	for proc, addr := range map[string]string{"pay": s.payDebug, "trade": s.tradeDebug} {
 		path := filepath.Join(s.cfg.profileDir, fmt.Sprintf("%s-%s-c%d.pprof", s.cfg.name, proc, conc))
 		wg.Go(func() {
-			if err := profile(s.client, addr, path, profileSeconds); err != nil {
+			if err := profile(s.client.HTTP, addr, path, profileSeconds); err != nil {
 				tb.Errorf("profile %s: %v", proc, err)
 			}
 		})
@@ -442,7 +331,7 @@ func (s *system) stop(tb testing.TB) {
 func (s *system) waitReady(tb testing.TB, want int) {
 	tb.Helper()
 	testenv.WaitFor(tb, 15*time.Second, fmt.Sprintf("pay's /readyz to answer %d", want), func() bool {
-		res, err := s.client.Get(s.pay.BaseURL + "/readyz")
+		res, err := s.client.HTTP.Get(s.pay.BaseURL + "/readyz")
 		if err != nil {
 			return false
 		}

@@ -157,8 +157,8 @@ func (s *system) inspect(t *testing.T, pop population, poison map[string]bool, f
 	}
 	scan(s.trPool.QueryRow(ctx, `SELECT count(*) FROM chaos_applications WHERE old_status <> 1`).Scan(&st.applied), "applications")
 
-	st.queued = s.depth(t, s.queue)
-	st.parked = s.depth(t, s.errQueue)
+	st.queued = s.depth(t, s.Queue)
+	st.parked = s.depth(t, s.ErrQueue)
 	if final {
 		s.readParked(t, &st, poison)
 	}
@@ -188,7 +188,7 @@ func (s *system) readParked(t *testing.T, st *state, poison map[string]bool) {
 	found := map[string]bool{}
 	s.withChannel(t, func(ch *amqp.Channel) error {
 		for {
-			d, ok, err := ch.Get(s.errQueue, true)
+			d, ok, err := ch.Get(s.ErrQueue, true)
 			if err != nil {
 				return err
 			}
@@ -216,7 +216,7 @@ func (s *system) readParked(t *testing.T, st *state, poison map[string]bool) {
 // to the broker, not through any proxy.
 func (s *system) withChannel(t *testing.T, fn func(ch *amqp.Channel) error) {
 	t.Helper()
-	conn, err := amqp.DialConfig(s.amqpURL, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
+	conn, err := amqp.DialConfig(s.AMQPURL, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
 	if err != nil {
 		return
 	}

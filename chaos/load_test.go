@@ -1,11 +1,8 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -15,7 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/systest"
 )
 
 // payment is one order of one buyer, with its pay order, ready to be paid.
@@ -37,19 +34,7 @@ type population struct {
 
 // client is the load's HTTP client: enough idle connections that the
 // load's concurrency does not open a connection per request.
-var client = &http.Client{
-	Timeout:   10 * time.Second,
-	Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxIdleConns: 256},
-}
-
-func mint(t *testing.T, p auth.Principal) string {
-	t.Helper()
-	tok, err := auth.Mint([]byte(secret), p, 2*time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
+var client = systest.NewClient(256, 10*time.Second)
 
 // populate creates buyers with wallets, their orders at trade and their
 // pay orders at pay, through the services' HTTP APIs, before any fault.
@@ -57,7 +42,7 @@ func (s *system) populate(t *testing.T, n int) population {
 	t.Helper()
 	const perBuyer = 4
 	buyers := (n + perBuyer - 1) / perBuyer
-	service := mint(t, auth.Principal{Service: true, Subject: "chaos"})
+	service := systest.ServiceToken(t, "chaos")
 	pop := population{payments: make([]payment, n), funding: map[int64]int64{}}
 	rng := rand.New(rand.NewPCG(uint64(n), 42))
 	for i := range pop.payments {
@@ -75,30 +60,21 @@ func (s *system) populate(t *testing.T, n int) population {
 		}
 		pop.funding[u] = total
 	}
-	trade, pay := s.trades[0].baseURL(), s.pays[0].baseURL()
+	svc := systest.Services{Pay: s.pays[0].baseURL(), Trade: s.trades[0].baseURL()}
 	parallel(t, buyers, func(i int) error {
 		u := int64(i) + 1
-		return post(pay+"/accounts", service, fmt.Sprintf(`{"userId":%d,"password":"123","balance":%d}`, u, pop.funding[u]), http.StatusCreated, nil)
+		return client.OpenWallet(svc.Pay, service, u, pop.funding[u])
 	})
 	tokens := make([]string, buyers+1)
 	for u := 1; u <= buyers; u++ {
-		tokens[u] = mint(t, auth.Principal{UserID: int64(u)})
+		tokens[u] = systest.UserToken(t, int64(u))
 	}
 	parallel(t, n, func(i int) error {
 		p := &pop.payments[i]
 		p.token = tokens[p.user]
-		var o struct{ ID int64 }
-		if err := post(trade+"/orders", p.token, fmt.Sprintf(`{"totalFee":%d,"paymentType":3}`, p.amount), http.StatusCreated, &o); err != nil {
-			return err
-		}
-		p.orderID = o.ID
-		var po struct{ ID int64 }
-		body := fmt.Sprintf(`{"bizOrderNo":%d,"amount":%d,"payChannelCode":"balance","payType":5,"orderInfo":"chaos"}`, o.ID, p.amount)
-		if err := post(pay+"/pay-orders", p.token, body, http.StatusCreated, &po); err != nil {
-			return err
-		}
-		p.payOrderID = po.ID
-		return nil
+		var err error
+		p.orderID, p.payOrderID, err = client.Order(svc, p.token, p.amount)
+		return err
 	})
 	return pop
 }
@@ -107,61 +83,9 @@ func (s *system) populate(t *testing.T, n int) population {
 // first error.
 func parallel(t *testing.T, n int, fn func(i int) error) {
 	t.Helper()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for range 16 {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				if err := fn(i); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	if err := systest.Parallel(16, n, fn); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// post sends a JSON request and decodes the answer into out, if not nil.
-func post(url, token, body string, want int, out any) error {
-	status, data, err := send(context.Background(), url, token, body, "")
-	if err != nil {
-		return err
-	}
-	if status != want {
-		return fmt.Errorf("POST %s: %d %s, want %d", url, status, data, want)
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
-}
-
-func send(ctx context.Context, url, token, body, idempotencyKey string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewBufferString(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	if idempotencyKey != "" {
-		req.Header.Set("Idempotency-Key", idempotencyKey)
-	}
-	res, err := client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	return res.StatusCode, data, err
 }
 
 // loadResult is what the buyers saw.
@@ -226,8 +150,8 @@ func payOnce(ctx context.Context, p payment, urls func() []string, pick int) str
 	deadline := time.Now().Add(30 * time.Second)
 	for attempt := 0; time.Now().Before(deadline) && ctx.Err() == nil; attempt++ {
 		us := urls()
-		url := fmt.Sprintf("%s/pay-orders/%d", us[(pick+attempt)%len(us)], p.payOrderID)
-		status, body, err := send(ctx, url, p.token, `{"pw":"123"}`, key)
+		url := systest.PayURL(us[(pick+attempt)%len(us)], p.payOrderID)
+		status, body, err := client.Send(ctx, http.MethodPost, url, p.token, `{"pw":"123"}`, http.Header{"Idempotency-Key": {key}})
 		if err == nil && status/100 == 2 {
 			return "paid"
 		}

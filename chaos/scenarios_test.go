@@ -136,11 +136,11 @@ var scenarios = []scenario{
 		trade.proc.Stop(t, 20*time.Second)
 		res := <-r.goLoad(r.spread)
 		r.waitOutboxEmpty(t)
-		before := r.depth(t, r.queue)
+		before := r.depth(t, r.Queue)
 		restartBroker(t)
 		after := -1
 		testenv.WaitFor(t, 30*time.Second, "the queue to be back", func() bool {
-			after = r.depth(t, r.queue)
+			after = r.depth(t, r.Queue)
 			return after >= 0
 		})
 		r.notes = append(r.notes, fmt.Sprintf("backlog %d → %d across the restart", before, after))
@@ -173,7 +173,7 @@ var scenarios = []scenario{
 	}},
 	{name: "duplicate storm (5× same id, 2× new ids)", run: func(t *testing.T, r *run) loadResult {
 		r.standard(t)
-		watched := testenv.Watch(t, r.amqpURL, r.exchange, "pay.success")
+		watched := testenv.Watch(t, r.AMQPURL, r.Exchange, "pay.success")
 		stormed := make(chan int, 1)
 		stop := make(chan struct{})
 		go func() { stormed <- r.storm(t, watched, stop) }()
@@ -254,7 +254,7 @@ func restartBroker(t *testing.T) {
 // message id and twice with new ones, until stop closes; it returns how
 // many copies it published.
 func (r *run) storm(t *testing.T, watched <-chan amqp.Delivery, stop <-chan struct{}) int {
-	conn, err := amqp.Dial(r.amqpURL)
+	conn, err := amqp.Dial(r.AMQPURL)
 	if err != nil {
 		t.Errorf("storm: %v", err)
 		return 0
@@ -286,7 +286,7 @@ func (r *run) storm(t *testing.T, watched <-chan amqp.Delivery, stop <-chan stru
 				if i >= 5 {
 					msg.MessageId = uuid.NewString()
 				}
-				if err := ch.Publish(r.exchange, "pay.success", false, false, msg); err != nil {
+				if err := ch.Publish(r.Exchange, "pay.success", false, false, msg); err != nil {
 					t.Errorf("storm: %v", err)
 					return copies
 				}
@@ -319,7 +319,7 @@ func (r *run) publishPoison(t *testing.T, n int, spread time.Duration) map[strin
 		for i := range n {
 			body, id := kinds[i%len(kinds)](i)
 			bodies[body] = true
-			err := ch.Publish(r.exchange, "pay.success", false, false, amqp.Publishing{
+			err := ch.Publish(r.Exchange, "pay.success", false, false, amqp.Publishing{
 				ContentType: "application/json", DeliveryMode: amqp.Persistent, MessageId: id, Type: "pay.success", Body: []byte(body),
 			})
 			if err != nil {
@@ -337,7 +337,7 @@ func (r *run) purge(t *testing.T) int {
 	t.Helper()
 	purged := 0
 	r.withChannel(t, func(ch *amqp.Channel) error {
-		n, err := ch.QueuePurge(r.queue, false)
+		n, err := ch.QueuePurge(r.Queue, false)
 		purged = n
 		return err
 	})

@@ -13,10 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/paytrade/paytrade/internal/systest"
 	"github.com/paytrade/paytrade/internal/testenv"
 )
-
-const secret = "chaos-secret"
 
 // wiring is how the services are put together for a run: the safe way,
 // or the course's seed style that make chaos UNSAFE=1 demonstrates.
@@ -43,19 +42,12 @@ var (
 // toxiproxy proxy of its own, so a scenario can cut, stall or refuse any
 // one link.
 type system struct {
-	t        *testing.T
-	wiring   wiring
-	amqpURL  string
-	payDB    string
-	tradeDB  string
-	exchange string
-	queue    string
-	errQueue string
-	payPool  *pgxpool.Pool
-	trPool   *pgxpool.Pool
-	proxies  *toxiproxy.ApiServer
-
-	tradeEnvCommon []string
+	*systest.System
+	t       *testing.T
+	wiring  wiring
+	payPool *pgxpool.Pool
+	trPool  *pgxpool.Pool
+	proxies *toxiproxy.ApiServer
 
 	mu     sync.Mutex
 	pays   []*instance
@@ -76,25 +68,14 @@ type instance struct {
 
 func newSystem(t *testing.T, w wiring) *system {
 	t.Helper()
-	amqpURL := testenv.AMQPURL(t)
 	s := &system{
-		t:        t,
-		wiring:   w,
-		amqpURL:  amqpURL,
-		payDB:    testenv.NewEmptyDatabase(t, "chaos_pay"),
-		tradeDB:  testenv.NewEmptyDatabase(t, "chaos_trade"),
-		exchange: testenv.Name(t, "pay.topic"),
-		queue:    testenv.Name(t, "mark.order.pay.queue"),
-		errQueue: testenv.Name(t, "error.queue"),
-		proxies:  toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop()),
+		System:  systest.New(t, "chaos"),
+		t:       t,
+		wiring:  w,
+		proxies: toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop()),
 	}
-	errExchange := testenv.Name(t, "error.direct")
-	testenv.DeleteOnCleanup(t, amqpURL, []string{s.exchange, errExchange}, []string{s.queue, s.errQueue})
-	s.tradeEnvCommon = []string{
-		"MQ_MARK_ORDER_PAY_QUEUE=" + s.queue, "MQ_ERROR_EXCHANGE=" + errExchange, "MQ_ERROR_QUEUE=" + s.errQueue,
-	}
-	s.payPool = pool(t, s.payDB)
-	s.trPool = pool(t, s.tradeDB)
+	s.payPool = pool(t, s.PayDB)
+	s.trPool = pool(t, s.TradeDB)
 	return s
 }
 
@@ -127,15 +108,14 @@ func proxiedURL(rawURL string, upstream string, p *toxiproxy.Proxy) string {
 // addPay starts one more pay process; extraEnv stays with it across restarts.
 func (s *system) addPay(extraEnv ...string) *instance {
 	s.t.Helper()
-	upstream := testenv.HostPort(s.t, s.amqpURL)
-	in := &instance{name: fmt.Sprintf("pay-%d", len(s.pays)+1), bin: testenv.Build(s.t, "github.com/paytrade/paytrade/cmd/pay"), addr: testenv.FreeAddr(s.t)}
+	upstream := testenv.HostPort(s.t, s.AMQPURL)
+	in := &instance{name: fmt.Sprintf("pay-%d", len(s.pays)+1), bin: s.Binary(s.t, "pay"), addr: testenv.FreeAddr(s.t)}
 	in.amqp = s.proxy(in.name+"-amqp", upstream)
-	in.env = append([]string{
-		"PAY_DATABASE_URL=" + s.payDB, "PAY_HTTP_ADDR=" + in.addr,
-		"AMQP_URL=" + proxiedURL(s.amqpURL, upstream, in.amqp), "AUTH_JWT_SECRET=" + secret, "MQ_PAY_EXCHANGE=" + s.exchange,
-		"PAY_BCRYPT_COST=4", "PAY_OUTBOX_POLL_INTERVAL=200ms", "PAY_OUTBOX_RETRY_MAX_INTERVAL=2s",
+	in.env = append(append(s.PayEnv(),
+		"PAY_HTTP_ADDR="+in.addr, "AMQP_URL="+proxiedURL(s.AMQPURL, upstream, in.amqp),
+		"PAY_OUTBOX_POLL_INTERVAL=200ms", "PAY_OUTBOX_RETRY_MAX_INTERVAL=2s",
 		"AMQP_HEARTBEAT=2s", "AMQP_RECONNECT_MAX_INTERVAL=2s", "LOG_LEVEL=info",
-	}, s.wiring.payEnv...)
+	), s.wiring.payEnv...)
 	in.env = append(in.env, extraEnv...)
 	in.start(s.t)
 	s.mu.Lock()
@@ -148,21 +128,20 @@ func (s *system) addPay(extraEnv ...string) *instance {
 // stays with it across restarts.
 func (s *system) addTrade(extraEnv ...string) *instance {
 	s.t.Helper()
-	amqpUp := testenv.HostPort(s.t, s.amqpURL)
-	dbUp := testenv.HostPort(s.t, s.tradeDB)
-	in := &instance{name: fmt.Sprintf("trade-%d", len(s.trades)+1), bin: testenv.Build(s.t, "github.com/paytrade/paytrade/cmd/trade"), addr: testenv.FreeAddr(s.t)}
+	amqpUp := testenv.HostPort(s.t, s.AMQPURL)
+	dbUp := testenv.HostPort(s.t, s.TradeDB)
+	in := &instance{name: fmt.Sprintf("trade-%d", len(s.trades)+1), bin: s.Binary(s.t, "trade"), addr: testenv.FreeAddr(s.t)}
 	in.amqp = s.proxy(in.name+"-amqp", amqpUp)
 	in.database = s.proxy(in.name+"-db", dbUp)
-	in.env = append(append([]string{
-		"TRADE_DATABASE_URL=" + proxiedURL(s.tradeDB, dbUp, in.database), "TRADE_HTTP_ADDR=" + in.addr,
-		"AMQP_URL=" + proxiedURL(s.amqpURL, amqpUp, in.amqp), "AUTH_JWT_SECRET=" + secret, "MQ_PAY_EXCHANGE=" + s.exchange,
-		"PAY_SERVICE_URL=http://" + s.pays[0].addr,
+	in.env = append(append(s.TradeEnv("http://"+s.pays[0].addr),
+		"TRADE_DATABASE_URL="+proxiedURL(s.TradeDB, dbUp, in.database), "TRADE_HTTP_ADDR="+in.addr,
+		"AMQP_URL="+proxiedURL(s.AMQPURL, amqpUp, in.amqp),
 		"TRADE_RETRY_INITIAL_INTERVAL=50ms", "TRADE_RETRY_MAX_INTERVAL=500ms",
 		// The fallback is the last line of defence; here it is kept out
 		// of the way so that what converges is the messaging path itself.
 		// The message-loss scenario turns it on with a short period.
 		"TRADE_PAY_CHECK_SPEC=@every 1h", "AMQP_HEARTBEAT=2s", "AMQP_RECONNECT_MAX_INTERVAL=2s", "LOG_LEVEL=info",
-	}, s.tradeEnvCommon...), s.wiring.tradeEnv...)
+	), s.wiring.tradeEnv...)
 	in.env = append(in.env, extraEnv...)
 	in.start(s.t)
 	s.mu.Lock()

@@ -24,14 +24,16 @@ var builds struct {
 }
 
 // Build builds the command in package pkg (an import path such as
-// github.com/paytrade/paytrade/cmd/pay) once per test binary and returns
-// the executable's path. Tests that need a process to die for real, by
-// SIGKILL, run the real binary rather than run() in their own process.
-func Build(tb testing.TB, pkg string) string {
+// github.com/paytrade/paytrade/cmd/pay) with the build tags, once per test
+// binary and set of tags, and returns the executable's path. Tests that
+// need a process to die for real, by SIGKILL, run the real binary rather
+// than run() in their own process.
+func Build(tb testing.TB, pkg string, tags ...string) string {
 	tb.Helper()
 	builds.mu.Lock()
 	defer builds.mu.Unlock()
-	if bin, ok := builds.bins[pkg]; ok {
+	key := strings.Join(append([]string{pkg}, tags...), ",")
+	if bin, ok := builds.bins[key]; ok {
 		return bin
 	}
 	if builds.dir == "" {
@@ -41,12 +43,12 @@ func Build(tb testing.TB, pkg string) string {
 		}
 		builds.dir, builds.bins = dir, map[string]string{}
 	}
-	bin := filepath.Join(builds.dir, filepath.Base(pkg))
-	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+	bin := filepath.Join(builds.dir, fmt.Sprintf("%s-%d", filepath.Base(pkg), len(builds.bins)))
+	out, err := exec.Command("go", "build", "-tags", strings.Join(tags, ","), "-o", bin, pkg).CombinedOutput()
 	if err != nil {
-		tb.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		tb.Fatalf("go build -tags %q %s: %v\n%s", strings.Join(tags, ","), pkg, err, out)
 	}
-	builds.bins[pkg] = bin
+	builds.bins[key] = bin
 	return bin
 }
 

@@ -1,0 +1,119 @@
+// Package systest runs the whole system for the suites that test it from
+// outside (e2e, chaos, bench): it builds the real pay and trade binaries,
+// starts them on databases and broker names of their own, mints the tokens
+// a client needs and speaks the services' HTTP API, so that a new scenario
+// is a few lines.
+package systest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/testenv"
+)
+
+// Secret signs every token of a system started here; it is long enough for
+// a service that refuses short secrets.
+const Secret = "systest-secret-0123456789abcdef-0123456789"
+
+// System is one pay database, one trade database and one set of broker
+// names, shared by every process a test starts on them.
+type System struct {
+	AMQPURL string
+	// PayDB and TradeDB are empty databases of this test; each binary
+	// migrates its own at start-up.
+	PayDB, TradeDB string
+	Exchange       string // pay's exchange
+	ErrExchange    string
+	Queue          string // trade's mark.order.pay.queue
+	ErrQueue       string
+	// Tags are the build tags the binaries are built with.
+	Tags []string
+}
+
+// New makes a system's databases and broker names, all removed when the
+// test ends. prefix names the databases (e2e, chaos, bench); tags are the
+// build tags of the binaries it will start.
+func New(tb testing.TB, prefix string, tags ...string) *System {
+	tb.Helper()
+	amqpURL := testenv.AMQPURL(tb)
+	s := &System{
+		AMQPURL:     amqpURL,
+		PayDB:       testenv.NewEmptyDatabase(tb, prefix+"_pay"),
+		TradeDB:     testenv.NewEmptyDatabase(tb, prefix+"_trade"),
+		Exchange:    testenv.Name(tb, "pay.topic"),
+		ErrExchange: testenv.Name(tb, "error.direct"),
+		Queue:       testenv.Name(tb, "mark.order.pay.queue"),
+		ErrQueue:    testenv.Name(tb, "error.queue"),
+		Tags:        tags,
+	}
+	testenv.DeleteOnCleanup(tb, amqpURL, []string{s.Exchange, s.ErrExchange}, []string{s.Queue, s.ErrQueue})
+	return s
+}
+
+// PayEnv is the environment every pay process of the system starts with,
+// on port 0. A later entry of the same name wins, so a caller appends what
+// it changes.
+func (s *System) PayEnv() []string {
+	return []string{
+		"PAY_DATABASE_URL=" + s.PayDB, "PAY_HTTP_ADDR=127.0.0.1:0", "AMQP_URL=" + s.AMQPURL,
+		"AUTH_JWT_SECRET=" + Secret, "MQ_PAY_EXCHANGE=" + s.Exchange, "PAY_BCRYPT_COST=4",
+	}
+}
+
+// TradeEnv is the environment every trade process of the system starts
+// with, on port 0, asking the pay at payURL.
+func (s *System) TradeEnv(payURL string) []string {
+	return []string{
+		"TRADE_DATABASE_URL=" + s.TradeDB, "TRADE_HTTP_ADDR=127.0.0.1:0", "AMQP_URL=" + s.AMQPURL,
+		"AUTH_JWT_SECRET=" + Secret, "MQ_PAY_EXCHANGE=" + s.Exchange, "PAY_SERVICE_URL=" + payURL,
+		"MQ_MARK_ORDER_PAY_QUEUE=" + s.Queue, "MQ_ERROR_EXCHANGE=" + s.ErrExchange, "MQ_ERROR_QUEUE=" + s.ErrQueue,
+	}
+}
+
+// Binary builds cmd/<service> with the system's build tags (once per test
+// binary) and returns the executable's path.
+func (s *System) Binary(tb testing.TB, service string) string {
+	tb.Helper()
+	return testenv.Build(tb, "github.com/paytrade/paytrade/cmd/"+service, s.Tags...)
+}
+
+// StartPay starts a pay process with env (PayEnv and what the caller
+// changes) and waits until it listens.
+func (s *System) StartPay(tb testing.TB, env []string) *testenv.Process {
+	tb.Helper()
+	return testenv.StartProcess(tb, s.Binary(tb, "pay"), "pay", env)
+}
+
+// StartTrade starts a trade process with env (TradeEnv and what the caller
+// changes) and waits until it listens.
+func (s *System) StartTrade(tb testing.TB, env []string) *testenv.Process {
+	tb.Helper()
+	return testenv.StartProcess(tb, s.Binary(tb, "trade"), "trade", env)
+}
+
+// tokenLifetime outlasts the longest run (make chaos, make bench).
+const tokenLifetime = 2 * time.Hour
+
+func mint(tb testing.TB, p auth.Principal) string {
+	tb.Helper()
+	tok, err := auth.Mint([]byte(Secret), p, tokenLifetime, time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
+}
+
+// UserToken is a bearer token of the user id.
+func UserToken(tb testing.TB, id int64) string {
+	tb.Helper()
+	return mint(tb, auth.Principal{UserID: id})
+}
+
+// ServiceToken is a bearer token of a service named subject: what trade
+// holds when it asks pay, and what opens wallets in the tests.
+func ServiceToken(tb testing.TB, subject string) string {
+	tb.Helper()
+	return mint(tb, auth.Principal{Service: true, Subject: subject})
+}
