@@ -28,7 +28,8 @@ type Ops struct {
 
 // NewRouter returns a router with the middleware every service runs
 // (panic recovery, correlation id, instrumentation) and the operational
-// routes, open to all: GET /healthz, /readyz, /metrics and /openapi.json.
+// routes, open to all: GET /healthz, /readyz, /metrics, /openapi.json and
+// Swagger UI on that document at /docs.
 // The service adds its own routes to it.
 func NewRouter(o Ops) chi.Router {
 	log := o.Logger
@@ -48,5 +49,8 @@ func NewRouter(o Ops) chi.Router {
 	r.Get("/readyz", health.Ready(o.Ready, log))
 	r.Method(http.MethodGet, "/metrics", metrics)
 	r.Get("/openapi.json", openapi.Handler(o.OpenAPI))
+	ui := openapi.UI(o.OpenAPI)
+	r.Method(http.MethodGet, openapi.UIPath, ui)
+	r.Method(http.MethodGet, openapi.UIPath+"/*", ui)
 	return r
 }

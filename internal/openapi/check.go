@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -26,6 +27,7 @@ type TB interface {
 // to OpenAPI's "{id}" (parameter names must match) and trailing slashes
 // ignored. A route registered for every method (chi's Handle) counts as one
 // route per method, so document it per method or do not register it so.
+// Swagger UI's routes (UIPath and below) are not the API and are skipped.
 func CheckRoutes(tb TB, router chi.Routes, doc []byte) {
 	tb.Helper()
 	documented, err := documentedRoutes(doc)
@@ -44,6 +46,16 @@ func CheckRoutes(tb TB, router chi.Routes, doc []byte) {
 	if missing := without(documented, served); len(missing) > 0 {
 		tb.Errorf("the router does not serve these routes of the OpenAPI document:\n\t%s", strings.Join(missing, "\n\t"))
 	}
+}
+
+// Operations returns, sorted, the operations doc (an OpenAPI 3 document)
+// describes, as "METHOD /path" with path parameters by name only.
+func Operations(doc []byte) ([]string, error) {
+	routes, err := documentedRoutes(doc)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Sorted(maps.Keys(routes)), nil
 }
 
 // documentedRoutes returns doc's operations as "METHOD /path".
@@ -76,6 +88,9 @@ func documentedRoutes(doc []byte) (map[string]bool, error) {
 func servedRoutes(router chi.Routes) (map[string]bool, error) {
 	routes := map[string]bool{}
 	err := chi.Walk(router, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		if route == UIPath || strings.HasPrefix(route, UIPath+"/") {
+			return nil
+		}
 		routes[method+" "+normalise(route)] = true
 		return nil
 	})

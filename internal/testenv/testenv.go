@@ -3,9 +3,9 @@
 // all removed when the test ends. A missing server fails the test loudly
 // (it is skipped only under -short), so CI can never pass on skipped tests.
 //
-// It reads TEST_POSTGRES_URL and AMQP_URL from the environment: test support
-// is the one place outside cmd/ that does, because go test has no flags of
-// its own for them.
+// It reads TEST_POSTGRES_URL, AMQP_URL and CHROMIUM from the environment:
+// test support is the one place outside cmd/ that does, because go test has
+// no flags of its own for them.
 package testenv
 
 import (
