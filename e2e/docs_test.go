@@ -23,7 +23,7 @@ func TestSwaggerUIAtDocsRendersEveryOperationOfBothServices(t *testing.T) {
 	for _, svc := range []*testenv.Process{s.pay, trade} {
 		t.Run(svc.Name, func(t *testing.T) {
 			var doc json.RawMessage
-			call(t, http.StatusOK, http.MethodGet, svc.BaseURL+"/openapi.json", "", "", &doc)
+			client.MustCall(t, http.MethodGet, svc.BaseURL+"/openapi.json", "", "", http.StatusOK, &doc)
 			want, err := openapi.Operations(doc)
 			if err != nil || len(want) == 0 {
 				t.Fatalf("the operations of %s/openapi.json: %v, %v", svc.BaseURL, want, err)
