@@ -107,6 +107,7 @@ func TestMetricsCountThePaymentAtPayAndItsApplicationAtTrade(t *testing.T) {
 		s.pay: {
 			`paytrade_payments_total{service="pay"} 1`,
 			`paytrade_outbox_published_total{service="pay"} 1`,
+			`paytrade_outbox_refused_total{service="pay"} 0`,
 			`paytrade_outbox_pending{service="pay"} 0`,
 			`paytrade_http_requests_total{method="POST",route="/pay-orders/{id}",service="pay",status="200"} 1`,
 			`paytrade_outbox_confirm_seconds_count{service="pay"}`,

@@ -139,8 +139,22 @@ func (p *Publisher) PublishBatch(ctx context.Context, msgs []Message) ([]Outcome
 	err = b.publish(ctx)
 	if err == nil {
 		err = b.await(ctx, timeout.C)
+	} else if cc.ch.IsClosed() {
+		// The broker closed the channel under the publishing; its reason
+		// is on its way to closes and says whose fault it was.
+		err = b.closedError(timeout.C)
 	}
 	b.settle()
+	if refusal, ok := Refusal(err); ok {
+		// A channel exception about what was published: 404 when the
+		// exchange is gone, 403, 406. The topology is declared again, so
+		// an exchange the broker lost exists for the next batch.
+		p.log.Warn("broker closed the publisher channel over a message it refused; topology declared again",
+			"code", refusal.Code, "reason", refusal.Reason)
+		if derr := p.redeclare(timeout.C); derr != nil {
+			p.log.Warn("declare topology after a channel error", "err", derr)
+		}
+	}
 
 	timedOut := errors.Is(err, errConfirmTimeout)
 	if err != nil {
@@ -154,6 +168,19 @@ func (p *Publisher) PublishBatch(ctx context.Context, msgs []Message) ([]Outcome
 		err = nil
 	}
 	return b.outcomes, err
+}
+
+// redeclare declares the supervisor's topology again, giving up at timeout
+// on a broker that does not answer.
+func (p *Publisher) redeclare(timeout <-chan time.Time) error {
+	done := make(chan error, 1)
+	go func() { done <- p.sup.Redeclare() }()
+	select {
+	case err := <-done:
+		return err
+	case <-timeout:
+		return errors.New("no answer from the broker within the confirm timeout")
+	}
 }
 
 // channel returns the confirm channel to publish n messages on, opening
@@ -326,7 +353,7 @@ func (b *batch) await(ctx context.Context, timeout <-chan time.Time) error {
 			b.outcomes[b.settled] = o
 			b.settled++
 			if o == Unconfirmed {
-				return b.closedError()
+				return b.closedError(timeout)
 			}
 		case r, ok := <-returns:
 			if !ok {
@@ -362,18 +389,32 @@ func (b *batch) confirmed(i int) Outcome {
 	}
 }
 
-// closedError explains a confirm resolved by the channel closing. amqp091
-// sends the reason to NotifyClose before resolving the confirms, so it is
-// already there if there is one.
-func (b *batch) closedError() error {
+// closedError explains a channel that closed mid-batch. amqp091 marks the
+// channel closed, then sends the reason to NotifyClose (nothing, or a
+// closed chan, when it closes without one), then resolves the confirms: so
+// the reason comes at once, and is waited for only until timeout.
+func (b *batch) closedError(timeout <-chan time.Time) error {
 	select {
 	case amqpErr, ok := <-b.cc.closes:
 		if ok && amqpErr != nil {
 			return fmt.Errorf("publisher channel closed mid-batch: %w", amqpErr)
 		}
-	default:
+	case <-timeout:
 	}
 	return fmt.Errorf("publisher channel closed mid-batch: %w", amqp.ErrClosed)
+}
+
+// Refusal reports whether err is the broker closing a channel over what was
+// sent on it — a channel exception such as 404 (no such exchange), 403
+// (access refused) or 406 (precondition failed) — and returns the broker's
+// error. Such a message fails again however often it is retried as is;
+// a lost connection, by contrast, is no message's fault.
+func Refusal(err error) (*amqp.Error, bool) {
+	var amqpErr *amqp.Error
+	if errors.As(err, &amqpErr) && amqpErr.Server && amqpErr.Recover {
+		return amqpErr, true
+	}
+	return nil, false
 }
 
 // settle records, without waiting, the confirms that are in beyond those

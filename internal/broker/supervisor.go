@@ -182,6 +182,18 @@ func (s *Supervisor) watch(ctx context.Context, conn *amqp.Connection) error {
 	}
 }
 
+// Redeclare declares the topology again on the current connection: for a
+// broker that lost part of it (an exchange deleted) while the connection
+// stayed up. Without a connection there is nothing to do; the next
+// connection declares it anyway.
+func (s *Supervisor) Redeclare() error {
+	conn := s.Current()
+	if conn == nil || s.declare == nil {
+		return nil
+	}
+	return s.declareOn(conn)
+}
+
 // closeConn closes conn without waiting on a broker that stopped answering.
 func (s *Supervisor) closeConn(conn *amqp.Connection) {
 	err := conn.CloseDeadline(time.Now().Add(s.cfg.ConnectTimeout))

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/crashpoint"
@@ -49,6 +50,7 @@ type Relay struct {
 	published atomic.Int64
 	returned  atomic.Int64
 	nacked    atomic.Int64
+	refused   atomic.Int64
 }
 
 // NewRelay returns a relay of the outbox in pool's database.
@@ -81,14 +83,15 @@ func (r *Relay) Wake() {
 	}
 }
 
-// Stats counts what the relay has done since it started.
+// Stats counts what the relay has done since it started. Refused counts
+// the attempts of events whose publishing made the broker close the channel.
 type Stats struct {
-	Published, Returned, Nacked int64
+	Published, Returned, Nacked, Refused int64
 }
 
 // Stats returns the relay's counters.
 func (r *Relay) Stats() Stats {
-	return Stats{Published: r.published.Load(), Returned: r.returned.Load(), Nacked: r.nacked.Load()}
+	return Stats{Published: r.published.Load(), Returned: r.returned.Load(), Nacked: r.nacked.Load(), Refused: r.refused.Load()}
 }
 
 // Backlog returns how many events wait in the outbox and how long the
@@ -167,8 +170,15 @@ func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
 	}
 	r.cfg.Crash.Hit(crashpoint.RelayAfterConfirm)
 
+	// An event the broker closed the channel over is found and recorded,
+	// so that it neither blocks the others nor goes unnoticed.
+	refused := make([]string, len(events))
+	if refusal, ok := broker.Refusal(pubErr); ok {
+		pubErr = r.narrow(ctx, msgs, unconfirmed(outcomes), refusal, outcomes, refused)
+	}
+
 	var done []uuid.UUID
-	var returned, nacked int64
+	var returned, nacked, refusals int64
 	var retryIDs []uuid.UUID
 	var retryDelays []int64
 	var retryReasons []string
@@ -187,7 +197,15 @@ func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
 			nacked++
 			reason = "nacked by the broker"
 			r.log.Warn("event nacked; kept in the outbox and retried", "message_id", ev.id, "attempts", ev.attempts+1)
-		default:
+		case broker.Unconfirmed:
+			if refused[i] != "" {
+				refusals++
+				reason = refused[i]
+				r.log.Error("event refused by the broker; kept in the outbox and retried with backoff",
+					"message_id", ev.id, "exchange", msgs[i].Exchange, "routing_key", msgs[i].RoutingKey,
+					"reason", reason, "attempts", ev.attempts+1)
+				break
+			}
 			if pubErr != nil {
 				// The connection failed under the batch, not the event:
 				// retry it as soon as the broker is back.
@@ -223,7 +241,69 @@ func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
 	r.published.Add(int64(len(done)))
 	r.returned.Add(returned)
 	r.nacked.Add(nacked)
+	r.refused.Add(refusals)
 	return len(events), pubErr
+}
+
+// unconfirmed returns the indexes of the messages with no confirm.
+func unconfirmed(outcomes []broker.Outcome) []int {
+	var idx []int
+	for i, o := range outcomes {
+		if o == broker.Unconfirmed {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
+
+// narrow finds the message of msgs[suspects] that made the broker close the
+// channel with refusal: one suspect is it; more are published again in two
+// halves, each half that is refused again narrowed in turn. A refused
+// batch of n costs about 2·log2(n) more batches, and only the messages it
+// did not confirm are sent again. The outcome of every message published
+// again replaces its earlier one; refused[i] gets the reason of the one (or
+// ones) found. A failure that is not a refusal (the connection lost) stops
+// the search and is returned.
+func (r *Relay) narrow(ctx context.Context, msgs []broker.Message, suspects []int, refusal *amqp.Error,
+	outcomes []broker.Outcome, refused []string) error {
+	if len(suspects) == 1 {
+		refused[suspects[0]] = fmt.Sprintf("refused by the broker: %d %s", refusal.Code, refusal.Reason)
+		return nil
+	}
+	half := len(suspects) / 2
+	for _, part := range [][]int{suspects[:half], suspects[half:]} {
+		if len(part) == 0 {
+			continue
+		}
+		group := make([]broker.Message, len(part))
+		for j, i := range part {
+			group[j] = msgs[i]
+		}
+		got, err := r.pub.PublishBatch(ctx, group)
+		if got == nil {
+			return err
+		}
+		for j, i := range part {
+			outcomes[i] = got[j]
+		}
+		again, ok := broker.Refusal(err)
+		if !ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		var rest []int
+		for _, i := range part {
+			if outcomes[i] == broker.Unconfirmed {
+				rest = append(rest, i)
+			}
+		}
+		if err := r.narrow(ctx, msgs, rest, again, outcomes, refused); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *Relay) claim(ctx context.Context, tx pgx.Tx) ([]claimed, []broker.Message, error) {

@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -110,6 +111,12 @@ func (f *fixture) startRelayConfirming(tb testing.TB, amqpURL string, confirmTim
 	tb.Helper()
 	sup := broker.NewSupervisor(broker.Config{URL: amqpURL, Backoff: broker.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}},
 		func(*amqp.Channel) error { return nil })
+	return f.runRelay(tb, sup, confirmTimeout)
+}
+
+// runRelay runs a relay publishing through sup until the test ends.
+func (f *fixture) runRelay(tb testing.TB, sup *broker.Supervisor, confirmTimeout time.Duration) *outbox.Relay {
+	tb.Helper()
 	pub := broker.NewPublisher(sup, broker.PublisherConfig{ConfirmTimeout: confirmTimeout})
 	relay := outbox.NewRelay(f.pool, pub, outbox.RelayConfig{
 		AppID: "pay", BatchSize: 50, Poll: 50 * time.Millisecond,
@@ -190,22 +197,55 @@ func TestUnroutableEventStaysPendingUntilABindingExists(t *testing.T) {
 	f.publishedAll(t, deliveries, ids, 10*time.Second)
 }
 
+// TestTwoRelaysOnOneDatabasePublishEveryEvent holds the oldest events
+// locked, as a relay busy with its batch does, and wants the relays to
+// publish every other event meanwhile and none of the locked ones, then
+// every event exactly once: a relay that waits on another's lock, or
+// claims rows another holds, fails it.
 func TestTwoRelaysOnOneDatabasePublishEveryEvent(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	deliveries := f.bindQueue(t)
+	held := f.insert(t, 50)
 	ids := f.insert(t, 1_000)
+
+	ctx := context.Background()
+	busy, err := f.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = busy.Rollback(ctx) }()
+	heldIDs := make([]string, 0, len(held))
+	for id := range held {
+		heldIDs = append(heldIDs, id)
+	}
+	if _, err := busy.Exec(ctx, `SELECT id FROM outbox_events WHERE id = ANY($1::uuid[]) FOR UPDATE`, heldIDs); err != nil {
+		t.Fatal(err)
+	}
+
 	a := f.startRelay(t, f.amqpURL)
 	b := f.startRelay(t, f.amqpURL)
+	got := receive(t, deliveries, ids, 30*time.Second)
+	for id := range held {
+		if got[id] > 0 {
+			t.Errorf("event %s was published while another relay held it", id)
+		}
+	}
+	if err := busy.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for id, n := range receive(t, deliveries, held, 15*time.Second) {
+		got[id] += n
+	}
+	testenv.WaitFor(t, 15*time.Second, "the outbox to empty", func() bool { return f.pending(t) == 0 })
 
-	got := f.publishedAll(t, deliveries, ids, 30*time.Second)
 	dup := 0
 	for _, n := range got {
 		dup += n - 1
 	}
 	t.Logf("relay A published %d, relay B %d, duplicates %d", a.Stats().Published, b.Stats().Published, dup)
-	if a.Stats().Published == 0 || b.Stats().Published == 0 {
-		t.Logf("one relay did all the work; SKIP LOCKED was not exercised this run")
+	if dup != 0 {
+		t.Errorf("%d events published more than once by two relays on a healthy broker, want none", dup)
 	}
 }
 
@@ -260,4 +300,76 @@ func TestUnconfirmedEventStaysPendingAndIsRepublishedWithTheSameMessageID(t *tes
 			t.Logf("event %s delivered %d times: the stalled publish arrived too (at-least-once)", id, n)
 		}
 	}
+}
+
+// insertTo commits one event to exchange and returns its id.
+func (f *fixture) insertTo(tb testing.TB, exchange string) string {
+	tb.Helper()
+	ev, err := outbox.NewEvent(exchange, "pay.success", "pay.success", map[string]int{"n": 0}, "corr")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	err = database.InTx(context.Background(), f.pool, func(tx pgx.Tx) error { return outbox.Insert(context.Background(), tx, ev) })
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ev.ID.String()
+}
+
+func TestEventTheBrokerRefusesIsRecordedAndDoesNotHoldBackTheOthers(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	deliveries := f.bindQueue(t)
+	// Publishing to an exchange that does not exist makes the broker close
+	// the channel (404): the one bad event comes first, in the same batch
+	// as ten good ones.
+	bad := f.insertTo(t, testenv.Name(t, "no.such.exchange"))
+	good := f.insert(t, 10)
+	relay := f.startRelay(t, f.amqpURL)
+
+	receive(t, deliveries, good, 5*time.Second)
+	testenv.WaitFor(t, 5*time.Second, "only the refused event to stay", func() bool { return f.pending(t) == 1 })
+	var (
+		id        string
+		attempts  int
+		lastError string
+		backedOff bool
+	)
+	if err := f.pool.QueryRow(context.Background(),
+		`SELECT id::text, attempts, coalesce(last_error, ''), available_at > now() FROM outbox_events`).Scan(&id, &attempts, &lastError, &backedOff); err != nil {
+		t.Fatal(err)
+	}
+	if id != bad || attempts < 1 || !strings.Contains(lastError, "404") || !backedOff {
+		t.Errorf("kept event %s attempts=%d last_error=%q backed off=%v; want %s, its attempt, the broker's 404 and a backoff",
+			id, attempts, lastError, backedOff, bad)
+	}
+	if relay.Stats().Refused < 1 {
+		t.Errorf("relay counted %d refusals, want the refused event counted", relay.Stats().Refused)
+	}
+}
+
+func TestRelayDeclaresItsExchangeAgainAfterTheBrokerLostIt(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	sup := broker.NewSupervisor(broker.Config{URL: f.amqpURL, Backoff: broker.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}},
+		func(ch *amqp.Channel) error {
+			return ch.ExchangeDeclare(f.exchange, amqp.ExchangeTopic, true, false, false, false, nil)
+		})
+	f.runRelay(t, sup, 5*time.Second)
+	receive(t, f.bindQueue(t), f.insert(t, 1), 10*time.Second)
+
+	// Someone deletes the exchange while the relay's connection stays up.
+	if err := f.channel(t).ExchangeDelete(f.exchange, false, false); err != nil {
+		t.Fatal(err)
+	}
+	ids := f.insert(t, 3)
+	testenv.WaitFor(t, 10*time.Second, "the relay to declare the exchange again", func() bool {
+		ch, err := f.conn.Channel()
+		if err != nil {
+			return false
+		}
+		defer ch.Close()
+		return ch.ExchangeDeclarePassive(f.exchange, amqp.ExchangeTopic, true, false, false, false, nil) == nil
+	})
+	f.publishedAll(t, f.bindQueue(t), ids, 15*time.Second)
 }
