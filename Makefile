@@ -2,11 +2,13 @@
 SHELL := bash
 GO ?= go
 BIN := bin
+# After `make infra`: the URLs of its containers (until `make down`).
+-include deploy/infra.env
 export PAY_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pay?sslmode=disable
 export TRADE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/trade?sslmode=disable
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: build run test chaos vet fuzz clean up down compose-check bench
+.PHONY: build run test chaos vet fuzz clean up infra down compose-check bench demo demo-up
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -20,7 +22,7 @@ run: build
 # scenarios restarts the broker every other test shares.
 test:
 	scripts/test-infra.sh
-	scripts/install-tools.sh chromium
+	scripts/install-tools.sh chromium compose
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /chaos$$)
 	$(GO) test -race -count=1 -timeout 10m ./chaos
@@ -41,25 +43,48 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./internal/jsonhttp/
 
-# The whole system in containers (needs a Docker engine): postgres, rabbitmq
-# with its management UI on :15672, pay on :8086, trade on :8085.
+# The whole system in containers (needs Docker with Compose v2): postgres,
+# rabbitmq with its management UI, pay and trade, on 127.0.0.1 at ports
+# that PG_PORT, MQ_PORT, MQ_UI_PORT, PAY_PORT and TRADE_PORT move; with
+# COMPOSE_PROFILES=dashboard also Prometheus and Grafana.
+COMPOSE ?= docker compose
+compose := $(COMPOSE) -f deploy/docker-compose.yml
 up: deploy/.env
-	docker compose -f deploy/docker-compose.yml up --build
+	$(compose) up --build --detach --wait
+	@echo "pay   http://127.0.0.1:$${PAY_PORT:-8086}/docs"
+	@echo "trade http://127.0.0.1:$${TRADE_PORT:-8085}/docs"
+	@echo "RabbitMQ management http://127.0.0.1:$${MQ_UI_PORT:-15672} (user and password in deploy/.env)"
+	@echo "tokens: $(compose) run --rm ctl token -user 1"
 
+# Only PostgreSQL and RabbitMQ in containers; `make run` and `make test`
+# then use them (deploy/infra.env) for the services built from source.
+infra: deploy/.env
+	$(compose) up --detach --wait postgres rabbitmq
+	scripts/infra-env.sh > deploy/infra.env
+	@echo "make run and make test now use these servers (deploy/infra.env), until make down"
+
+# Deletes the containers, their data and the passwords they were made with.
 down:
-	docker compose -f deploy/docker-compose.yml down --volumes
+	$(compose) --profile '*' down --volumes --remove-orphans
+	rm -f deploy/.env deploy/infra.env
 
+# Every password and the JWT secret, random (or from the environment).
 deploy/.env:
-	sed "s/^AUTH_JWT_SECRET=.*/AUTH_JWT_SECRET=$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')/" deploy/.env.example > $@
-	@echo "made $@ from deploy/.env.example with a random AUTH_JWT_SECRET; change the passwords in it"
+	scripts/compose-env.sh $@
 
-# Checks the compose file without a Docker engine (needs docker compose or
-# Debian's docker-compose).
+# Checks every profile of the compose file without a Docker engine, with
+# Compose v2 as scripts/install-tools.sh fetches it.
 compose-check:
-	cp -n deploy/.env.example deploy/.env.check 2>/dev/null || true
-	docker-compose --env-file deploy/.env.check -f deploy/docker-compose.yml config -q 2>/dev/null || \
-		docker compose --env-file deploy/.env.check -f deploy/docker-compose.yml config -q
-	rm -f deploy/.env.check
+	scripts/install-tools.sh compose
+	$(GO) test -count=1 -run 'Compose' ./deploy
+
+# The README's walkthrough against `make run`, every answer checked.
+demo: build
+	scripts/demo.sh $(BIN)/paytradectl
+
+# The same against `make up`, with paytradectl from its container.
+demo-up:
+	scripts/demo.sh $(compose) run --rm -T ctl
 
 clean:
 	rm -rf $(BIN)

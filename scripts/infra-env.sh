@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# For `make infra`: prints, as make assignments, the URLs at which `make run`
+# and `make test` reach the PostgreSQL and RabbitMQ of deploy/docker-compose.yml
+# on this machine, with the passwords of deploy/.env (already percent-encoded
+# there) and the published ports (PG_PORT, MQ_PORT). The Makefile includes
+# what this prints (deploy/infra.env) until `make down`; a variable set in
+# the environment still wins.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# value NAME: NAME's value in deploy/.env. The *_URLENC values hold only
+# unreserved characters and %XX, so dropping the quotes is all it takes.
+value() {
+  local v
+  v=$(sed -n "s/^$1=\"\(.*\)\"$/\1/p" deploy/.env)
+  if [[ -z $v ]]; then
+    echo "infra-env: no $1 in deploy/.env; make down, then make infra" >&2
+    exit 1
+  fi
+  printf '%s' "$v"
+}
+
+pg="postgres://postgres:$(value POSTGRES_PASSWORD_URLENC)@127.0.0.1:${PG_PORT:-5432}"
+mq="amqp://$(value RABBITMQ_USER_URLENC):$(value RABBITMQ_PASSWORD_URLENC)@127.0.0.1:${MQ_PORT:-5672}/"
+cat <<MAKE
+# Written by make infra (scripts/infra-env.sh); make down removes it.
+export TEST_POSTGRES_URL ?= $pg/postgres?sslmode=disable
+export PAY_DATABASE_URL ?= $pg/pay?sslmode=disable
+export TRADE_DATABASE_URL ?= $pg/trade?sslmode=disable
+export AMQP_URL ?= $mq
+MAKE
