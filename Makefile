@@ -80,7 +80,7 @@ compose-check:
 
 # The README's walkthrough against `make run`, every answer checked.
 demo: build
-	scripts/demo.sh $(BIN)/paytradectl
+	PAYTRADE_DEV=$${PAYTRADE_DEV:-1} scripts/demo.sh $(BIN)/paytradectl
 
 # The same against `make up`, with paytradectl from its container.
 demo-up:

@@ -98,7 +98,7 @@ func startSystem(tb testing.TB, cfg systemConfig) *system {
 // fundBuyers opens the buyers' wallets at pay.
 func (s *system) fundBuyers(tb testing.TB) {
 	tb.Helper()
-	svc := systest.ServiceToken(tb, "bench")
+	svc := systest.OperatorToken(tb, "bench")
 	s.buyers = make([]buyer, buyers)
 	for i := range s.buyers {
 		id := int64(i + 1)

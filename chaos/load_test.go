@@ -42,7 +42,7 @@ func (s *system) populate(t *testing.T, n int) population {
 	t.Helper()
 	const perBuyer = 4
 	buyers := (n + perBuyer - 1) / perBuyer
-	service := systest.ServiceToken(t, "chaos")
+	service := systest.OperatorToken(t, "chaos")
 	pop := population{payments: make([]payment, n), funding: map[int64]int64{}}
 	rng := rand.New(rand.NewPCG(uint64(n), 42))
 	for i := range pop.payments {

@@ -56,7 +56,7 @@ type buyer struct {
 
 func (s *system) newBuyer(t *testing.T, id, balance int64) buyer {
 	t.Helper()
-	if err := client.OpenWallet(s.pay.BaseURL, systest.ServiceToken(t, "e2e"), id, balance); err != nil {
+	if err := client.OpenWallet(s.pay.BaseURL, systest.OperatorToken(t, "e2e"), id, balance); err != nil {
 		t.Fatal(err)
 	}
 	return buyer{id: id, tok: systest.UserToken(t, id)}

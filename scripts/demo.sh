@@ -80,11 +80,11 @@ wait_for_status() {
 # A user of this run's own, so that wallets and orders of earlier runs do
 # not get in the way.
 user=$(($(date +%s) % 100000000 * 100 + $$ % 100 + 1000))
-svc=$("${ctl[@]}" token -service)
+ops=$("${ctl[@]}" token -operator)
 alice=$("${ctl[@]}" token -user "$user")
 
 step "a wallet for user $user with 100.00, payment password 123"
-request POST "$pay/accounts" "$svc" "{\"userId\":$user,\"password\":\"123\",\"balance\":10000}"
+request POST "$pay/accounts" "$ops" "{\"userId\":$user,\"password\":\"123\",\"balance\":10000}"
 expect 201
 expect_field balance 10000
 

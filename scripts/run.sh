@@ -4,6 +4,9 @@
 # bash 3.2 too (macOS), so it waits without `wait -n`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A laptop: the services accept the published development JWT secret
+# when AUTH_JWT_SECRET is unset; paytradectl token signs with it too.
+export PAYTRADE_DEV=${PAYTRADE_DEV:-1}
 
 bin/paytradectl db create
 bin/pay &

@@ -18,8 +18,8 @@ type payConfig struct {
 	DatabaseURL   string
 	HTTPAddr      string
 	DebugAddr     string
-	JWTSecret     string
-	DevSecret     bool
+	JWTSecret     []byte
+	Dev           bool // PAYTRADE_DEV=1: a laptop, not production
 	Exchange      string
 	PaySuccessKey string
 	BcryptCost    int
@@ -51,13 +51,15 @@ func (c payConfig) seedStyle() []string {
 	return []string{"PAY_PUBLISH_MODE=" + c.PublishMode}
 }
 
+// defaultHTTPAddr is where pay listens unless PAY_HTTP_ADDR says otherwise.
+const defaultHTTPAddr = ":8086"
+
 func loadConfig(getenv func(string) string) (payConfig, error) {
 	r := config.NewReader(getenv)
 	c := payConfig{
 		DatabaseURL:   r.String("PAY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pay?sslmode=disable"),
-		HTTPAddr:      r.String("PAY_HTTP_ADDR", ":8086"),
+		HTTPAddr:      r.String("PAY_HTTP_ADDR", defaultHTTPAddr),
 		DebugAddr:     r.String("PAY_DEBUG_ADDR", ""),
-		JWTSecret:     r.String("AUTH_JWT_SECRET", auth.DevSecret),
 		Exchange:      r.String("MQ_PAY_EXCHANGE", "pay.topic"),
 		PaySuccessKey: r.String("MQ_PAY_SUCCESS_KEY", "pay.success"),
 		BcryptCost:    r.Int("PAY_BCRYPT_COST", bcrypt.DefaultCost, bcrypt.MinCost),
@@ -83,7 +85,7 @@ func loadConfig(getenv func(string) string) (payConfig, error) {
 	default:
 		r.Fail(fmt.Errorf("PAY_PUBLISH_MODE=%q: want %s, %s or %s", c.PublishMode, publishOutbox, publishInlineConfirmed, publishInline))
 	}
-	c.DevSecret = c.JWTSecret == auth.DevSecret
+	c.JWTSecret, c.Dev = auth.ReadSecret(r)
 	if c.BcryptCost > bcrypt.MaxCost {
 		r.Fail(fmt.Errorf("PAY_BCRYPT_COST=%d: want at most %d", c.BcryptCost, bcrypt.MaxCost))
 	}

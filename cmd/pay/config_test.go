@@ -6,8 +6,15 @@ import (
 	"testing"
 )
 
+// loadConfigFrom loads env as the whole environment, on a laptop
+// (PAYTRADE_DEV=1) unless env says otherwise.
 func loadConfigFrom(env map[string]string) (payConfig, error) {
-	return loadConfig(func(k string) string { return env[k] })
+	return loadConfig(func(k string) string {
+		if v, ok := env[k]; ok || k != "PAYTRADE_DEV" {
+			return v
+		}
+		return "1"
+	})
 }
 
 func TestLoadConfigAcceptsEachPublishModeAndListsTheUnsafeOnes(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/broker"
+	"github.com/paytrade/paytrade/internal/config"
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/httpserver"
 	"github.com/paytrade/paytrade/internal/logging"
@@ -41,19 +42,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	if healthcheck {
+		// The container's health check: the image has nothing else to run.
+		// It needs the address only, not the secrets the service refuses
+		// to start without.
+		return httpserver.Probe(ctx, config.NewReader(getenv).String("PAY_HTTP_ADDR", defaultHTTPAddr), "/readyz")
+	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
-	}
-	if healthcheck {
-		// The container's health check: the image has nothing else to run.
-		return httpserver.Probe(ctx, cfg.HTTPAddr, "/readyz")
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	log := logging.New(stdout, cfg.LogLevel, "pay")
-	logging.WarnUnsafe(log, cfg.Crash.String(), cfg.DevSecret, cfg.seedStyle())
+	logging.WarnUnsafe(log, cfg.Crash.String(), cfg.Dev, cfg.seedStyle())
 	if err := httpserver.ServeDebug(ctx, cfg.DebugAddr, log); err != nil {
 		return err
 	}
@@ -95,8 +98,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	store := postgres.New(pool, storeCfg)
 	handler := httpapi.NewHandler(store, httpapi.Config{
-		Auth:              auth.NewAuthenticator([]byte(cfg.JWTSecret)),
-		IdempotencySecret: []byte("idempotency\x00" + cfg.JWTSecret),
+		Auth:              auth.NewAuthenticator(cfg.JWTSecret),
+		IdempotencySecret: append([]byte("idempotency\x00"), cfg.JWTSecret...),
 		Ready: map[string]func(context.Context) error{
 			"database": pool.Ping,
 			"broker": func(context.Context) error {

@@ -27,7 +27,7 @@ func TestPayBinaryMigratesServesAndStopsGracefully(t *testing.T) {
 	base, stop := startPay(t, map[string]string{
 		"PAY_DATABASE_URL": dbURL,
 		"AMQP_URL":         amqpURL,
-		"AUTH_JWT_SECRET":  "s3cret",
+		"AUTH_JWT_SECRET":  "cmd-test-secret-long-enough-for-production",
 		"PAY_HTTP_ADDR":    "127.0.0.1:0",
 		"MQ_PAY_EXCHANGE":  exchange,
 		"PAY_BCRYPT_COST":  "4",
@@ -60,7 +60,7 @@ func TestPayBinaryMigratesServesAndStopsGracefully(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	svc, err := auth.Mint([]byte("s3cret"), auth.Principal{Service: true, Subject: "test"}, time.Minute, time.Now())
+	svc, err := auth.Mint([]byte("cmd-test-secret-long-enough-for-production"), auth.Service("test"), time.Minute, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/config"
 	"github.com/paytrade/paytrade/internal/database"
 )
 
@@ -30,8 +31,9 @@ const (
 const usage = `usage: paytradectl <command> [flags]
 
 commands:
-  token -user N [-ttl 24h]               print a bearer token for user N
-  token -service [-sub NAME] [-ttl 24h]  print a bearer token for a service
+  token -user N [-ttl 1h]                print a bearer token for user N
+  token -service [-sub NAME] [-ttl 1h]   print a bearer token for a service (pay orders only)
+  token -operator [-sub NAME] [-ttl 1h]  print a bearer token for an operator (accounts, deposits)
   db create                              create the pay and trade databases if missing
   errors list [-queue Q] [-limit 100] [-json]
                                          show the messages parked in the error queue, leaving
@@ -47,7 +49,8 @@ commands:
   help                                   show this text
 
 environment:
-  AUTH_JWT_SECRET     token signing secret (a development secret when unset)
+  AUTH_JWT_SECRET     token signing secret, at least 32 bytes
+  PAYTRADE_DEV        1 on a laptop: accept a weak secret, or none (the published development secret)
   PAY_DATABASE_URL    default ` + defaultPayDatabaseURL + `
   TRADE_DATABASE_URL  default ` + defaultTradeDatabaseURL + `
   AMQP_URL            default amqp://guest:guest@127.0.0.1:5672/ (and AMQP_CONNECT_TIMEOUT, AMQP_HEARTBEAT)
@@ -106,9 +109,10 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	user := fs.Int64("user", 0, "mint a token for this user id")
-	service := fs.Bool("service", false, "mint a service token")
-	sub := fs.String("sub", "paytradectl", "the service's name (with -service)")
-	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	service := fs.Bool("service", false, "mint a service token (create, read and close pay orders)")
+	operator := fs.Bool("operator", false, "mint an operator token (everything, accounts and deposits included)")
+	sub := fs.String("sub", "paytradectl", "the service's or operator's name (with -service or -operator)")
+	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid (at most 24h)")
 	if done, err := parseFlags(fs, args); done || err != nil {
 		return err
 	}
@@ -117,29 +121,41 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 
 	var p auth.Principal
 	switch {
-	case *service && *user != 0:
-		return errors.New("token: -user and -service exclude each other")
+	case btoi(*user != 0)+btoi(*service)+btoi(*operator) > 1:
+		return errors.New("token: -user, -service and -operator exclude each other")
 	case *service:
-		p = auth.Principal{Service: true, Subject: *sub}
+		p = auth.Service(*sub)
+	case *operator:
+		p = auth.Operator(*sub)
 	case subSet:
-		return errors.New("token: -sub needs -service")
+		return errors.New("token: -sub needs -service or -operator")
 	case *user > 0:
-		p = auth.Principal{UserID: *user}
+		p = auth.User(*user)
 	default:
-		return errors.New("token: need -user N (N > 0) or -service")
+		return errors.New("token: need -user N (N > 0), -service or -operator")
 	}
 
-	secret := getenv("AUTH_JWT_SECRET")
-	if secret == "" {
-		fmt.Fprintln(stderr, "paytradectl: warning: AUTH_JWT_SECRET is unset; signing with the development secret")
-		secret = auth.DevSecret
+	r := config.NewReader(getenv)
+	secret, dev := auth.ReadSecret(r)
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("token: %w", err)
 	}
-	token, err := auth.Mint([]byte(secret), p, *ttl, time.Now())
+	if dev {
+		fmt.Fprintln(stderr, "paytradectl: warning: PAYTRADE_DEV=1: signing for a laptop, not for production")
+	}
+	token, err := auth.Mint(secret, p, *ttl, time.Now())
 	if err != nil {
 		return err
 	}
 	_, err = fmt.Fprintln(stdout, token)
 	return err
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func runDB(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -175,11 +191,11 @@ func runDB(ctx context.Context, args []string, getenv func(string) string, stdou
 
 // createDatabase creates the database at dbURL unless it exists and says which.
 func createDatabase(ctx context.Context, env, dbURL string, stdout io.Writer) error {
-	cfg, err := pgx.ParseConfig(dbURL)
+	cfg, err := database.ParseURL(dbURL)
 	if err != nil {
 		return fmt.Errorf("%s: %w", env, err)
 	}
-	existed, err := databaseExists(ctx, dbURL)
+	existed, err := databaseExists(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("%s: %w", env, err)
 	}
@@ -196,8 +212,8 @@ func createDatabase(ctx context.Context, env, dbURL string, stdout io.Writer) er
 
 // databaseExists connects to the database itself: PostgreSQL answers
 // invalid_catalog_name when it does not exist.
-func databaseExists(ctx context.Context, dbURL string) (bool, error) {
-	conn, err := pgx.Connect(ctx, dbURL)
+func databaseExists(ctx context.Context, cfg *pgx.ConnConfig) (bool, error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err == nil {
 		return true, conn.Close(ctx)
 	}

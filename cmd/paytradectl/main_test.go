@@ -24,6 +24,9 @@ func runCtl(tb testing.TB, getenv func(string) string, args ...string) (stdout, 
 	return out.String(), errOut.String(), err
 }
 
+// strongSecret is long enough for a process outside development.
+const strongSecret = "paytradectl-test-secret-of-32-bytes-or-more"
+
 func TestTokenPrintsABareTokenTheServicesAccept(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -33,14 +36,16 @@ func TestTokenPrintsABareTokenTheServicesAccept(t *testing.T) {
 		want       auth.Principal
 		wantWarned bool
 	}{
-		{"user", map[string]string{"AUTH_JWT_SECRET": "s3cret"}, []string{"token", "-user", "7"}, "s3cret",
-			auth.Principal{UserID: 7, Subject: "7"}, false},
-		{"user with dev secret", nil, []string{"token", "-user", "1"}, auth.DevSecret,
-			auth.Principal{UserID: 1, Subject: "1"}, true},
-		{"service", map[string]string{"AUTH_JWT_SECRET": "s3cret"}, []string{"token", "-service"}, "s3cret",
-			auth.Principal{Service: true, Subject: "paytradectl"}, false},
-		{"named service", map[string]string{"AUTH_JWT_SECRET": "s3cret"}, []string{"token", "-service", "-sub", "trade", "-ttl", "1h"}, "s3cret",
-			auth.Principal{Service: true, Subject: "trade"}, false},
+		{"user", map[string]string{"AUTH_JWT_SECRET": strongSecret}, []string{"token", "-user", "7"}, strongSecret,
+			auth.User(7), false},
+		{"user with dev secret", map[string]string{"PAYTRADE_DEV": "1"}, []string{"token", "-user", "1"}, auth.DevSecret,
+			auth.User(1), true},
+		{"service", map[string]string{"AUTH_JWT_SECRET": strongSecret}, []string{"token", "-service"}, strongSecret,
+			auth.Service("paytradectl"), false},
+		{"named service", map[string]string{"AUTH_JWT_SECRET": strongSecret}, []string{"token", "-service", "-sub", "trade", "-ttl", "1h"}, strongSecret,
+			auth.Service("trade"), false},
+		{"operator", map[string]string{"AUTH_JWT_SECRET": strongSecret}, []string{"token", "-operator"}, strongSecret,
+			auth.Operator("paytradectl"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,15 +64,35 @@ func TestTokenPrintsABareTokenTheServicesAccept(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("token is for %+v, want %+v", got, tt.want)
 			}
-			if warned := strings.Contains(stderr, "AUTH_JWT_SECRET"); warned != tt.wantWarned {
+			if warned := strings.Contains(stderr, "PAYTRADE_DEV"); warned != tt.wantWarned {
 				t.Errorf("warned = %v, want %v (stderr %q)", warned, tt.wantWarned, stderr)
 			}
 		})
 	}
 }
 
+func TestTokenRefusesToSignWithoutAStrongSecret(t *testing.T) {
+	for name, vars := range map[string]map[string]string{
+		"no secret":              nil,
+		"short secret":           {"AUTH_JWT_SECRET": "s3cret"},
+		"the published secret":   {"AUTH_JWT_SECRET": auth.DevSecret},
+		"PAYTRADE_DEV=0":         {"PAYTRADE_DEV": "0"},
+		"PAYTRADE_DEV malformed": {"PAYTRADE_DEV": "yes", "AUTH_JWT_SECRET": strongSecret},
+	} {
+		t.Run(name, func(t *testing.T) {
+			stdout, stderr, err := runCtl(t, env(vars), "token", "-operator")
+			if err == nil || stdout != "" {
+				t.Fatalf("run = %q, %v; want no token and an error", stdout, err)
+			}
+			if s := vars["AUTH_JWT_SECRET"]; s != "" && strings.Contains(err.Error()+stderr, s) {
+				t.Errorf("the refusal %q names the secret", err)
+			}
+		})
+	}
+}
+
 func TestTokenTTL(t *testing.T) {
-	stdout, _, err := runCtl(t, env(nil), "token", "-user", "1", "-ttl", "1ns")
+	stdout, _, err := runCtl(t, env(map[string]string{"PAYTRADE_DEV": "1"}), "token", "-user", "1", "-ttl", "1ns")
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -90,6 +115,8 @@ func TestRunRefusesBadUsage(t *testing.T) {
 		{"token negative user", []string{"token", "-user", "-3"}},
 		{"token user not a number", []string{"token", "-user", "alice"}},
 		{"token user and service", []string{"token", "-user", "1", "-service"}},
+		{"token service and operator", []string{"token", "-service", "-operator"}},
+		{"token ttl beyond a day", []string{"token", "-user", "1", "-ttl", "25h"}},
 		{"token sub without service", []string{"token", "-user", "1", "-sub", "trade"}},
 		{"token unknown flag", []string{"token", "-admin"}},
 		{"token bad ttl", []string{"token", "-user", "1", "-ttl", "forever"}},
@@ -111,7 +138,7 @@ func TestRunRefusesBadUsage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stdout, _, err := runCtl(t, env(nil), tt.args...)
+			stdout, _, err := runCtl(t, env(map[string]string{"PAYTRADE_DEV": "1"}), tt.args...)
 			if err == nil {
 				t.Errorf("run %v: nil error, want one", tt.args)
 			}

@@ -19,8 +19,8 @@ type tradeConfig struct {
 	DatabaseURL   string
 	HTTPAddr      string
 	DebugAddr     string
-	JWTSecret     string
-	DevSecret     bool
+	JWTSecret     []byte
+	Dev           bool // PAYTRADE_DEV=1: a laptop, not production
 	PayURL        string
 	PayTimeout    time.Duration
 	Broker        broker.Config
@@ -53,13 +53,15 @@ func (c tradeConfig) seedStyle() []string {
 	return s
 }
 
+// defaultHTTPAddr is where trade listens unless TRADE_HTTP_ADDR says otherwise.
+const defaultHTTPAddr = ":8085"
+
 func loadConfig(getenv func(string) string) (tradeConfig, error) {
 	r := config.NewReader(getenv)
 	c := tradeConfig{
 		DatabaseURL: r.String("TRADE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/trade?sslmode=disable"),
-		HTTPAddr:    r.String("TRADE_HTTP_ADDR", ":8085"),
+		HTTPAddr:    r.String("TRADE_HTTP_ADDR", defaultHTTPAddr),
 		DebugAddr:   r.String("TRADE_DEBUG_ADDR", ""),
-		JWTSecret:   r.String("AUTH_JWT_SECRET", auth.DevSecret),
 		PayURL:      r.String("PAY_SERVICE_URL", "http://127.0.0.1:8086"),
 		PayTimeout:  r.Duration("TRADE_PAY_TIMEOUT", 3*time.Second),
 		Broker:      broker.ReadConfig(r, "trade"),
@@ -109,7 +111,7 @@ func loadConfig(getenv func(string) string) (tradeConfig, error) {
 	default:
 		r.Fail(fmt.Errorf("TRADE_IDEMPOTENCY=%q: want inbox or none", mode))
 	}
-	c.DevSecret = c.JWTSecret == auth.DevSecret
+	c.JWTSecret, c.Dev = auth.ReadSecret(r)
 	recoverer, err := broker.ParseRecoverer(r.String("TRADE_RECOVERER", string(broker.RecoverRepublish)))
 	if err != nil {
 		r.Fail(fmt.Errorf("TRADE_RECOVERER: %w", err))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/broker"
+	"github.com/paytrade/paytrade/internal/config"
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/httpserver"
 	"github.com/paytrade/paytrade/internal/logging"
@@ -39,19 +40,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	if healthcheck {
+		// The container's health check: the image has nothing else to run.
+		// It needs the address only, not the secrets the service refuses
+		// to start without.
+		return httpserver.Probe(ctx, config.NewReader(getenv).String("TRADE_HTTP_ADDR", defaultHTTPAddr), "/readyz")
+	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
-	}
-	if healthcheck {
-		// The container's health check: the image has nothing else to run.
-		return httpserver.Probe(ctx, cfg.HTTPAddr, "/readyz")
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	log := logging.New(stdout, cfg.LogLevel, "trade")
-	logging.WarnUnsafe(log, cfg.Crash.String(), cfg.DevSecret, cfg.seedStyle())
+	logging.WarnUnsafe(log, cfg.Crash.String(), cfg.Dev, cfg.seedStyle())
 	if err := httpserver.ServeDebug(ctx, cfg.DebugAddr, log); err != nil {
 		return err
 	}
@@ -61,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer pool.Close()
 
-	payClient, err := payclient.New(payclient.Config{BaseURL: cfg.PayURL, Secret: []byte(cfg.JWTSecret), Timeout: cfg.PayTimeout})
+	payClient, err := payclient.New(payclient.Config{BaseURL: cfg.PayURL, Secret: cfg.JWTSecret, Timeout: cfg.PayTimeout})
 	if err != nil {
 		return err
 	}
@@ -106,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	registry, reg := metrics.NewRegistry("trade")
 	registerMetrics(reg, consumer, counts, fallback, consumerSup, publisherSup)
 	handler := httpapi.NewHandler(store, svc, httpapi.Config{
-		Auth: auth.NewAuthenticator([]byte(cfg.JWTSecret)),
+		Auth: auth.NewAuthenticator(cfg.JWTSecret),
 		Ready: map[string]func(context.Context) error{
 			"database": pool.Ping,
 			"broker": func(context.Context) error {

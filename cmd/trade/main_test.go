@@ -24,7 +24,7 @@ func TestTradeBinaryMigratesServesAndStopsGracefully(t *testing.T) {
 	env := map[string]string{
 		"TRADE_DATABASE_URL":      testenv.NewEmptyDatabase(t, "bin"),
 		"AMQP_URL":                amqpURL,
-		"AUTH_JWT_SECRET":         "s3cret",
+		"AUTH_JWT_SECRET":         "cmd-test-secret-long-enough-for-production",
 		"TRADE_HTTP_ADDR":         "127.0.0.1:0",
 		"MQ_PAY_EXCHANGE":         testenv.Name(t, "pay.topic"),
 		"MQ_MARK_ORDER_PAY_QUEUE": testenv.Name(t, "mark.order.pay.queue"),
@@ -37,7 +37,7 @@ func TestTradeBinaryMigratesServesAndStopsGracefully(t *testing.T) {
 
 	get := func(path string) (int, string) {
 		req, _ := http.NewRequest("GET", base+path, nil)
-		tok, _ := auth.Mint([]byte("s3cret"), auth.Principal{UserID: 1}, time.Minute, time.Now())
+		tok, _ := auth.Mint([]byte("cmd-test-secret-long-enough-for-production"), auth.User(1), time.Minute, time.Now())
 		req.Header.Set("Authorization", "Bearer "+tok)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -83,6 +83,7 @@ func TestTradeHealthcheckArgumentProbesTheRunningService(t *testing.T) {
 		"TRADE_DATABASE_URL": testenv.NewEmptyDatabase(t, "health"),
 		"AMQP_URL":           amqpURL,
 		"TRADE_HTTP_ADDR":    "127.0.0.1:0",
+		"PAYTRADE_DEV":       "1",
 		"MQ_PAY_EXCHANGE":    testenv.Name(t, "pay.topic"), "MQ_MARK_ORDER_PAY_QUEUE": testenv.Name(t, "q"),
 		"MQ_ERROR_EXCHANGE": testenv.Name(t, "error.direct"), "MQ_ERROR_QUEUE": testenv.Name(t, "error.queue"),
 	}

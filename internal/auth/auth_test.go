@@ -45,7 +45,21 @@ func forge(tb testing.TB, header, payload map[string]any) string {
 
 func validPayload(sub, role string) map[string]any {
 	now := time.Now()
-	return map[string]any{"sub": sub, "role": role, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	return map[string]any{"iss": Issuer, "sub": sub, "role": role, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+}
+
+// without returns payload less the named claims.
+func without(payload map[string]any, names ...string) map[string]any {
+	for _, n := range names {
+		delete(payload, n)
+	}
+	return payload
+}
+
+// with returns payload with claim name set to v.
+func with(payload map[string]any, name string, v any) map[string]any {
+	payload[name] = v
+	return payload
 }
 
 func TestMintParseRoundTrip(t *testing.T) {
@@ -54,10 +68,10 @@ func TestMintParseRoundTrip(t *testing.T) {
 		in   Principal
 		want Principal
 	}{
-		{"user", Principal{UserID: 42}, Principal{UserID: 42, Subject: "42"}},
-		{"largest user id", Principal{UserID: 9223372036854775807}, Principal{UserID: 9223372036854775807, Subject: "9223372036854775807"}},
-		{"user subject ignored", Principal{UserID: 7, Subject: "ignored"}, Principal{UserID: 7, Subject: "7"}},
-		{"service", Principal{Service: true, Subject: "trade"}, Principal{Service: true, Subject: "trade"}},
+		{"user", User(42), Principal{UserID: 42, Role: RoleUser, Subject: "42"}},
+		{"largest user id", User(9223372036854775807), Principal{UserID: 9223372036854775807, Role: RoleUser, Subject: "9223372036854775807"}},
+		{"service", Service("trade"), Principal{Role: RoleService, Subject: "trade"}},
+		{"operator", Operator("ops"), Principal{Role: RoleOperator, Subject: "ops"}},
 	}
 	a := NewAuthenticator([]byte(testSecret))
 	for _, tt := range tests {
@@ -80,13 +94,17 @@ func TestMintRefusesWhatParseWouldRefuse(t *testing.T) {
 		p      Principal
 		ttl    time.Duration
 	}{
-		{"empty secret", "", Principal{UserID: 1}, time.Hour},
-		{"zero ttl", testSecret, Principal{UserID: 1}, 0},
-		{"negative ttl", testSecret, Principal{UserID: 1}, -time.Hour},
-		{"user id zero", testSecret, Principal{}, time.Hour},
-		{"negative user id", testSecret, Principal{UserID: -3}, time.Hour},
-		{"service without subject", testSecret, Principal{Service: true}, time.Hour},
-		{"service with user id", testSecret, Principal{Service: true, Subject: "trade", UserID: 1}, time.Hour},
+		{"empty secret", "", User(1), time.Hour},
+		{"zero ttl", testSecret, User(1), 0},
+		{"negative ttl", testSecret, User(1), -time.Hour},
+		{"ttl beyond MaxTTL", testSecret, User(1), MaxTTL + time.Second},
+		{"no role", testSecret, Principal{UserID: 1, Subject: "1"}, time.Hour},
+		{"user id zero", testSecret, User(0), time.Hour},
+		{"negative user id", testSecret, User(-3), time.Hour},
+		{"user subject not its id", testSecret, Principal{UserID: 7, Role: RoleUser, Subject: "8"}, time.Hour},
+		{"service without subject", testSecret, Service(""), time.Hour},
+		{"service with user id", testSecret, Principal{Role: RoleService, Subject: "trade", UserID: 1}, time.Hour},
+		{"operator without subject", testSecret, Operator(""), time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,20 +126,24 @@ func TestParseRefusesBadTokens(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sign HS512 token: %v", err)
 	}
-	otherSecret, err := Mint([]byte("other-secret"), Principal{UserID: 1}, time.Hour, now)
+	otherSecret, err := Mint([]byte("other-secret"), User(1), time.Hour, now)
 	if err != nil {
 		t.Fatalf("Mint: %v", err)
 	}
 	hs256 := map[string]any{"alg": "HS256", "typ": "JWT"}
 	noExp := validPayload("1", "user")
 	delete(noExp, "exp")
-	valid := mint(t, Principal{UserID: 1}, time.Hour, now)
+	valid := mint(t, User(1), time.Hour, now)
 
 	tests := []struct {
 		name  string
 		token string
 	}{
-		{"expired", mint(t, Principal{UserID: 1}, time.Hour, now.Add(-2*time.Hour))},
+		{"expired", mint(t, User(1), time.Hour, now.Add(-2*time.Hour))},
+		{"no iss", forge(t, hs256, without(validPayload("1", "user"), "iss"))},
+		{"another iss", forge(t, hs256, with(validPayload("1", "user"), "iss", "someone-else"))},
+		{"lifetime beyond MaxTTL", forge(t, hs256, with(validPayload("1", "operator"), "exp", now.Add(MaxTTL+time.Hour).Unix()))},
+		{"a year, iat in the future", forge(t, hs256, with(with(validPayload("ops", "operator"), "iat", now.Add(365*24*time.Hour).Unix()), "exp", now.Add(366*24*time.Hour).Unix()))},
 		{"wrong secret", otherSecret},
 		{"alg none", noneToken},
 		{"alg none header, HMAC signature", forge(t, map[string]any{"alg": "none"}, validPayload("1", "user"))},
@@ -137,6 +159,7 @@ func TestParseRefusesBadTokens(t *testing.T) {
 		{"sub overflows int64", forge(t, hs256, validPayload("9223372036854775808", "user"))},
 		{"sub empty", forge(t, hs256, validPayload("", "user"))},
 		{"service without sub", forge(t, hs256, validPayload("", "service"))},
+		{"operator without sub", forge(t, hs256, validPayload("", "operator"))},
 		{"no role", forge(t, hs256, validPayload("1", ""))},
 		{"unknown role", forge(t, hs256, validPayload("1", "admin"))},
 		{"garbage", "not.a.token"},
@@ -196,20 +219,20 @@ func errorCode(tb testing.TB, w *httptest.ResponseRecorder) string {
 
 func TestMiddleware(t *testing.T) {
 	now := time.Now()
-	user := mint(t, Principal{UserID: 5}, time.Hour, now)
+	user := mint(t, User(5), time.Hour, now)
 	tests := []struct {
 		name          string
 		authorization string
 		wantStatus    int
 		wantPrincipal Principal
 	}{
-		{"valid", "Bearer " + user, http.StatusNoContent, Principal{UserID: 5, Subject: "5"}},
-		{"scheme case-insensitive", "bearer " + user, http.StatusNoContent, Principal{UserID: 5, Subject: "5"}},
+		{"valid", "Bearer " + user, http.StatusNoContent, User(5)},
+		{"scheme case-insensitive", "bearer " + user, http.StatusNoContent, User(5)},
 		{"missing header", "", http.StatusUnauthorized, Principal{}},
 		{"no token", "Bearer ", http.StatusUnauthorized, Principal{}},
 		{"basic auth", "Basic dXNlcjpwdw==", http.StatusUnauthorized, Principal{}},
 		{"bare token", user, http.StatusUnauthorized, Principal{}},
-		{"expired", "Bearer " + mint(t, Principal{UserID: 5}, time.Minute, now.Add(-time.Hour)), http.StatusUnauthorized, Principal{}},
+		{"expired", "Bearer " + mint(t, User(5), time.Minute, now.Add(-time.Hour)), http.StatusUnauthorized, Principal{}},
 		{"invalid", "Bearer " + user + "x", http.StatusUnauthorized, Principal{}},
 	}
 	a := NewAuthenticator([]byte(testSecret))
@@ -242,9 +265,10 @@ func TestMiddleware(t *testing.T) {
 	}
 }
 
-func TestRequireServiceAndRequireUser(t *testing.T) {
-	user := Principal{UserID: 5, Subject: "5"}
-	service := Principal{Service: true, Subject: "trade"}
+func TestRequireLetsOnlyItsRolesThrough(t *testing.T) {
+	user, service, operator := User(5), Service("trade"), Operator("ops")
+	pay := Require(RoleService, RoleOperator)
+	money := Require(RoleOperator)
 	tests := []struct {
 		name       string
 		mw         func(http.Handler) http.Handler
@@ -252,11 +276,16 @@ func TestRequireServiceAndRequireUser(t *testing.T) {
 		wantStatus int
 		wantCode   string
 	}{
-		{"service passes RequireService", RequireService, &service, http.StatusNoContent, ""},
-		{"user refused by RequireService", RequireService, &user, http.StatusForbidden, "forbidden"},
-		{"nobody refused by RequireService", RequireService, nil, http.StatusUnauthorized, "unauthorized"},
+		{"service applies for a pay order", pay, &service, http.StatusNoContent, ""},
+		{"operator applies for a pay order", pay, &operator, http.StatusNoContent, ""},
+		{"user cannot apply", pay, &user, http.StatusForbidden, "forbidden"},
+		{"nobody cannot apply", pay, nil, http.StatusUnauthorized, "unauthorized"},
+		{"operator deposits", money, &operator, http.StatusNoContent, ""},
+		{"service cannot deposit", money, &service, http.StatusForbidden, "forbidden"},
+		{"user cannot deposit", money, &user, http.StatusForbidden, "forbidden"},
 		{"user passes RequireUser", RequireUser, &user, http.StatusNoContent, ""},
 		{"service refused by RequireUser", RequireUser, &service, http.StatusForbidden, "forbidden"},
+		{"operator refused by RequireUser", RequireUser, &operator, http.StatusForbidden, "forbidden"},
 		{"nobody refused by RequireUser", RequireUser, nil, http.StatusUnauthorized, "unauthorized"},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/paytrade/paytrade/internal/config"
@@ -11,7 +12,7 @@ import (
 // AMQP_RECONNECT_{INITIAL_INTERVAL,MULTIPLIER,MAX_INTERVAL}. name is the
 // connection's name in the management UI.
 func ReadConfig(r *config.Reader, name string) Config {
-	return Config{
+	c := Config{
 		URL:            r.String("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
 		ConnectionName: name,
 		ConnectTimeout: r.Duration("AMQP_CONNECT_TIMEOUT", 5*time.Second),
@@ -22,4 +23,8 @@ func ReadConfig(r *config.Reader, name string) Config {
 			Max:        r.Duration("AMQP_RECONNECT_MAX_INTERVAL", DefaultBackoffMax),
 		},
 	}
+	if _, err := ParseURL(c.URL); err != nil {
+		r.Fail(fmt.Errorf("AMQP_URL: %w", err))
+	}
+	return c
 }

@@ -111,6 +111,9 @@ func (s *Supervisor) connect() (*amqp.Connection, error) {
 	if s.cfg.ConnectionName != "" {
 		props.SetClientConnectionName(s.cfg.ConnectionName)
 	}
+	if _, err := ParseURL(s.cfg.URL); err != nil {
+		return nil, err
+	}
 	conn, err := amqp.DialConfig(s.cfg.URL, amqp.Config{
 		Heartbeat:  s.cfg.Heartbeat,
 		Dial:       amqp.DefaultDial(s.cfg.ConnectTimeout),
@@ -262,6 +265,21 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// errMalformedURL is what a URL that does not parse is reported as. It
+// never quotes the URL or the parser's error, which does: a password with
+// a reserved character, not percent-encoded, is exactly what breaks it.
+var errMalformedURL = errors.New("the AMQP URL is malformed: percent-encode reserved characters (/ + = @ : ? # %) in its user name and password")
+
+// ParseURL reads an AMQP URL as amqp091 does. Its error never holds the
+// URL, so it may be logged.
+func ParseURL(raw string) (amqp.URI, error) {
+	uri, err := amqp.ParseURI(raw)
+	if err != nil {
+		return amqp.URI{}, errMalformedURL
+	}
+	return uri, nil
 }
 
 // redact hides the password in an AMQP URL for logs and errors.

@@ -29,6 +29,20 @@ func (r *Reader) String(name, def string) string {
 	return def
 }
 
+// Flag returns a boolean setting: "1" or "true" is true, unset, "0" or
+// "false" is false.
+func (r *Reader) Flag(name string) bool {
+	switch v := r.getenv(name); v {
+	case "1", "true":
+		return true
+	case "", "0", "false":
+		return false
+	default:
+		r.errs = append(r.errs, fmt.Errorf("%s=%q: want 1 or 0", name, v))
+		return false
+	}
+}
+
 // Int returns the setting as an integer of at least min, or def when unset.
 func (r *Reader) Int(name string, def, min int) int {
 	v := r.getenv(name)

@@ -18,9 +18,9 @@ import (
 
 // Open connects a pool to url and checks that the database answers.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+	cfg, err := parseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("parse database url: %w", err)
+		return nil, err
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
@@ -34,6 +34,22 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("ping database %s: %w", cfg.ConnConfig.Database, err)
 	}
 	return pool, nil
+}
+
+// errMalformedURL is what a database URL that does not parse is reported
+// as. pgx only tries to redact the password from its own parse errors, and
+// a password with a reserved character, not percent-encoded, is exactly
+// what defeats that; so its error is never passed on.
+var errMalformedURL = errors.New("the database URL is malformed: percent-encode reserved characters (/ + = @ : ? # %) in its user name and password")
+
+// parseConfig parses a database URL with pool settings; its error never
+// holds the URL.
+func parseConfig(dbURL string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return nil, errMalformedURL
+	}
+	return cfg, nil
 }
 
 // Beginner is what InTx needs: a pool or a connection.

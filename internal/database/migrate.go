@@ -22,7 +22,7 @@ func Migrate(ctx context.Context, dbURL string, fsys fs.FS, dir string) error {
 	if err != nil {
 		return fmt.Errorf("read migrations %s: %w", dir, err)
 	}
-	cfg, err := connConfig(dbURL)
+	cfg, err := ParseURL(dbURL)
 	if err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func Migrate(ctx context.Context, dbURL string, fsys fs.FS, dir string) error {
 // Create creates the database named in dbURL unless it exists, connecting
 // to the server's postgres database to do so.
 func Create(ctx context.Context, dbURL string) error {
-	cfg, err := connConfig(dbURL)
+	cfg, err := ParseURL(dbURL)
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func Create(ctx context.Context, dbURL string) error {
 
 // Drop removes the database named in dbURL, disconnecting its sessions.
 func Drop(ctx context.Context, dbURL string) error {
-	cfg, err := connConfig(dbURL)
+	cfg, err := ParseURL(dbURL)
 	if err != nil {
 		return err
 	}
@@ -93,14 +93,15 @@ func Drop(ctx context.Context, dbURL string) error {
 	return nil
 }
 
-// connConfig parses dbURL for a single connection. It goes through
+// ParseURL parses dbURL for a single connection; its error never holds the
+// URL, so it may be logged. It goes through
 // pgxpool's parser so that the pool settings a service's URL may carry
 // (pool_max_conns, …) are taken out rather than sent to the server as
 // run-time parameters, which it refuses.
-func connConfig(dbURL string) (*pgx.ConnConfig, error) {
-	cfg, err := pgxpool.ParseConfig(dbURL)
+func ParseURL(dbURL string) (*pgx.ConnConfig, error) {
+	cfg, err := parseConfig(dbURL)
 	if err != nil {
-		return nil, fmt.Errorf("parse database url: %w", err)
+		return nil, err
 	}
 	return cfg.ConnConfig, nil
 }

@@ -12,8 +12,8 @@ type Services struct {
 
 // OpenWallet creates user's wallet at pay with a balance and the payment
 // password "123".
-func (c *Client) OpenWallet(payURL, serviceToken string, user, balance int64) error {
-	return c.Call(http.MethodPost, payURL+"/accounts", serviceToken,
+func (c *Client) OpenWallet(payURL, operatorToken string, user, balance int64) error {
+	return c.Call(http.MethodPost, payURL+"/accounts", operatorToken,
 		fmt.Sprintf(`{"userId":%d,"password":"123","balance":%d}`, user, balance), http.StatusCreated, nil)
 }
 

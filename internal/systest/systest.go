@@ -108,12 +108,12 @@ func mint(tb testing.TB, p auth.Principal) string {
 // UserToken is a bearer token of the user id.
 func UserToken(tb testing.TB, id int64) string {
 	tb.Helper()
-	return mint(tb, auth.Principal{UserID: id})
+	return mint(tb, auth.User(id))
 }
 
-// ServiceToken is a bearer token of a service named subject: what trade
-// holds when it asks pay, and what opens wallets in the tests.
-func ServiceToken(tb testing.TB, subject string) string {
+// OperatorToken is a bearer token of an operator named subject: what opens
+// wallets and deposits in the tests, which trade's service token cannot.
+func OperatorToken(tb testing.TB, subject string) string {
 	tb.Helper()
-	return mint(tb, auth.Principal{Service: true, Subject: subject})
+	return mint(tb, auth.Operator(subject))
 }

@@ -229,3 +229,20 @@ func StartInProcess(tb testing.TB, name string, run RunFunc, env map[string]stri
 	}
 	return "", nil
 }
+
+// RunUntilExit runs binary with exactly env (plus PATH), as StartProcess
+// does, for a binary that is expected to stop on its own — a refusal at
+// start-up. It returns everything the process wrote and how it ended,
+// failing the test if it still runs after within.
+func RunUntilExit(tb testing.TB, binary string, env []string, within time.Duration) (output string, err error) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		tb.Fatalf("%s still ran after %v; want it to stop on its own\n%s", filepath.Base(binary), within, out)
+	}
+	return string(out), err
+}

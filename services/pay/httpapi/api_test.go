@@ -79,6 +79,27 @@ func TestPayFlowDebitsAndPublishesPaySuccessWithEveryProperty(t *testing.T) {
 	testenv.WaitFor(t, 20*time.Second, "the relay to delete the published event", func() bool { return h.pendingEvents(t) == 0 })
 }
 
+// Trade's service token is in every trade process; if it could open a
+// wallet or deposit, anyone who took one could mint money.
+func TestOnlyAnOperatorCreatesMoney(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.wallet(t, 1, 100)
+	for _, tok := range []string{serviceToken(t), userToken(t, 1)} {
+		before := paytest.Snap(t, h.pool)
+		if r := h.call(t, "POST", "/accounts", tok, `{"userId":2,"password":"p","balance":1000000}`); r.status != 403 || r.code() != "forbidden" {
+			t.Errorf("open a funded wallet without an operator token: %d %s, want 403 forbidden", r.status, r.body)
+		}
+		if r := h.call(t, "POST", "/accounts/1/deposits", tok, `{"amount":1000000}`, "Idempotency-Key", "dep-1"); r.status != 403 || r.code() != "forbidden" {
+			t.Errorf("deposit without an operator token: %d %s, want 403 forbidden", r.status, r.body)
+		}
+		if after := paytest.Snap(t, h.pool); fmt.Sprint(before) != fmt.Sprint(after) {
+			t.Errorf("a refused request changed the books:\nbefore %+v\nafter  %+v", before, after)
+		}
+	}
+	h.mustCall(t, http.StatusOK, "POST", "/accounts/1/deposits", operatorToken(t), `{"amount":50}`, "Idempotency-Key", "dep-2")
+}
+
 func TestBadRequestsAreRefusedClearlyAndChangeNothing(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -86,7 +107,7 @@ func TestBadRequestsAreRefusedClearlyAndChangeNothing(t *testing.T) {
 	h.wallet(t, 2, 10_000)
 	order := h.apply(t, 1, 1, 1_000)
 	payPath := fmt.Sprintf("/pay-orders/%d", order.ID)
-	user1, user2, svc := userToken(t, 1), userToken(t, 2), serviceToken(t)
+	user1, user2, svc, ops := userToken(t, 1), userToken(t, 2), serviceToken(t), operatorToken(t)
 	huge := `{"pw":"` + strings.Repeat("x", 1<<20) + `"}`
 
 	tests := []struct {
@@ -116,12 +137,13 @@ func TestBadRequestsAreRefusedClearlyAndChangeNothing(t *testing.T) {
 		{"other pay type", "POST", "/pay-orders", user1, `{"bizOrderNo":2,"amount":10,"payChannelCode":"balance","payType":1}`, nil, 400, "invalid_request"},
 		{"same biz order, other amount", "POST", "/pay-orders", user1, `{"bizOrderNo":1,"amount":999,"payChannelCode":"balance","payType":5}`, nil, 409, "biz_order_conflict"},
 		{"user cannot create accounts", "POST", "/accounts", user1, `{"userId":3,"password":"p","balance":5}`, nil, 403, "forbidden"},
-		{"negative opening balance", "POST", "/accounts", svc, `{"userId":3,"password":"p","balance":-5}`, nil, 400, "invalid_request"},
-		{"wallet exists", "POST", "/accounts", svc, `{"userId":1,"password":"p","balance":5}`, nil, 409, "account_exists"},
-		{"negative deposit", "POST", "/accounts/1/deposits", svc, `{"amount":-5}`, nil, 400, "invalid_request"},
-		{"deposit overflowing the balance", "POST", "/accounts/1/deposits", svc, `{"amount":9223372036854775807}`, nil, 409, "balance_overflow"},
+		{"negative opening balance", "POST", "/accounts", ops, `{"userId":3,"password":"p","balance":-5}`, nil, 400, "invalid_request"},
+		{"wallet exists", "POST", "/accounts", ops, `{"userId":1,"password":"p","balance":5}`, nil, 409, "account_exists"},
+		{"negative deposit", "POST", "/accounts/1/deposits", ops, `{"amount":-5}`, nil, 400, "invalid_request"},
+		{"deposit overflowing the balance", "POST", "/accounts/1/deposits", ops, `{"amount":9223372036854775807}`, nil, 409, "balance_overflow"},
 		{"user cannot deposit", "POST", "/accounts/1/deposits", user1, `{"amount":5}`, nil, 403, "forbidden"},
 		{"service has no wallet", "GET", "/accounts/me", svc, nil, nil, 403, "forbidden"},
+		{"operator cannot pay", "POST", payPath, ops, `{"pw":"123"}`, nil, 403, "forbidden"},
 		{"others' pay order is invisible", "GET", payPath, user2, nil, nil, 404, "pay_order_not_found"},
 		{"others' pay order by biz order is invisible", "GET", "/pay-orders/biz/1", user2, nil, nil, 404, "pay_order_not_found"},
 		{"user cannot close", "POST", "/pay-orders/biz/1/close", user1, nil, nil, 403, "forbidden"},

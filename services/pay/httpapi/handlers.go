@@ -160,14 +160,14 @@ func handleGetPayOrderByBiz(svc pay.Service, log *slog.Logger) http.HandlerFunc 
 }
 
 // writeOwnPayOrder answers with the pay order if the caller may see it: its
-// owner or a service. To anyone else it does not exist.
+// owner, a service or an operator. To another user it does not exist.
 func writeOwnPayOrder(w http.ResponseWriter, r *http.Request, log *slog.Logger, order pay.PayOrder, err error) {
 	if err != nil {
 		jsonhttp.Error(w, r, log, err)
 		return
 	}
 	caller, _ := auth.FromContext(r.Context())
-	if !caller.Service && caller.UserID != order.BizUserID {
+	if caller.IsUser() && caller.UserID != order.BizUserID {
 		jsonhttp.Error(w, r, log, pay.ErrPayOrderNotFound)
 		return
 	}

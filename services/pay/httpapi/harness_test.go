@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -83,23 +82,23 @@ func newHarness(tb testing.TB) *harness {
 	return h
 }
 
-func userToken(tb testing.TB, userID int64) string {
+// token mints a bearer token for p, valid for an hour.
+func token(tb testing.TB, p auth.Principal) string {
 	tb.Helper()
-	tok, err := auth.Mint([]byte(secret), auth.Principal{UserID: userID, Subject: strconv.FormatInt(userID, 10)}, time.Hour, time.Now())
+	tok, err := auth.Mint([]byte(secret), p, time.Hour, time.Now())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return tok
 }
 
-func serviceToken(tb testing.TB) string {
-	tb.Helper()
-	tok, err := auth.Mint([]byte(secret), auth.Principal{Service: true, Subject: "trade"}, time.Hour, time.Now())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return tok
-}
+func userToken(tb testing.TB, userID int64) string { return token(tb, auth.User(userID)) }
+
+// serviceToken is trade's token: pay orders only.
+func serviceToken(tb testing.TB) string { return token(tb, auth.Service("trade")) }
+
+// operatorToken may do everything, accounts and deposits included.
+func operatorToken(tb testing.TB) string { return token(tb, auth.Operator("ops")) }
 
 // response is what a call returned.
 type response struct {
@@ -190,7 +189,7 @@ type payOrder struct {
 // wallet opens a wallet over HTTP with password "123".
 func (h *harness) wallet(tb testing.TB, userID, balance int64) {
 	tb.Helper()
-	h.mustCall(tb, http.StatusCreated, "POST", "/accounts", serviceToken(tb),
+	h.mustCall(tb, http.StatusCreated, "POST", "/accounts", operatorToken(tb),
 		map[string]any{"userId": userID, "password": "123", "balance": balance})
 }
 

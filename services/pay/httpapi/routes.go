@@ -43,15 +43,17 @@ func NewHandler(svc pay.Service, cfg Config) http.Handler {
 	r.Group(func(r chi.Router) {
 		r.Use(cfg.Auth.Middleware)
 
-		r.With(auth.RequireService).Post("/accounts", handleCreateAccount(svc, log))
-		r.With(auth.RequireService).Post("/accounts/{userId}/deposits", handleDeposit(svc, log))
+		// Only an operator creates money; trade's service token cannot.
+		operator := auth.Require(auth.RoleOperator)
+		r.With(operator).Post("/accounts", handleCreateAccount(svc, log))
+		r.With(operator).Post("/accounts/{userId}/deposits", handleDeposit(svc, log))
 		r.With(auth.RequireUser).Get("/accounts/me", handleMyAccount(svc, log))
 
 		r.With(auth.RequireUser).Post("/pay-orders", handleApply(svc, log))
 		r.With(auth.RequireUser).Post("/pay-orders/{id}", handlePay(svc, cfg.IdempotencySecret, log))
 		r.Get("/pay-orders/{id}", handleGetPayOrder(svc, log))
 		r.Get("/pay-orders/biz/{bizOrderNo}", handleGetPayOrderByBiz(svc, log))
-		r.With(auth.RequireService).Post("/pay-orders/biz/{bizOrderNo}/close", handleClose(svc, log))
+		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Post("/pay-orders/biz/{bizOrderNo}/close", handleClose(svc, log))
 	})
 	return r
 }

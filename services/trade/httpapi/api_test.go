@@ -42,7 +42,7 @@ func token(t *testing.T, p auth.Principal) string {
 	return tok
 }
 
-func user(t *testing.T, id int64) string { return token(t, auth.Principal{UserID: id}) }
+func user(t *testing.T, id int64) string { return token(t, auth.User(id)) }
 
 // call sends body (raw JSON, or none if empty) and returns the status and
 // the decoded answer.
@@ -91,7 +91,7 @@ func TestCreateAndReadOrderAsTheOwner(t *testing.T) {
 	if code, got := a.call(t, "GET", path, user(t, 7), ""); code != 200 || got["id"] != o["id"] {
 		t.Errorf("owner reads: %d %v", code, got)
 	}
-	if code, got := a.call(t, "GET", path, token(t, auth.Principal{Service: true, Subject: "ops"}), ""); code != 200 {
+	if code, got := a.call(t, "GET", path, token(t, auth.Service("ops")), ""); code != 200 {
 		t.Errorf("service reads: %d %v", code, got)
 	}
 	if code, got := a.call(t, "GET", path, user(t, 8), ""); code != 404 || got["code"] != "order_not_found" {
@@ -102,7 +102,7 @@ func TestCreateAndReadOrderAsTheOwner(t *testing.T) {
 func TestOrderRoutesRefuseBadInputAndMissingAuth(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
-	service := token(t, auth.Principal{Service: true, Subject: "ops"})
+	service := token(t, auth.Service("ops"))
 	tests := []struct {
 		name, method, path, token, body string
 		status                          int

@@ -40,9 +40,9 @@ func handleGetOrder(orders trade.Orders, log *slog.Logger) http.HandlerFunc {
 			jsonhttp.Error(w, r, log, err)
 			return
 		}
-		// To anyone but its owner or a service, the order does not exist.
+		// To any user but its owner, the order does not exist.
 		caller, _ := auth.FromContext(r.Context())
-		if !caller.Service && caller.UserID != order.UserID {
+		if caller.IsUser() && caller.UserID != order.UserID {
 			jsonhttp.Error(w, r, log, trade.ErrOrderNotFound)
 			return
 		}

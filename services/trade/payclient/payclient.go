@@ -264,7 +264,7 @@ func (c *Client) serviceToken() (string, error) {
 	if c.token != "" && c.tokenExpiry.Sub(now) >= tokenRenewBefore {
 		return c.token, nil
 	}
-	token, err := auth.Mint(c.secret, auth.Principal{Service: true, Subject: serviceName}, tokenTTL, now)
+	token, err := auth.Mint(c.secret, auth.Service(serviceName), tokenTTL, now)
 	if err != nil {
 		return "", err
 	}

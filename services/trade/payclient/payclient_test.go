@@ -69,12 +69,12 @@ func mint(tb testing.TB, p auth.Principal) string {
 
 func userToken(tb testing.TB, userID int64) string {
 	tb.Helper()
-	return mint(tb, auth.Principal{UserID: userID})
+	return mint(tb, auth.User(userID))
 }
 
 func operatorToken(tb testing.TB) string {
 	tb.Helper()
-	return mint(tb, auth.Principal{Service: true, Subject: "operator"})
+	return mint(tb, auth.Operator("operator"))
 }
 
 // answer is what pay said to a test's own call.
