@@ -22,7 +22,7 @@ run: build
 # scenarios restarts the broker every other test shares.
 test:
 	scripts/test-infra.sh
-	scripts/install-tools.sh chromium compose
+	scripts/install-tools.sh chromium compose promtool
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /chaos$$)
 	$(GO) test -race -count=1 -timeout 10m ./chaos

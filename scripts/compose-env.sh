@@ -2,7 +2,7 @@
 # Writes the secrets file of deploy/docker-compose.yml (default deploy/.env),
 # unless it exists: every password and the JWT secret, random — or taken from
 # the environment (POSTGRES_PASSWORD, RABBITMQ_USER, RABBITMQ_PASSWORD,
-# AUTH_JWT_SECRET) when set there. A password may hold any character but a
+# GRAFANA_ADMIN_PASSWORD, AUTH_JWT_SECRET) when set there. A password may hold any character but a
 # line break.
 #
 # Compose interpolates ${VAR} but cannot percent-encode, and a password goes
@@ -57,8 +57,9 @@ quote() {
 postgres_password=${POSTGRES_PASSWORD:-$(random 24)}
 rabbitmq_user=${RABBITMQ_USER:-paytrade}
 rabbitmq_password=${RABBITMQ_PASSWORD:-$(random 24)}
+grafana_password=${GRAFANA_ADMIN_PASSWORD:-$(random 24)}
 jwt_secret=${AUTH_JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
-for v in "$postgres_password" "$rabbitmq_user" "$rabbitmq_password" "$jwt_secret"; do
+for v in "$postgres_password" "$rabbitmq_user" "$rabbitmq_password" "$grafana_password" "$jwt_secret"; do
   if [[ $v == *$'\n'* ]]; then
     echo "compose-env: a password or secret holds a line break; choose another" >&2
     exit 1
@@ -83,6 +84,7 @@ RABBITMQ_USER=$(quote "$rabbitmq_user")
 RABBITMQ_USER_URLENC=$(quote "$(urlencode "$rabbitmq_user")")
 RABBITMQ_PASSWORD=$(quote "$rabbitmq_password")
 RABBITMQ_PASSWORD_URLENC=$(quote "$(urlencode "$rabbitmq_password")")
+GRAFANA_ADMIN_PASSWORD=$(quote "$grafana_password")
 AUTH_JWT_SECRET=$(quote "$jwt_secret")
 EOF
 mv "$tmp" "$file"

@@ -9,7 +9,8 @@ import (
 	"github.com/paytrade/paytrade/services/trade/cron"
 )
 
-// registerMetrics exposes the counters trade's parts keep.
+// registerMetrics exposes the counters trade's parts keep, and gives the
+// consumer's handler the histogram of pay-to-paid latency.
 func registerMetrics(reg prometheus.Registerer, consumer *broker.Consumer, counts *tradeamqp.Counts, fallback *cron.Fallback, consumerSup, publisherSup *broker.Supervisor) {
 	stat := func(f func(broker.ConsumerStats) int64) func() int64 {
 		return func() int64 { return f(consumer.Stats()) }
@@ -25,6 +26,8 @@ func registerMetrics(reg prometheus.Registerer, consumer *broker.Consumer, count
 	metrics.Counter(reg, "consumer_applied_total", "Events that marked an order paid.", counts.Applied.Load)
 	metrics.Counter(reg, "consumer_duplicates_total", "Events recognised as duplicates: acked, nothing applied.", counts.Duplicate.Load)
 	metrics.Counter(reg, "consumer_discrepancies_total", "Events that could not pay their order: recorded as discrepancies.", counts.Discrepancy.Load)
+	counts.PayToPaid = metrics.Latency(reg, "pay_to_paid_seconds",
+		"From a payment's commit at pay (its paidAt) to its order marked paid by the consumer; across hosts it includes their clock skew.")
 
 	cronStat := func(f func(cron.Stats) int64) func() int64 {
 		return func() int64 { return f(fallback.Stats()) }

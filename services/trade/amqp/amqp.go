@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
@@ -97,6 +98,9 @@ func (t Topology) Declare(ch *amqp091.Channel) error {
 // Counts are the handler's outcomes.
 type Counts struct {
 	Applied, Duplicate, Discrepancy atomic.Int64
+	// PayToPaid, if set before the consumer starts, is given for every
+	// applied payment the time from its commit at pay (paidAt) to now.
+	PayToPaid func(time.Duration)
 }
 
 // MarkOrderPaid returns the handler of pay.success deliveries: it decodes
@@ -129,6 +133,9 @@ func MarkOrderPaid(orders trade.Orders, counts *Counts, log *slog.Logger, crash 
 		switch outcome {
 		case trade.Applied:
 			counts.Applied.Add(1)
+			if counts.PayToPaid != nil {
+				counts.PayToPaid(time.Since(p.PaidAt))
+			}
 			log.InfoContext(ctx, "order paid", attrs...)
 		case trade.Duplicate:
 			counts.Duplicate.Add(1)
