@@ -138,7 +138,7 @@ func TestDashboardQueriesOnlyMetricsTheRunningServicesExport(t *testing.T) {
 	svc := systest.Services{Pay: pay.BaseURL, Trade: trade.BaseURL}
 	client := systest.NewClient(2, 10*time.Second)
 	buyer := systest.UserToken(t, 1)
-	if err := client.OpenWallet(svc.Pay, systest.ServiceToken(t, "dashboard"), 1, 10000); err != nil {
+	if err := client.OpenWallet(svc.Pay, systest.OperatorToken(t, "dashboard"), 1, 10000); err != nil {
 		t.Fatal(err)
 	}
 	orderID, payOrderID, err := client.Order(svc, buyer, 2500)
