@@ -16,28 +16,30 @@ import (
 
 // tradeConfig is everything the trade service reads from its environment.
 type tradeConfig struct {
-	DatabaseURL   string
-	HTTPAddr      string
-	DebugAddr     string
-	JWTSecret     []byte
-	Dev           bool // PAYTRADE_DEV=1: a laptop, not production
-	PayURL        string
-	PayTimeout    time.Duration
-	Broker        broker.Config
-	Topology      tradeamqp.Topology
-	Prefetch      int
-	Retry         broker.Retry
-	Recoverer     broker.Recoverer
-	Confirm       time.Duration
-	CheckSpec     string
-	CheckGrace    time.Duration
-	CheckBatch    int
-	OrderTimeout  time.Duration
-	LogLevel      slog.Level
-	ShutdownGrace time.Duration
-	Crash         crashpoint.Set
-	AutoAck       bool
-	Idempotent    bool
+	DatabaseURL string
+	HTTPAddr    string
+	DebugAddr   string
+	JWTSecret   []byte
+	Dev         bool // PAYTRADE_DEV=1: a laptop, not production
+	PayURL      string
+	PayTimeout  time.Duration
+	Broker      broker.Config
+	Topology    tradeamqp.Topology
+	Prefetch    int
+	Retry       broker.Retry
+	Recoverer   broker.Recoverer
+	// AttemptTimeout bounds each attempt at handling a message.
+	AttemptTimeout time.Duration
+	Confirm        time.Duration
+	CheckSpec      string
+	CheckGrace     time.Duration
+	CheckBatch     int
+	OrderTimeout   time.Duration
+	LogLevel       slog.Level
+	ShutdownGrace  time.Duration
+	Crash          crashpoint.Set
+	AutoAck        bool
+	Idempotent     bool
 }
 
 // seedStyle lists the settings that depart from the safe wiring: the
@@ -81,12 +83,13 @@ func loadConfig(getenv func(string) string) (tradeConfig, error) {
 			Multiplier:      r.Float("TRADE_RETRY_MULTIPLIER", 2, 1),
 			MaxInterval:     r.Duration("TRADE_RETRY_MAX_INTERVAL", 10*time.Second),
 		},
-		Confirm:       r.Duration("TRADE_PUBLISH_CONFIRM_TIMEOUT", 5*time.Second),
-		CheckSpec:     r.String("TRADE_PAY_CHECK_SPEC", "@every 20s"),
-		CheckGrace:    r.Duration("TRADE_PAY_CHECK_GRACE", 30*time.Second),
-		CheckBatch:    r.Int("TRADE_PAY_CHECK_BATCH", 100, 1),
-		OrderTimeout:  r.Duration("TRADE_ORDER_TIMEOUT", 30*time.Minute),
-		ShutdownGrace: r.Duration("TRADE_SHUTDOWN_GRACE", 10*time.Second),
+		AttemptTimeout: r.Duration("TRADE_HANDLER_TIMEOUT", 10*time.Second),
+		Confirm:        r.Duration("TRADE_PUBLISH_CONFIRM_TIMEOUT", 5*time.Second),
+		CheckSpec:      r.String("TRADE_PAY_CHECK_SPEC", "@every 20s"),
+		CheckGrace:     r.Duration("TRADE_PAY_CHECK_GRACE", 30*time.Second),
+		CheckBatch:     r.Int("TRADE_PAY_CHECK_BATCH", 100, 1),
+		OrderTimeout:   r.Duration("TRADE_ORDER_TIMEOUT", 30*time.Minute),
+		ShutdownGrace:  r.Duration("TRADE_SHUTDOWN_GRACE", 10*time.Second),
 	}
 	crash, err := crashpoint.Parse(r.String("PAYTRADE_CRASH_POINTS", ""))
 	if err != nil {

@@ -80,8 +80,15 @@ type ConsumerConfig struct {
 	ErrorExchange   string    // where malformed and (with RecoverRepublish) exhausted messages are parked
 	ErrorRoutingKey string
 	Publisher       *Publisher // confirmed publisher used to park (required); ideally on its own Supervisor/connection
-	// Unavailable reports that an error means a dependency (the database) is down, not that the message is bad.
+	// Unavailable reports that an error is the world's fault (the database
+	// refused, is down or did not answer), not the message's: consumption
+	// pauses instead of retrying and parking.
 	Unavailable func(error) bool // [never]
+	// AttemptTimeout bounds each handler attempt and each Probe: a
+	// dependency that stops answering without closing the connection
+	// must hang neither the workers nor shutdown. An attempt that runs out
+	// of it counts as Unavailable. [10s]
+	AttemptTimeout time.Duration
 	// Probe is polled, with ProbeBackoff, while paused for an unavailable dependency; nil error resumes consumption.
 	Probe        func(context.Context) error // [resume after one ProbeBackoff wait]
 	ProbeBackoff Backoff                     // [250ms doubling to 5s]
@@ -157,6 +164,9 @@ func NewConsumer(s *Supervisor, cfg ConsumerConfig, h Handler) *Consumer {
 	if cfg.Probe == nil {
 		cfg.Probe = func(context.Context) error { return nil }
 	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = 10 * time.Second
+	}
 	if cfg.ProbeBackoff.Initial <= 0 {
 		cfg.ProbeBackoff.Initial = 250 * time.Millisecond
 	}
@@ -192,19 +202,27 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	var delay time.Duration
+	var delay, probeDelay time.Duration
 	for {
 		conn, err := c.sup.Connection(ctx)
 		if err != nil {
 			return nil // only ctx ending stops the wait
 		}
+		started := time.Now()
 		consumed, pauseErr, err := c.consume(ctx, conn)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if pauseErr != nil {
 			delay = 0
-			if !c.awaitDependency(ctx, pauseErr) {
+			// A dependency that passes the probe yet fails the work again
+			// at once (a database that answers but refuses writes) is
+			// probed ever less often, not in a tight loop.
+			if time.Since(started) > c.cfg.ProbeBackoff.Max {
+				probeDelay = 0
+			}
+			var resumed bool
+			if probeDelay, resumed = c.awaitDependency(ctx, pauseErr, probeDelay); !resumed {
 				return nil
 			}
 			continue
@@ -254,29 +272,30 @@ func (c *Consumer) Stats() ConsumerStats {
 	}
 }
 
-// awaitDependency polls Probe, spaced by ProbeBackoff, until it succeeds
-// (true) or ctx ends (false). The first poll waits too: the dependency has
-// just been seen down.
-func (c *Consumer) awaitDependency(ctx context.Context, cause error) bool {
+// awaitDependency polls Probe, spaced by ProbeBackoff from after delay,
+// until it succeeds (true) or ctx ends (false), and returns the last wait.
+// The first poll waits too: the dependency has just been seen down.
+func (c *Consumer) awaitDependency(ctx context.Context, cause error, delay time.Duration) (time.Duration, bool) {
 	c.log.Warn("dependency unavailable: consumption paused until it answers", "err", cause)
 	start := time.Now()
-	var delay time.Duration
 	for {
 		delay = c.cfg.ProbeBackoff.Next(delay)
 		if !sleep(ctx, delay) {
-			return false
+			return delay, false
 		}
-		err := c.cfg.Probe(ctx)
+		pctx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+		err := c.cfg.Probe(pctx)
+		cancel()
 		if err == nil {
 			break
 		}
 		if ctx.Err() != nil {
-			return false
+			return delay, false
 		}
 		c.log.Debug("dependency still unavailable", "err", err)
 	}
 	c.log.Info("dependency available again: consumption resumed", "paused_for", time.Since(start).Round(time.Millisecond))
-	return true
+	return delay, true
 }
 
 // session is consumption on one channel, from basic.consume until it stops
@@ -452,7 +471,7 @@ func (c *Consumer) process(ctx context.Context, s *session, d amqp.Delivery) {
 			c.malformed.Add(1)
 			c.park(ctx, s, log, d, "malformed", attempt, err)
 			return
-		case c.cfg.Unavailable(err):
+		case c.cfg.Unavailable(err) || errors.Is(err, errAttemptTimeout):
 			// Retrying or parking would spend the message on an outage;
 			// the whole consumer waits for the dependency instead.
 			if s.halt(err) {
@@ -483,17 +502,25 @@ func (c *Consumer) process(ctx context.Context, s *session, d amqp.Delivery) {
 	}
 }
 
-// call runs the handler, turning a panic into a failed attempt: a message
-// that crashes the process would be redelivered to crash the next one,
-// never reaching the error queue.
+// errAttemptTimeout marks a handler attempt that ran out of AttemptTimeout.
+var errAttemptTimeout = errors.New("broker: handler attempt timed out")
+
+// call runs the handler within AttemptTimeout, turning a panic into a
+// failed attempt: a message that crashes the process would be redelivered
+// to crash the next one, never reaching the error queue.
 func (c *Consumer) call(ctx context.Context, log *slog.Logger, d amqp.Delivery) (err error) {
+	actx, cancel := context.WithTimeoutCause(ctx, c.cfg.AttemptTimeout, errAttemptTimeout)
+	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("handler panicked", "panic", p, "stack", string(debug.Stack()))
 			err = fmt.Errorf("handler panicked: %v", p)
 		}
+		if err != nil && context.Cause(actx) == errAttemptTimeout {
+			err = fmt.Errorf("%w after %v: %w", errAttemptTimeout, c.cfg.AttemptTimeout, err)
+		}
 	}()
-	return c.handler(ctx, d)
+	return c.handler(actx, d)
 }
 
 // exhausted applies the Recoverer to d, whose handler failed every attempt.

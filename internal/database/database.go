@@ -108,6 +108,35 @@ func retryable(err error) bool {
 	return pgErr.Code == "40001" || pgErr.Code == "40P01"
 }
 
+// IsFailure reports whether err came from the database or from reaching
+// it: any statement it refused (read-only 25006, disk full 53100, out of
+// memory 53200, a statement or lock timeout 57014 or 55P03, and every
+// other SQLSTATE), or IsUnavailable. For work whose input was decoded and
+// validated, every such error is the database's fault, not the input's:
+// it calls for waiting on the database, never for giving the work up.
+func IsFailure(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) || IsUnavailable(err)
+}
+
+// Writable returns a probe that succeeds once the database answers and
+// takes writes: a standby after a failover, or a database set read-only,
+// answers a ping yet refuses every change.
+func Writable(db interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) func(context.Context) error {
+	return func(ctx context.Context) error {
+		var readOnly string
+		if err := db.QueryRow(ctx, `SELECT current_setting('transaction_read_only')`).Scan(&readOnly); err != nil {
+			return fmt.Errorf("probe database: %w", err)
+		}
+		if readOnly != "off" {
+			return errors.New("probe database: it is read-only")
+		}
+		return nil
+	}
+}
+
 // IsUnavailable reports whether err means the database could not be reached
 // or the connection broke, as opposed to the database refusing a statement.
 // Work that failed this way should wait and try again, not be given up.

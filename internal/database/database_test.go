@@ -266,3 +266,57 @@ func TestServiceURLWithPoolSettingsIsCreatedMigratedAndOpenedWithThem(t *testing
 		t.Fatalf("drop: %v", err)
 	}
 }
+
+// TestEveryRefusalOfTheDatabaseIsAFailure makes the real database refuse
+// in each way a failover, a full disk or an overload shows itself, and
+// wants every one classed as the database's failure; an error of the code
+// (no database involved) is not.
+func TestEveryRefusalOfTheDatabaseIsAFailure(t *testing.T) {
+	t.Parallel()
+	conn := openTestDB(t)
+	tests := []struct {
+		name, code string
+		sql        []string
+	}{
+		{"read-only transaction", "25006", []string{`SET default_transaction_read_only = on`, `CREATE TABLE t (n int)`}},
+		{"statement timeout", "57014", []string{`SET statement_timeout = '10ms'`, `SELECT pg_sleep(1)`}},
+		{"lock not available", "55P03", []string{`SET lock_timeout = '10ms'`, `SELECT * FROM held FOR UPDATE`}},
+		{"out of memory or disk: any other SQLSTATE", "22012", []string{`SELECT 1/0`}},
+	}
+	ctx := context.Background()
+	holder := conn()
+	if _, err := holder.Exec(ctx, `CREATE TABLE held (n int); INSERT INTO held VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT * FROM held FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := conn()
+			var err error
+			for _, stmt := range tt.sql {
+				if _, err = c.Exec(ctx, stmt); err != nil {
+					break
+				}
+			}
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != tt.code {
+				t.Fatalf("got %v, want SQLSTATE %s", err, tt.code)
+			}
+			if !database.IsFailure(fmt.Errorf("mark paid: %w", err)) {
+				t.Errorf("IsFailure(%v) = false, want true", err)
+			}
+		})
+	}
+	for _, err := range []error{nil, errors.New("order not found")} {
+		if database.IsFailure(err) {
+			t.Errorf("IsFailure(%v) = true, want false", err)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/url"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -263,4 +265,41 @@ func FreeAddr(tb testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// SetDatabase sets a server parameter for every new session of the
+// database at dbURL (ALTER DATABASE … SET) and ends its open sessions, so
+// that pools reconnect under it at once: default_transaction_read_only=on
+// turns the database into what a standby after a failover looks like,
+// lock_timeout or statement_timeout make it refuse slow statements.
+// RESET undoes it with value "".
+func SetDatabase(tb testing.TB, dbURL, param, value string) {
+	tb.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		tb.Fatalf("parse database url: %v", err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	admin, err := database.Open(ctx, PostgresURL(tb))
+	if err != nil {
+		tb.Fatalf("open admin database: %v", err)
+	}
+	defer admin.Close()
+	db := pgx.Identifier{name}.Sanitize()
+	stmt := fmt.Sprintf("ALTER DATABASE %s SET %s = %s", db, pgx.Identifier{param}.Sanitize(), quoteLiteral(value))
+	if value == "" {
+		stmt = fmt.Sprintf("ALTER DATABASE %s RESET %s", db, pgx.Identifier{param}.Sanitize())
+	}
+	if _, err := admin.Exec(ctx, stmt); err != nil {
+		tb.Fatalf("%s: %v", stmt, err)
+	}
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, name); err != nil {
+		tb.Fatalf("end the sessions of %s: %v", name, err)
+	}
+}
+
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }

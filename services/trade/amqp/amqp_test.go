@@ -138,14 +138,7 @@ func TestPaySuccessOfAnotherUserOrAmountRecordsADiscrepancyAndIsAcked(t *testing
 func TestDatabaseDownDuringConsumptionParksNothingAndAppliesEverythingOnceBack(t *testing.T) {
 	t.Parallel()
 	// The consumer reaches PostgreSQL through a proxy the test can cut.
-	dbURL := testenv.NewDatabase(t, migrations.FS, migrations.Trade)
-	proxy := testenv.NewProxy(t, testenv.HostPort(t, dbURL))
-	pool, err := database.Open(context.Background(), proxy.RewriteURL(t, dbURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	r := newRig(t, rigOptions{pool: pool, retry: broker.Retry{MaxAttempts: 2, InitialInterval: 10 * time.Millisecond}})
+	r, _, proxy := proxiedRig(t, rigOptions{retry: broker.Retry{MaxAttempts: 2, InitialInterval: 10 * time.Millisecond}})
 
 	const n = 30
 	var orders []trade.Order
@@ -202,5 +195,133 @@ func TestTopologyIsQuorumByDefaultAndLazyClassicOnRequest(t *testing.T) {
 				t.Fatalf("declare %s with %v: %v, want PRECONDITION_FAILED", r.topo.Queue, other, err)
 			}
 		})
+	}
+}
+
+// proxiedRig is a rig whose consumer reaches a trade database of its own
+// through a proxy the test can stall; it returns the database's URL too.
+func proxiedRig(t *testing.T, opt rigOptions) (*rig, string, *testenv.Proxy) {
+	t.Helper()
+	dbURL := testenv.NewDatabase(t, migrations.FS, migrations.Trade)
+	proxy := testenv.NewProxy(t, testenv.HostPort(t, dbURL))
+	pool, err := database.Open(context.Background(), proxy.RewriteURL(t, dbURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	opt.pool = pool
+	return newRig(t, opt), dbURL, proxy
+}
+
+// TestDatabaseThatRefusesPausesConsumptionAndParksNothing turns the
+// database into one that answers but refuses — read-only, as a standby
+// after a failover; or timing out every lock — while healthy pay.success
+// events arrive. Each is the database's fault: the consumer must pause,
+// park none of them, and apply every one once the database takes writes.
+func TestDatabaseThatRefusesPausesConsumptionAndParksNothing(t *testing.T) {
+	t.Parallel()
+	refusals := []struct {
+		name   string
+		refuse func(t *testing.T, dbURL string, r *rig) (restore func())
+	}{
+		{"read-only 25006", func(t *testing.T, dbURL string, r *rig) func() {
+			testenv.SetDatabase(t, dbURL, "default_transaction_read_only", "on")
+			// Sessions made afresh, so the consumer meets the refusal
+			// itself rather than a connection ended under it.
+			r.pool.Reset()
+			return func() { testenv.SetDatabase(t, dbURL, "default_transaction_read_only", "") }
+		}},
+		{"lock timeout 55P03", func(t *testing.T, dbURL string, r *rig) func() {
+			testenv.SetDatabase(t, dbURL, "lock_timeout", "50ms")
+			r.pool.Reset()
+			// Another session holds every order locked.
+			ctx := context.Background()
+			holder, err := database.Open(ctx, dbURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx, err := holder.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, `SELECT id FROM orders FOR UPDATE`); err != nil {
+				t.Fatal(err)
+			}
+			return func() {
+				_ = tx.Rollback(ctx)
+				holder.Close()
+			}
+		}},
+	}
+	for _, tc := range refusals {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r, dbURL, _ := proxiedRig(t, rigOptions{retry: broker.Retry{MaxAttempts: 2, InitialInterval: 10 * time.Millisecond}})
+			const n = 20
+			var orders []trade.Order
+			for range n {
+				orders = append(orders, tradetest.Ordered(t, r.store, 7, 1000))
+			}
+			restore := tc.refuse(t, dbURL, r)
+			for _, o := range orders {
+				r.publishPayment(t, newID(), tradetest.PaymentOf(o))
+			}
+			testenv.WaitFor(t, 10*time.Second, "the consumer to pause", func() bool { return r.consumer.Stats().Pauses >= 1 })
+			time.Sleep(time.Second) // a while refused, with messages waiting
+			if parked := r.depth(t, r.topo.ErrorQueue); parked != 0 {
+				t.Fatalf("%d healthy messages parked while the database refused them", parked)
+			}
+			restore()
+
+			testenv.WaitFor(t, 20*time.Second, "every order paid", func() bool { return r.counts.Applied.Load() == n })
+			if parked := r.depth(t, r.topo.ErrorQueue); parked != 0 {
+				t.Fatalf("%d messages parked, want none", parked)
+			}
+			t.Logf("consumer stats: %+v", r.consumer.Stats())
+		})
+	}
+}
+
+// TestDatabaseThatStopsAnsweringPausesConsumptionAndShutdownStillEnds
+// stalls the database connection without closing it: every handler attempt
+// must end at its deadline and pause the consumer, nothing may be parked,
+// everything is applied once the database answers again, and stopping the
+// consumer in the middle of an attempt must not wait for the database.
+func TestDatabaseThatStopsAnsweringPausesConsumptionAndShutdownStillEnds(t *testing.T) {
+	t.Parallel()
+	const attemptTimeout = 500 * time.Millisecond
+	r, _, proxy := proxiedRig(t, rigOptions{attemptTimeout: attemptTimeout})
+	const n = 10
+	var orders []trade.Order
+	for range n + 1 {
+		orders = append(orders, tradetest.Ordered(t, r.store, 7, 1000))
+	}
+	proxy.SetStalled(true)
+	for _, o := range orders[:n] {
+		r.publishPayment(t, newID(), tradetest.PaymentOf(o))
+	}
+	testenv.WaitFor(t, 10*attemptTimeout, "the consumer to pause", func() bool { return r.consumer.Stats().Pauses >= 1 })
+	if parked := r.depth(t, r.topo.ErrorQueue); parked != 0 {
+		t.Fatalf("%d healthy messages parked while the database did not answer", parked)
+	}
+	proxy.SetStalled(false)
+	testenv.WaitFor(t, 20*time.Second, "every order paid", func() bool { return r.counts.Applied.Load() == n })
+
+	proxy.SetStalled(true)
+	delivered := r.consumer.Stats().Delivered
+	r.publishPayment(t, newID(), tradetest.PaymentOf(orders[n]))
+	testenv.WaitFor(t, 5*time.Second, "the handler to start on the last event", func() bool { return r.consumer.Stats().Delivered > delivered })
+	stopped := make(chan struct{})
+	start := time.Now()
+	go func() { r.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Logf("consumer stopped %v after being asked mid-attempt, the database silent", time.Since(start).Round(time.Millisecond))
+	case <-time.After(4 * attemptTimeout):
+		t.Fatalf("consumer did not stop within %v while the database did not answer", 4*attemptTimeout)
+	}
+	proxy.SetStalled(false) // the pool's connections close without waiting out their timeouts
+	if parked := r.depth(t, r.topo.ErrorQueue); parked != 0 {
+		t.Fatalf("%d messages parked, want none", parked)
 	}
 }

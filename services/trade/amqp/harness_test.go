@@ -23,11 +23,14 @@ import (
 // rig is trade's consumer on a topology of this test, over a trade database
 // of its own, with a connection of the test's to publish and inspect.
 type rig struct {
+	pool     *pgxpool.Pool
 	topo     tradeamqp.Topology
 	store    *postgres.Store
 	counts   *tradeamqp.Counts
 	consumer *broker.Consumer
 	ch       *amqp091.Channel
+	// stop stops the consumer and its connections and waits for them.
+	stop func()
 }
 
 type rigOptions struct {
@@ -35,6 +38,8 @@ type rigOptions struct {
 	retry     broker.Retry
 	recoverer broker.Recoverer
 	queueType string
+	// attemptTimeout bounds each handler attempt [the consumer's default]
+	attemptTimeout time.Duration
 }
 
 func newRig(t *testing.T, opt rigOptions) *rig {
@@ -75,18 +80,20 @@ func newRig(t *testing.T, opt rigOptions) *rig {
 		ErrorExchange:   topo.ErrorExchange,
 		ErrorRoutingKey: topo.ErrorKey,
 		Publisher:       publisher,
-		Unavailable:     database.IsUnavailable,
-		Probe:           opt.pool.Ping,
+		Unavailable:     database.IsFailure,
+		AttemptTimeout:  opt.attemptTimeout,
+		Probe:           database.Writable(opt.pool),
 		ProbeBackoff:    broker.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
 	}, tradeamqp.MarkOrderPaid(store, counts, nil, nil))
 	wg.Go(func() { _ = consumerSup.Run(ctx) })
 	wg.Go(func() { _ = publisherSup.Run(ctx) })
 	wg.Go(func() { _ = consumer.Run(ctx) })
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		wg.Wait()
 		_ = publisher.Close()
 	})
+	t.Cleanup(stop)
 
 	// The test's own connection, once the consumer's has declared the topology.
 	if _, err := consumerSup.Connection(ctx); err != nil {
@@ -104,7 +111,7 @@ func newRig(t *testing.T, opt rigOptions) *rig {
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
-	return &rig{topo: topo, store: store, counts: counts, consumer: consumer, ch: ch}
+	return &rig{pool: opt.pool, topo: topo, store: store, counts: counts, consumer: consumer, ch: ch, stop: stop}
 }
 
 // publish sends a pay.success message as pay does, with body as given,
