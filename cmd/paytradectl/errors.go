@@ -32,6 +32,10 @@ const (
 	headerFailedAt         = "x-failed-at"
 )
 
+// headerDeath is the header the broker adds to a message it dead-letters
+// itself, beside x-first-death-* (and, on 4.x, x-last-death-*).
+const headerDeath = "x-death"
+
 // The headers a replay adds, so that a message parked again says it was
 // replayed already, and how often.
 const (
@@ -78,9 +82,10 @@ func brokerSettings(getenv func(string) string) (broker.Config, string, error) {
 // above its depth, as usual) therefore keeps its order; a partial listing
 // of a quorum queue may move the messages listed behind those that were
 // given back before. Every message listed is marked redelivered and, in a
-// quorum queue, counted as delivered once more (x-delivery-count): with a
-// delivery-limit on the error queue (RabbitMQ 4.0 and later set 20 by
-// default), a message listed that often would be dropped or dead-lettered.
+// quorum queue, counted as delivered once more (x-delivery-count): trade
+// declares the error queue with a delivery limit no listing reaches
+// (broker.QueueArguments), but on a queue declared otherwise (RabbitMQ 4
+// sets 20 by default) listing may cost messages — and then says so.
 func runErrorsList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, defaultQueue, err := brokerSettings(getenv)
 	if err != nil {
@@ -112,13 +117,14 @@ func runErrorsList(ctx context.Context, args []string, getenv func(string) strin
 		return fmt.Errorf("errors list: %w", err)
 	}
 	// Back before printing: a slow or broken stdout must not keep them out.
+	var releaseErr error
 	if err := q.release(0); err != nil {
-		return fmt.Errorf("errors list: %w", err)
+		releaseErr = fmt.Errorf("errors list: %w", err)
 	}
 	if *asJSON {
-		return writeParkedJSON(stdout, msgs)
+		return errors.Join(writeParkedJSON(stdout, msgs), releaseErr)
 	}
-	return writeParkedTable(stdout, *queue, q.depth, msgs)
+	return errors.Join(writeParkedTable(stdout, *queue, q.depth, msgs, releaseErr == nil), releaseErr)
 }
 
 // parkedQueue is an error queue opened on a connection of its own, with
@@ -186,26 +192,35 @@ func (q *parkedQueue) fetch(n int) ([]amqp.Delivery, error) {
 // place, by closing the channel, and waits until the queue holds them again
 // (its depth at opening less the acked messages): a quorum queue applies
 // the return after the close has been answered, and a listing or replay
-// right after this one must find them. The wait is bounded, because other
-// clients may take messages from the queue meanwhile.
+// right after this one must find them. Its error says they are not all
+// back within releaseWait: the broker dropped or dead-lettered some (a
+// delivery limit on a queue declared by other means than trade), another
+// client took them meanwhile, or the broker could not be asked.
 func (q *parkedQueue) release(acked int) error {
 	if err := q.ch.Close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
 		return fmt.Errorf("give the messages back to queue %q: %w (the broker takes them back when the connection closes)", q.name, err)
 	}
 	ch, err := q.conn.Channel()
 	if err != nil {
-		return nil // the connection's close gives back whatever is still out
+		return fmt.Errorf("check that queue %q holds its messages again: %w", q.name, err)
 	}
 	defer func() { _ = ch.Close() }()
+	want := q.depth - acked
 	deadline := time.Now().Add(releaseWait)
-	for time.Now().Before(deadline) {
+	for {
 		info, err := ch.QueueDeclarePassive(q.name, true, false, false, false, nil)
-		if err != nil || info.Messages >= q.depth-acked {
+		if err != nil {
+			return fmt.Errorf("check that queue %q holds its messages again: %w", q.name, err)
+		}
+		if info.Messages >= want {
 			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("queue %q holds %d messages after %v, %d fewer than it should: "+
+				"the broker dropped or dead-lettered them (a delivery limit?), or another client took them", q.name, info.Messages, releaseWait, want-info.Messages)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return nil
 }
 
 // releaseWait bounds how long release waits to see its messages back.
@@ -234,7 +249,35 @@ func parkedHeaders(h amqp.Table) parked {
 	p.failedAt, _ = headerString(h, headerFailedAt)
 	p.exceptionType, _ = headerString(h, headerExceptionType)
 	p.message, _ = headerString(h, headerExceptionMessage)
+	if !p.hasExchange && !p.hasKey && p.exceptionType == "" {
+		deadLettered(h, &p)
+	}
 	return p
+}
+
+// deadLettered fills p from the x-death header of a message the broker
+// dead-lettered itself (rejected, or past the queue's delivery limit),
+// which carries no header of the consumer's: its first death says where
+// it came from and why.
+func deadLettered(h amqp.Table, p *parked) {
+	deaths, _ := h[headerDeath].([]any)
+	if len(deaths) == 0 {
+		return
+	}
+	// The newest death comes first.
+	first, _ := deaths[len(deaths)-1].(amqp.Table)
+	reason, _ := headerString(first, "reason")
+	queue, _ := headerString(first, "queue")
+	p.exceptionType = "dead-lettered"
+	p.message = reason + " in queue " + queue
+	p.exchange, p.hasExchange = headerString(first, "exchange")
+	if keys, _ := first["routing-keys"].([]any); len(keys) > 0 {
+		p.key, p.hasKey = keys[0].(string)
+	}
+	p.attempts = headerInt(h, "x-delivery-count")
+	if t, ok := first["time"].(time.Time); ok {
+		p.failedAt = t.UTC().Format(time.RFC3339)
+	}
 }
 
 // replayable reports whether the message says where it failed.
@@ -347,12 +390,18 @@ func writeParkedJSON(w io.Writer, msgs []amqp.Delivery) error {
 	return nil
 }
 
-func writeParkedTable(w io.Writer, queue string, depth int, msgs []amqp.Delivery) error {
+// writeParkedTable prints msgs; back says whether the queue was seen to
+// hold them all again, which is all that allows saying so.
+func writeParkedTable(w io.Writer, queue string, depth int, msgs []amqp.Delivery, back bool) error {
 	if len(msgs) == 0 {
 		_, err := fmt.Fprintf(w, "queue %s is empty\n", queue)
 		return err
 	}
-	fmt.Fprintf(w, "queue %s: %d messages, showing the first %d (all left in the queue)\n", queue, depth, len(msgs))
+	left := "all left in the queue"
+	if !back {
+		left = "NOT all of them back in the queue: see the error"
+	}
+	fmt.Fprintf(w, "queue %s: %d messages, showing the first %d (%s)\n", queue, depth, len(msgs), left)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "POS\tMESSAGE ID\tTYPE\tORIGINAL EXCHANGE / KEY\tATTEMPTS\tFAILED AT\tEXCEPTION\tBODY")
 	for i, d := range msgs {
@@ -520,7 +569,7 @@ func runErrorsReplay(ctx context.Context, args []string, getenv func(string) str
 	}
 	var releaseErr error
 	if err := q.release(acked); err != nil {
-		releaseErr = fmt.Errorf("errors replay: %w; the acks of the replayed messages may be lost too, leaving them parked as well", err)
+		releaseErr = fmt.Errorf("errors replay: %w; the messages reported left may not all be in the queue", err)
 	}
 	return errors.Join(writeReplayReport(stdout, *queue, items, *all), releaseErr)
 }
@@ -660,7 +709,8 @@ func settleReplay(it *replayItem, outcome broker.Outcome, publishErr error) {
 func replayMessage(d amqp.Delivery, origin parked, now time.Time) broker.Message {
 	headers := make(amqp.Table, len(d.Headers)+2)
 	for k, v := range d.Headers {
-		if strings.HasPrefix(k, "x-exception-") || strings.HasPrefix(k, "x-original-") || k == headerAttempts || k == headerFailedAt {
+		if strings.HasPrefix(k, "x-exception-") || strings.HasPrefix(k, "x-original-") || k == headerAttempts || k == headerFailedAt ||
+			k == headerDeath || strings.HasPrefix(k, "x-first-death-") || strings.HasPrefix(k, "x-last-death-") {
 			continue
 		}
 		headers[k] = v

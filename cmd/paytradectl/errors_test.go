@@ -10,6 +10,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/testenv"
 )
 
@@ -47,8 +48,9 @@ func newBrokerFixture(tb testing.TB, queueType string) *brokerFixture {
 		tb.Fatalf("confirm mode: %v", err)
 	}
 	f.pub = ch
-	if _, err := ch.QueueDeclare(f.errorQueue, true, false, false, false, amqp.Table{"x-queue-type": queueType}); err != nil {
-		tb.Fatalf("declare %s: %v", f.errorQueue, err)
+	// As trade declares it: the error queue is where dead letters end.
+	if err := broker.DeclareQueue(ch, f.errorQueue, queueType, nil); err != nil {
+		tb.Fatal(err)
 	}
 	if err := ch.ExchangeDeclare(f.exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
 		tb.Fatalf("declare %s: %v", f.exchange, err)
@@ -250,6 +252,52 @@ func TestErrorsListShowsParkedMessagesAndLeavesTheQueueIntact(t *testing.T) {
 	}
 }
 
+func TestErrorsListAHundredTimesKeepsEveryParkedMessage(t *testing.T) {
+	t.Parallel()
+	for _, queueType := range []string{"quorum", "classic"} {
+		t.Run(queueType, func(t *testing.T) {
+			t.Parallel()
+			f := newBrokerFixture(t, queueType)
+			m1, m2, m3 := f.parkedMessage("m1"), f.parkedMessage("m2"), f.parkedMessage("m3")
+			f.park(t, m1, m2, m3)
+			// Every listing is a delivery of each message; RabbitMQ 4's
+			// default delivery limit (20) would have dropped them all.
+			for run := range 100 {
+				stdout, stderr, err := runCtl(t, f.env, "errors", "list")
+				if err != nil {
+					t.Fatalf("errors list, run %d: %v (stderr %q)", run+1, err, stderr)
+				}
+				if !strings.Contains(stdout, "3 messages") || !strings.Contains(stdout, "(all left in the queue)") {
+					t.Fatalf("errors list, run %d = %q, want 3 messages, all left", run+1, stdout)
+				}
+			}
+			f.wantQueue(t, f.errorQueue, m1, m2, m3)
+		})
+	}
+}
+
+func TestErrorsListSaysSoWhenTheBrokerDropsWhatItListed(t *testing.T) {
+	t.Parallel()
+	f := newBrokerFixture(t, "quorum")
+	// An error queue declared by other means, whose broker gives up on a
+	// message at its first return: every listing loses what it shows.
+	lossy := testenv.Name(t, "lossy.error.queue")
+	testenv.DeleteOnCleanup(t, f.amqpURL, nil, []string{lossy})
+	if _, err := f.pub.QueueDeclare(lossy, true, false, false, false, amqp.Table{"x-queue-type": "quorum", "x-delivery-limit": int64(0)}); err != nil {
+		t.Fatalf("declare %s: %v", lossy, err)
+	}
+	f.errorQueue = lossy
+	f.park(t, f.parkedMessage("m1"), f.parkedMessage("m2"))
+
+	stdout, _, err := runCtl(t, env(map[string]string{"AMQP_URL": f.amqpURL, "MQ_ERROR_QUEUE": lossy}), "errors", "list")
+	if err == nil || !strings.Contains(err.Error(), "2 fewer than it should") {
+		t.Errorf("errors list of a queue that dropped what it listed: error %v, want it to say 2 messages are missing", err)
+	}
+	if strings.Contains(stdout, "all left") || !strings.Contains(stdout, "NOT all of them back") {
+		t.Errorf("errors list stdout = %q, want no claim that all are left", stdout)
+	}
+}
+
 func TestErrorsListJSONPrintsOneObjectPerLineWithTheWholeBody(t *testing.T) {
 	t.Parallel()
 	f := newBrokerFixture(t, "quorum")
@@ -348,6 +396,62 @@ func TestErrorsReplayRemovesAMessageOnlyAfterItsReplayIsConfirmed(t *testing.T) 
 	}
 	wantReplayed(t, replayed[0], m2, 1, before)
 	f.wantQueue(t, f.errorQueue, m1, m3)
+}
+
+func TestErrorsListAndReplayTakeAMessageTheBrokerDeadLettered(t *testing.T) {
+	t.Parallel()
+	for _, queueType := range []string{"quorum", "classic"} {
+		t.Run(queueType, func(t *testing.T) {
+			t.Parallel()
+			f := newBrokerFixture(t, queueType)
+			// A queue a service consumes, declared as the services do,
+			// dead-lettering into this test's error queue.
+			work := testenv.Name(t, "mark.order.refund.queue")
+			testenv.DeleteOnCleanup(t, f.amqpURL, nil, []string{work})
+			ch := f.channel(t)
+			if err := broker.DeclareQueue(ch, work, queueType, &broker.Binding{Exchange: "", Key: f.errorQueue}); err != nil {
+				t.Fatal(err)
+			}
+			if err := ch.QueueBind(work, "refund.success", f.exchange, false, nil); err != nil {
+				t.Fatal(err)
+			}
+			m := f.parkedMessage("dead")
+			m.Headers = nil
+			dc, err := f.pub.PublishWithDeferredConfirm(f.exchange, "refund.success", true, false, m)
+			if err != nil || !dc.Wait() {
+				t.Fatalf("publish to %s: %v", work, err)
+			}
+			var d amqp.Delivery
+			testenv.WaitFor(t, 5*time.Second, "the message in "+work, func() bool {
+				got, ok, err := ch.Get(work, false)
+				d = got
+				return err == nil && ok
+			})
+			if err := d.Reject(false); err != nil {
+				t.Fatal(err)
+			}
+			testenv.WaitFor(t, 5*time.Second, "the message dead-lettered", func() bool { return len(f.peek(t, f.errorQueue)) == 1 })
+
+			stdout, _, err := runCtl(t, f.env, "errors", "list")
+			if err != nil {
+				t.Fatalf("errors list: %v", err)
+			}
+			if !hasRow(stdout, "1 dead pay.success "+f.exchange+" / refund.success") || !strings.Contains(stdout, "dead-lettered: rejected in queue mark.order.refund.queue") {
+				t.Errorf("errors list = %q, want the message with where it came from and why", stdout)
+			}
+			if _, _, err := runCtl(t, f.env, "errors", "replay", "-all"); err != nil {
+				t.Fatalf("errors replay -all: %v", err)
+			}
+			back := f.peek(t, work)
+			if len(back) != 1 || back[0].MessageId != "dead" || string(back[0].Body) != string(m.Body) {
+				t.Fatalf("%s holds %v after the replay, want the message again", work, ids(back))
+			}
+			if _, ok := back[0].Headers["x-first-death-reason"]; ok {
+				t.Errorf("replayed message keeps the headers of its death: %v", back[0].Headers)
+			}
+			f.wantQueue(t, f.errorQueue)
+		})
+	}
 }
 
 func TestErrorsReplayLeavesAMessageParkedWhenItsReplayIsNotConfirmed(t *testing.T) {

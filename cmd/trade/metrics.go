@@ -20,7 +20,7 @@ func registerMetrics(reg prometheus.Registerer, consumer *broker.Consumer, count
 	metrics.Counter(reg, "consumer_retried_total", "Extra handler attempts (local retry).", stat(func(s broker.ConsumerStats) int64 { return s.Retried }))
 	metrics.Counter(reg, "consumer_parked_total", "Messages parked in the error queue, confirmed.", stat(func(s broker.ConsumerStats) int64 { return s.Parked }))
 	metrics.Counter(reg, "consumer_malformed_total", "Messages that could not be decoded (parked at once).", stat(func(s broker.ConsumerStats) int64 { return s.Malformed }))
-	metrics.Counter(reg, "consumer_rejected_total", "Messages dropped by the reject recoverer.", stat(func(s broker.ConsumerStats) int64 { return s.Rejected }))
+	metrics.Counter(reg, "consumer_rejected_total", "Messages rejected by the reject recoverer (dead-lettered to the error queue by the declared topology).", stat(func(s broker.ConsumerStats) int64 { return s.Rejected }))
 	metrics.Counter(reg, "consumer_requeued_total", "Deliveries nacked back to the queue.", stat(func(s broker.ConsumerStats) int64 { return s.Requeued }))
 	metrics.Counter(reg, "consumer_pauses_total", "Times consumption paused because the database was down.", stat(func(s broker.ConsumerStats) int64 { return s.Pauses }))
 	metrics.Counter(reg, "consumer_applied_total", "Events that marked an order paid.", counts.Applied.Load)

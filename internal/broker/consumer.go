@@ -46,7 +46,7 @@ type Recoverer string
 // The recoverers, named as the TRADE_RECOVERER setting spells them.
 const (
 	RecoverRepublish Recoverer = "republish" // publish to the error exchange (confirmed), then ack the original
-	RecoverReject    Recoverer = "reject"    // reject without requeue: dropped, logged at error level
+	RecoverReject    Recoverer = "reject"    // reject without requeue: dead-lettered to the error queue by a queue Declaration declares, dropped by one without a dead-letter route; logged at error level
 	RecoverRequeue   Recoverer = "requeue"   // nack with requeue: back to the queue
 )
 
@@ -529,7 +529,7 @@ func (c *Consumer) exhausted(ctx context.Context, s *session, log *slog.Logger, 
 	case RecoverReject:
 		if c.settled(log, "reject", d.Reject(false)) {
 			c.rejected.Add(1)
-			log.Error("handler failed every attempt; message rejected and dropped", "attempts", attempts, "err", err)
+			log.Error("handler failed every attempt; message rejected (to the queue's dead-letter exchange, if it has one)", "attempts", attempts, "err", err)
 		}
 	case RecoverRequeue:
 		log.Warn("handler failed every attempt; message requeued", "attempts", attempts, "err", err)

@@ -23,6 +23,9 @@ type consumerTopology struct {
 	exchange, queue, key                string
 	errorExchange, errorQueue, errorKey string
 	errorQueueBound                     bool
+	// queueType, when set, has declare go through broker.Declaration,
+	// as the services declare their queues.
+	queueType string
 }
 
 func newConsumerTopology(tb testing.TB, errorQueueBound bool) *consumerTopology {
@@ -43,6 +46,9 @@ func newConsumerTopology(tb testing.TB, errorQueueBound bool) *consumerTopology 
 
 // declare is the supervisors' declare function.
 func (t *consumerTopology) declare(ch *amqp.Channel) error {
+	if t.queueType != "" {
+		return t.declaration().Declare(ch)
+	}
 	if err := ch.ExchangeDeclare(t.exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
 		return fmt.Errorf("declare exchange: %w", err)
 	}

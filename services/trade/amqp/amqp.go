@@ -20,8 +20,8 @@ import (
 
 // The queue types MQ_QUEUE_TYPE accepts.
 const (
-	QueueQuorum  = "quorum"  // replicated, the default
-	QueueClassic = "classic" // a lazy classic queue: messages go to disk early
+	QueueQuorum  = broker.QueueQuorum
+	QueueClassic = broker.QueueClassic
 )
 
 // Topology names what trade declares on the broker.
@@ -45,54 +45,35 @@ func (t Topology) Validate() error {
 			return fmt.Errorf("topology: %s is empty", name)
 		}
 	}
-	if t.QueueType != QueueQuorum && t.QueueType != QueueClassic {
-		return fmt.Errorf("topology: queue type %q: want %q or %q", t.QueueType, QueueQuorum, QueueClassic)
+	if err := broker.ValidQueueType(t.QueueType); err != nil {
+		return fmt.Errorf("topology: %w", err)
 	}
 	return nil
+}
+
+// Declaration is trade's part of the broker: the queue it consumes, and
+// the error exchange and queue where what it cannot process ends.
+func (t Topology) Declaration() broker.Declaration {
+	errorRoute := broker.Binding{Exchange: t.ErrorExchange, Key: t.ErrorKey}
+	return broker.Declaration{
+		QueueType: t.QueueType,
+		Exchanges: []broker.Exchange{
+			{Name: t.Exchange, Kind: amqp091.ExchangeTopic},
+			{Name: t.ErrorExchange, Kind: amqp091.ExchangeDirect},
+		},
+		Queues: []broker.Queue{
+			{Name: t.Queue, Bindings: []broker.Binding{{Exchange: t.Exchange, Key: t.PaySuccessKey}}},
+			{Name: t.ErrorQueue, Bindings: []broker.Binding{errorRoute}},
+		},
+		DeadLetter: errorRoute,
+	}
 }
 
 // Declare declares the exchanges, queues and bindings, idempotently: the
 // broker's supervisor calls it on every new connection, so a broker that
 // lost its definitions gets them back.
 func (t Topology) Declare(ch *amqp091.Channel) error {
-	args := amqp091.Table{"x-queue-type": t.QueueType}
-	if t.QueueType == QueueClassic {
-		args["x-queue-mode"] = "lazy"
-	}
-	steps := []struct {
-		what string
-		do   func() error
-	}{
-		{"exchange " + t.Exchange, func() error {
-			return ch.ExchangeDeclare(t.Exchange, amqp091.ExchangeTopic, true, false, false, false, nil)
-		}},
-		{"queue " + t.Queue, func() error {
-			_, err := ch.QueueDeclare(t.Queue, true, false, false, false, args)
-			return err
-		}},
-		{"binding " + t.Queue + " ← " + t.PaySuccessKey, func() error {
-			return ch.QueueBind(t.Queue, t.PaySuccessKey, t.Exchange, false, nil)
-		}},
-		{"exchange " + t.ErrorExchange, func() error {
-			return ch.ExchangeDeclare(t.ErrorExchange, amqp091.ExchangeDirect, true, false, false, false, nil)
-		}},
-		{"queue " + t.ErrorQueue, func() error {
-			_, err := ch.QueueDeclare(t.ErrorQueue, true, false, false, false, args)
-			return err
-		}},
-		{"binding " + t.ErrorQueue + " ← " + t.ErrorKey, func() error {
-			return ch.QueueBind(t.ErrorQueue, t.ErrorKey, t.ErrorExchange, false, nil)
-		}},
-	}
-	for _, s := range steps {
-		if err := s.do(); err != nil {
-			// A PRECONDITION_FAILED here usually means the queue exists
-			// with another type or arguments: it has to be deleted (or
-			// MQ_QUEUE_TYPE changed) by a human.
-			return fmt.Errorf("declare %s: %w", s.what, err)
-		}
-	}
-	return nil
+	return t.Declaration().Declare(ch)
 }
 
 // Counts are the handler's outcomes.
