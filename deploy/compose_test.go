@@ -262,3 +262,58 @@ func TestComposeRendersEveryProfileWithMovableLoopbackPortsFixedHostnamesAndRest
 		})
 	}
 }
+
+func TestInfraEnvGivesMakeTheURLsOfTheComposeServersWithTheirPasswords(t *testing.T) {
+	makeBin, err := exec.LookPath("make")
+	if err != nil {
+		t.Fatalf("no make: %v", err)
+	}
+	pgPassword, mqUser, mqPassword := `p@ss:w/rd?#%$'"\ é+&=`+"`$(x)", `us:er@x`, `%41 $HOME #c 'q' "dq" \n`
+	file := secrets(t, map[string]string{"POSTGRES_PASSWORD": pgPassword, "RABBITMQ_USER": mqUser, "RABBITMQ_PASSWORD": mqPassword})
+	cmd := exec.Command(filepath.Join("..", "scripts", "infra-env.sh"), file)
+	cmd.Env = append(os.Environ(), "PG_PORT=41432", "MQ_PORT=41672")
+	infra, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("scripts/infra-env.sh: %v", err)
+	}
+	// Include it as the Makefile does, and print what a recipe then gets.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "infra.env"), infra, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	makefile := "-include infra.env\nprint:\n\t@printf '%s\\n' \"$$TEST_POSTGRES_URL\" \"$$PAY_DATABASE_URL\" \"$$TRADE_DATABASE_URL\" \"$$AMQP_URL\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "Makefile"), []byte(makefile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := exec.Command(makeBin, "-s", "-C", dir, "print")
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); !slices.Contains([]string{"TEST_POSTGRES_URL", "PAY_DATABASE_URL", "TRADE_DATABASE_URL", "AMQP_URL", "MAKEFLAGS"}, name) {
+			run.Env = append(run.Env, kv)
+		}
+	}
+	out, err := run.Output()
+	if err != nil {
+		t.Fatalf("make print: %v\n%s", err, infra)
+	}
+	urls := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(urls) != 4 {
+		t.Fatalf("make got %q from\n%s", urls, infra)
+	}
+	for i, want := range []struct{ db, user, password, host string }{
+		{"/postgres", "postgres", pgPassword, "127.0.0.1:41432"},
+		{"/pay", "postgres", pgPassword, "127.0.0.1:41432"},
+		{"/trade", "postgres", pgPassword, "127.0.0.1:41432"},
+		{"/", mqUser, mqPassword, "127.0.0.1:41672"},
+	} {
+		u, err := url.Parse(urls[i])
+		if err != nil {
+			t.Errorf("make got %q: %v", urls[i], err)
+			continue
+		}
+		password, _ := u.User.Password()
+		if u.User.Username() != want.user || password != want.password || u.Host != want.host || u.Path != want.db {
+			t.Errorf("make got %s: user %q, password %q, host %s, path %s; want %q, %q, %s, %s",
+				urls[i], u.User.Username(), password, u.Host, u.Path, want.user, want.password, want.host, want.db)
+		}
+	}
+}

@@ -5,16 +5,19 @@
 # there) and the published ports (PG_PORT, MQ_PORT). The Makefile includes
 # what this prints (deploy/infra.env) until `make down`; a variable set in
 # the environment still wins.
+#
+#   scripts/infra-env.sh [SECRETS_FILE]   (default deploy/.env)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+file=${1:-deploy/.env}
 
-# value NAME: NAME's value in deploy/.env. The *_URLENC values hold only
+# value NAME: NAME's value in the secrets file. The *_URLENC values hold only
 # unreserved characters and %XX, so dropping the quotes is all it takes.
 value() {
   local v
-  v=$(sed -n "s/^$1=\"\(.*\)\"$/\1/p" deploy/.env)
+  v=$(sed -n "s/^$1=\"\(.*\)\"$/\1/p" "$file")
   if [[ -z $v ]]; then
-    echo "infra-env: no $1 in deploy/.env; make down, then make infra" >&2
+    echo "infra-env: no $1 in $file; make down, then make infra" >&2
     exit 1
   fi
   printf '%s' "$v"
