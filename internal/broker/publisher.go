@@ -121,6 +121,14 @@ func (p *Publisher) PublishBatch(ctx context.Context, msgs []Message) ([]Outcome
 	if p.closed {
 		return nil, errPublisherClosed
 	}
+	// Publishing on a blocked connection would stall in TCP writes and
+	// wait out the confirm timeout for nothing.
+	blocked, _ := p.sup.Flow()
+	select {
+	case <-blocked:
+		return nil, ErrBlocked
+	default:
+	}
 	timeout := time.NewTimer(p.cfg.ConfirmTimeout)
 	defer timeout.Stop()
 	cc, err := p.channel(ctx, len(msgs), timeout.C)
@@ -132,6 +140,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, msgs []Message) ([]Outcome
 		msgs:     msgs,
 		byID:     byID,
 		cc:       cc,
+		blocked:  blocked,
 		log:      p.log,
 		outcomes: make([]Outcome, len(msgs)),
 		returned: make([]bool, len(msgs)),
@@ -168,6 +177,18 @@ func (p *Publisher) PublishBatch(ctx context.Context, msgs []Message) ([]Outcome
 		err = nil
 	}
 	return b.outcomes, err
+}
+
+// WaitUnblocked returns at once unless the broker blocks publishing on the
+// connection; then it waits until the broker unblocks it or ctx ends.
+func (p *Publisher) WaitUnblocked(ctx context.Context) error {
+	_, unblocked := p.sup.Flow()
+	select {
+	case <-unblocked:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // redeclare declares the supervisor's topology again, giving up at timeout
@@ -319,6 +340,7 @@ type batch struct {
 	msgs     []Message
 	byID     map[string]int
 	cc       *confirmChannel
+	blocked  <-chan struct{} // closed if the broker blocks the connection
 	log      *slog.Logger
 	confirms []*amqp.DeferredConfirmation // one per message published so far
 	settled  int                          // confirms[:settled] have their outcome
@@ -366,6 +388,10 @@ func (b *batch) await(ctx context.Context, timeout <-chan time.Time) error {
 				return fmt.Errorf("publisher channel closed mid-batch: %w", amqp.ErrClosed)
 			}
 			return fmt.Errorf("publisher channel closed mid-batch: %w", amqpErr)
+		case <-b.blocked:
+			// Confirms stop until the alarm clears; the batch ends now
+			// instead of holding its caller through the timeout.
+			return ErrBlocked
 		case <-timeout:
 			return errConfirmTimeout
 		case <-ctx.Done():

@@ -24,6 +24,11 @@ import (
 // ErrNotConnected means there is no live broker connection right now.
 var ErrNotConnected = errors.New("broker: not connected")
 
+// ErrBlocked means the broker blocks publishing on the connection (a memory
+// or disk alarm: connection.blocked); nothing was, or will be, confirmed
+// until it unblocks.
+var ErrBlocked = errors.New("broker: publishing blocked by the broker (memory or disk alarm)")
+
 // Config tells a Supervisor where and how to connect. Zero fields take the
 // defaults in brackets.
 type Config struct {
@@ -46,6 +51,9 @@ type Supervisor struct {
 	// changed is closed and replaced whenever conn is set or cleared, so
 	// waiters in Connection wake up without polling.
 	changed chan struct{}
+	// blocked is closed while the broker blocks publishing on conn,
+	// unblocked while it does not: exactly one of them is closed.
+	blocked, unblocked chan struct{}
 
 	connects atomic.Int64
 }
@@ -64,11 +72,15 @@ func NewSupervisor(cfg Config, declare func(ch *amqp.Channel) error) *Supervisor
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	unblocked := make(chan struct{})
+	close(unblocked)
 	return &Supervisor{
-		cfg:     cfg,
-		declare: declare,
-		log:     log.With("component", "broker", "broker", redact(cfg.URL)),
-		changed: make(chan struct{}),
+		cfg:       cfg,
+		declare:   declare,
+		log:       log.With("component", "broker", "broker", redact(cfg.URL)),
+		changed:   make(chan struct{}),
+		blocked:   make(chan struct{}),
+		unblocked: unblocked,
 	}
 }
 
@@ -170,11 +182,13 @@ func (s *Supervisor) watch(ctx context.Context, conn *amqp.Connection) error {
 				blocked = nil
 				continue
 			}
-			// While blocked, publishes stall in TCP writes; the log says why.
+			// Publishers wait while blocked rather than stall in TCP
+			// writes and confirm timeouts.
+			s.setBlocked(b.Active)
 			if b.Active {
-				s.log.Warn("broker blocked publishing on this connection", "reason", b.Reason)
+				s.log.Warn("broker blocked publishing on this connection; publishing paused", "reason", b.Reason)
 			} else {
-				s.log.Info("broker unblocked publishing on this connection")
+				s.log.Info("broker unblocked publishing on this connection; publishing resumed")
 			}
 		case amqpErr, ok := <-closed:
 			if !ok || amqpErr == nil {
@@ -214,6 +228,49 @@ func (s *Supervisor) setConn(conn *amqp.Connection) {
 	s.conn = conn
 	close(s.changed)
 	s.changed = make(chan struct{})
+	// A new connection is not blocked until the broker says so.
+	s.setBlockedLocked(false)
+}
+
+func (s *Supervisor) setBlocked(blocked bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setBlockedLocked(blocked)
+}
+
+func (s *Supervisor) setBlockedLocked(blocked bool) {
+	select {
+	case <-s.blocked:
+		if !blocked {
+			s.blocked = make(chan struct{})
+			close(s.unblocked)
+		}
+	default:
+		if blocked {
+			s.unblocked = make(chan struct{})
+			close(s.blocked)
+		}
+	}
+}
+
+// Flow returns two chans of the current connection's flow control: blocked
+// is closed once the broker blocks publishing (connection.blocked), and
+// unblocked once it lets publishing go on; exactly one is closed now.
+func (s *Supervisor) Flow() (blocked, unblocked <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.blocked, s.unblocked
+}
+
+// Blocked reports whether the broker blocks publishing on the connection.
+func (s *Supervisor) Blocked() bool {
+	blocked, _ := s.Flow()
+	select {
+	case <-blocked:
+		return true
+	default:
+		return false
+	}
 }
 
 // Connection returns the live connection, waiting until there is one or ctx ends.

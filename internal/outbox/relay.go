@@ -18,9 +18,11 @@ import (
 )
 
 // Publisher publishes a batch with publisher confirms and reports, per
-// message, whether the broker took responsibility for it.
+// message, whether the broker took responsibility for it; WaitUnblocked
+// waits while the broker blocks publishing (a memory or disk alarm).
 type Publisher interface {
 	PublishBatch(ctx context.Context, msgs []broker.Message) ([]broker.Outcome, error)
+	WaitUnblocked(ctx context.Context) error
 }
 
 // RelayConfig tunes a Relay. Zero fields take the defaults in brackets.
@@ -119,6 +121,12 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-timer.C:
 		case <-r.wake:
 		}
+		// While the broker blocks publishing, nothing is claimed: no
+		// transaction stays open, no row is charged an attempt, and the
+		// relay goes on the moment the alarm clears.
+		if err := r.pub.WaitUnblocked(ctx); err != nil {
+			return nil
+		}
 		// A batch already claimed is finished even if ctx ends meanwhile;
 		// the publisher's confirm timeout and batchTimeout bound how long.
 		batchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
@@ -127,6 +135,10 @@ func (r *Relay) Run(ctx context.Context) error {
 		switch {
 		case errors.Is(err, broker.ErrNotConnected):
 			r.log.Debug("broker not connected; events wait in the outbox")
+		case errors.Is(err, broker.ErrBlocked):
+			r.log.Debug("broker blocks publishing; events wait in the outbox until it unblocks")
+			timer.Reset(0) // WaitUnblocked holds the next batch until then
+			continue
 		case err != nil:
 			r.log.Warn("relay batch failed; events stay pending", "err", err)
 		case n == r.cfg.BatchSize:

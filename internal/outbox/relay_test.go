@@ -2,6 +2,8 @@ package outbox_test
 
 import (
 	"context"
+	"maps"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -29,7 +31,13 @@ type fixture struct {
 
 func newFixture(tb testing.TB) *fixture {
 	tb.Helper()
-	f := &fixture{amqpURL: testenv.AMQPURL(tb), exchange: testenv.Name(tb, "pay.topic")}
+	return newFixtureOn(tb, testenv.AMQPURL(tb))
+}
+
+// newFixtureOn is newFixture on the broker at amqpURL.
+func newFixtureOn(tb testing.TB, amqpURL string) *fixture {
+	tb.Helper()
+	f := &fixture{amqpURL: amqpURL, exchange: testenv.Name(tb, "pay.topic")}
 	url := testenv.NewDatabase(tb, migrations.FS, migrations.Pay)
 	pool, err := database.Open(context.Background(), url)
 	if err != nil {
@@ -117,10 +125,15 @@ func (f *fixture) startRelayConfirming(tb testing.TB, amqpURL string, confirmTim
 // runRelay runs a relay publishing through sup until the test ends.
 func (f *fixture) runRelay(tb testing.TB, sup *broker.Supervisor, confirmTimeout time.Duration) *outbox.Relay {
 	tb.Helper()
+	return f.runRelayRetrying(tb, sup, confirmTimeout, broker.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond})
+}
+
+// runRelayRetrying is runRelay with the given backoff between attempts.
+func (f *fixture) runRelayRetrying(tb testing.TB, sup *broker.Supervisor, confirmTimeout time.Duration, retry broker.Backoff) *outbox.Relay {
+	tb.Helper()
 	pub := broker.NewPublisher(sup, broker.PublisherConfig{ConfirmTimeout: confirmTimeout})
 	relay := outbox.NewRelay(f.pool, pub, outbox.RelayConfig{
-		AppID: "pay", BatchSize: 50, Poll: 50 * time.Millisecond,
-		Retry: broker.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
+		AppID: "pay", BatchSize: 50, Poll: 50 * time.Millisecond, Retry: retry,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -372,4 +385,60 @@ func TestRelayDeclaresItsExchangeAgainAfterTheBrokerLostIt(t *testing.T) {
 		return ch.ExchangeDeclarePassive(f.exchange, amqp.ExchangeTopic, true, false, false, false, nil) == nil
 	})
 	f.publishedAll(t, f.bindQueue(t), ids, 15*time.Second)
+}
+
+// TestRelayPausesWhileTheBrokerBlocksPublishingAndResumesAtOnce raises a
+// memory alarm on a private broker node: while it blocks publishing the
+// relay must hold no transaction open, charge no event an attempt and pile
+// up no goroutines, and once it clears every event must go out at once,
+// not after a retry backoff.
+func TestRelayPausesWhileTheBrokerBlocksPublishingAndResumesAtOnce(t *testing.T) {
+	t.Parallel()
+	node := testenv.StartRabbitNode(t)
+	f := newFixtureOn(t, node.URL)
+	deliveries := f.bindQueue(t)
+	sup := broker.NewSupervisor(broker.Config{URL: node.URL}, nil)
+	// The production backoff: an event charged an attempt would wait 1 s
+	// and more after the alarm.
+	f.runRelayRetrying(t, sup, 5*time.Second, broker.Backoff{Initial: time.Second, Max: 30 * time.Second})
+	receive(t, deliveries, f.insert(t, 1), 10*time.Second)
+	testenv.WaitFor(t, 5*time.Second, "the first event to be confirmed", func() bool { return f.pending(t) == 0 })
+
+	node.Ctl(t, "set_vm_memory_high_watermark", "0")
+	alarmOff := sync.OnceFunc(func() { node.Ctl(t, "set_vm_memory_high_watermark", "0.4") })
+	t.Cleanup(alarmOff)
+	// The broker blocks a connection when it next publishes.
+	ids := f.insert(t, 1)
+	testenv.WaitFor(t, 10*time.Second, "the broker to block the relay's connection", sup.Blocked)
+	maps.Copy(ids, f.insert(t, 50))
+	goroutines := runtime.NumGoroutine()
+	ctx := context.Background()
+	for range 20 {
+		time.Sleep(100 * time.Millisecond)
+		var open int
+		if err := f.pool.QueryRow(ctx, `
+			SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL`).Scan(&open); err != nil {
+			t.Fatal(err)
+		}
+		if open != 0 {
+			t.Fatalf("%d transactions open in the outbox's database while the broker blocks publishing, want none", open)
+		}
+		if n := runtime.NumGoroutine(); n > goroutines+5 {
+			t.Fatalf("%d goroutines while blocked, %d when the block began: the relay piles them up", n, goroutines)
+		}
+	}
+	var charged int
+	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM outbox_events WHERE attempts > 0`).Scan(&charged); err != nil {
+		t.Fatal(err)
+	}
+	if charged != 0 {
+		t.Errorf("%d events charged an attempt while the broker blocked publishing, want none", charged)
+	}
+
+	alarmOff()
+	cleared := time.Now()
+	receive(t, deliveries, ids, time.Second)
+	testenv.WaitFor(t, time.Second, "the outbox to empty", func() bool { return f.pending(t) == 0 })
+	t.Logf("all 51 events delivered and recorded %v after the alarm cleared", time.Since(cleared).Round(time.Millisecond))
 }
