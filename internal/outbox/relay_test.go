@@ -338,7 +338,8 @@ func TestEventTheBrokerRefusesIsRecordedAndDoesNotHoldBackTheOthers(t *testing.T
 	// as ten good ones.
 	bad := f.insertTo(t, testenv.Name(t, "no.such.exchange"))
 	good := f.insert(t, 10)
-	relay := f.startRelay(t, f.amqpURL)
+	sup := broker.NewSupervisor(broker.Config{URL: f.amqpURL}, nil)
+	relay := f.runRelayRetrying(t, sup, 5*time.Second, broker.Backoff{Initial: time.Minute, Max: time.Hour})
 
 	receive(t, deliveries, good, 5*time.Second)
 	testenv.WaitFor(t, 5*time.Second, "only the refused event to stay", func() bool { return f.pending(t) == 1 })
@@ -392,8 +393,10 @@ func TestRelayDeclaresItsExchangeAgainAfterTheBrokerLostIt(t *testing.T) {
 // relay must hold no transaction open, charge no event an attempt and pile
 // up no goroutines, and once it clears every event must go out at once,
 // not after a retry backoff.
+//
+// It runs alone, not in parallel, so that the goroutines it counts are the
+// relay's.
 func TestRelayPausesWhileTheBrokerBlocksPublishingAndResumesAtOnce(t *testing.T) {
-	t.Parallel()
 	node := testenv.StartRabbitNode(t)
 	f := newFixtureOn(t, node.URL)
 	deliveries := f.bindQueue(t)
