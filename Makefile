@@ -19,13 +19,16 @@ run: build
 	scripts/run.sh
 
 # The fault suite runs last and alone, in its short mode: one of its
-# scenarios restarts the broker every other test shares.
+# scenarios restarts the broker every other test shares. Then the
+# broker-facing tests again, against RabbitMQ 4.x (scripts/rabbitmq4.sh
+# installs it into .rabbitmq4/ the first time, about a minute).
 test:
 	scripts/test-infra.sh
 	scripts/install-tools.sh chromium compose promtool
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /chaos$$)
 	$(GO) test -race -count=1 -timeout 10m ./chaos
+	GO=$(GO) scripts/test-rabbitmq4.sh
 
 # The fault suite at full size: 1000 payments per scenario, one table.
 # UNSAFE=1 runs it against the course's seed-style wiring instead, whose

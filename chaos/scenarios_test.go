@@ -3,7 +3,6 @@ package chaos
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -219,12 +218,12 @@ var scenarios = []scenario{
 	}},
 }
 
-// restartBroker stops and starts the RabbitMQ application of the local
-// node, and starts it again even if the test fails in between.
+// restartBroker stops and starts the RabbitMQ application of the test
+// broker's node (testenv.RabbitCtl), and starts it again even if the test fails in between.
 func restartBroker(t *testing.T) {
 	t.Helper()
 	ctl := func(args ...string) error {
-		out, err := exec.Command("rabbitmqctl", args...).CombinedOutput()
+		out, err := testenv.RabbitCtl(t, args...).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("rabbitmqctl %v: %v\n%s", args, err, out)
 		}

@@ -141,8 +141,7 @@ func TestNoSecretInAnyLogLineOrErrorWhateverFails(t *testing.T) {
 // same password proves only that pgx reads the URL; RabbitMQ checks it.
 func TestPasswordsWithAnyCharacterWork(t *testing.T) {
 	amqpURL := testenv.AMQPURL(t)
-	ctl, err := exec.LookPath("rabbitmqctl")
-	if err != nil {
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("rabbitmqctl is needed to add a broker user: %v", err)
 		}
@@ -152,7 +151,7 @@ func TestPasswordsWithAnyCharacterWork(t *testing.T) {
 	exchange := testenv.Name(t, "pay.topic")
 	rabbitmqctl := func(args ...string) {
 		t.Helper()
-		if out, err := exec.Command(ctl, args...).CombinedOutput(); err != nil {
+		if out, err := testenv.RabbitCtl(t, args...).CombinedOutput(); err != nil {
 			t.Fatalf("rabbitmqctl %s: %v\n%s", args[0], err, out)
 		}
 	}

@@ -91,7 +91,9 @@ start)
   # In the background rather than with -detached, which fails silently
   # when started through runuser/su. setsid: the node outlives this script
   # and no signal meant for the caller's process group reaches it.
-  setsid bash -c "$(declare -f as_rabbitmq); $(declare -p root inner node port dist_port epmd_port); \
+  # The open-files limit a service manager would give it, rather than the
+  # shell's 1024.
+  setsid bash -c "ulimit -n 65536; $(declare -f as_rabbitmq); $(declare -p root inner node port dist_port epmd_port); \
     as_rabbitmq /usr/lib/rabbitmq/bin/rabbitmq-server" >>"$dir/out.log" 2>&1 </dev/null &
   launcher=$!
   for _ in $(seq 120); do

@@ -164,6 +164,20 @@ func (n *RabbitNode) script(env []string, command string, args ...string) (strin
 	return string(out), nil
 }
 
+// RabbitCtl returns the command that runs rabbitmqctl with args against the
+// node of the test broker (AMQP_URL): the machine's own, or, when
+// TEST_RABBITMQ_NODE_DIR names the directory of a node that
+// scripts/rabbitmq-node.sh runs (RabbitMQ 4.x from scripts/rabbitmq4.sh),
+// that node.
+func RabbitCtl(tb testing.TB, args ...string) *exec.Cmd {
+	tb.Helper()
+	dir := os.Getenv("TEST_RABBITMQ_NODE_DIR")
+	if dir == "" {
+		return exec.Command("rabbitmqctl", args...)
+	}
+	return exec.Command(repoFile(tb, "scripts/rabbitmq-node.sh"), append([]string{"ctl", dir}, args...)...)
+}
+
 // logTail returns the end of the node's own log, for a failing test.
 func (n *RabbitNode) logTail() string {
 	b, err := os.ReadFile(filepath.Join(n.dir, "log", n.Name+".log"))
