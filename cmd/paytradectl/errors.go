@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -140,15 +139,9 @@ type parkedQueue struct {
 // openQueue connects to the broker and opens queue, which must exist:
 // declaring it here could create it with other arguments than trade's.
 func openQueue(ctx context.Context, cfg broker.Config, queue string) (*parkedQueue, error) {
-	props := amqp.NewConnectionProperties()
-	props.SetClientConnectionName(cfg.ConnectionName)
-	conn, err := amqp.DialConfig(cfg.URL, amqp.Config{
-		Heartbeat:  cfg.Heartbeat,
-		Dial:       amqp.DefaultDial(cfg.ConnectTimeout),
-		Properties: props,
-	})
+	conn, err := broker.Dial(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to broker %s: %w", redactURL(cfg.URL), err)
+		return nil, fmt.Errorf("connect to broker: %w", err)
 	}
 	// Cancelling ctx (Ctrl-C) closes the connection, which ends any call
 	// on it and gives every message taken back to the queue.
@@ -164,7 +157,7 @@ func openQueue(ctx context.Context, cfg broker.Config, queue string) (*parkedQue
 		stop()
 		_ = conn.Close()
 		if amqpErr, ok := errors.AsType[*amqp.Error](err); ok && amqpErr.Code == amqp.NotFound {
-			return nil, fmt.Errorf("queue %q does not exist on broker %s", queue, redactURL(cfg.URL))
+			return nil, fmt.Errorf("queue %q does not exist on broker %s", queue, broker.Redact(cfg.URL))
 		}
 		return nil, fmt.Errorf("open queue %q: %w", queue, err)
 	}
@@ -641,7 +634,7 @@ func replay(ctx context.Context, cfg broker.Config, log *slog.Logger, items []*r
 	wait, cancel := context.WithTimeout(ctx, 2*cfg.ConnectTimeout)
 	defer cancel()
 	if _, err := sup.Connection(wait); err != nil {
-		return fmt.Errorf("connect publisher to broker %s: %w", redactURL(cfg.URL), err)
+		return fmt.Errorf("connect publisher to broker %s: %w", broker.Redact(cfg.URL), err)
 	}
 	pub := broker.NewPublisher(sup, broker.PublisherConfig{Logger: log})
 	defer func() { _ = pub.Close() }()
@@ -779,13 +772,4 @@ func writeReplayReport(w io.Writer, queue string, items []*replayItem, all bool)
 		return fmt.Errorf("errors replay: %d not replayed: %s", len(failed), strings.Join(failed, ", "))
 	}
 	return nil
-}
-
-// redactURL hides the password of a broker URL.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable url)"
-	}
-	return u.Redacted()
 }

@@ -298,6 +298,28 @@ func TestErrorsListSaysSoWhenTheBrokerDropsWhatItListed(t *testing.T) {
 	}
 }
 
+func TestErrorsCommandsUseTheNextNodeWhenOneIsDown(t *testing.T) {
+	t.Parallel()
+	f := newBrokerFixture(t, "quorum")
+	m1, m2 := f.parkedMessage("m1"), f.parkedMessage("m2")
+	f.park(t, m1, m2)
+	dead := testenv.NewProxy(t, testenv.HostPort(t, f.amqpURL))
+	dead.SetDown(true)
+	cluster := env(map[string]string{"AMQP_URL": dead.RewriteURL(t, f.amqpURL) + "," + f.amqpURL, "MQ_ERROR_QUEUE": f.errorQueue})
+
+	stdout, stderr, err := runCtl(t, cluster, "errors", "list")
+	if err != nil || !strings.Contains(stdout, "2 messages") {
+		t.Fatalf("errors list with the first node down: %v, stdout %q, stderr %q", err, stdout, stderr)
+	}
+	if _, stderr, err := runCtl(t, cluster, "errors", "replay", "-id", "m1"); err != nil {
+		t.Fatalf("errors replay with the first node down: %v, stderr %q", err, stderr)
+	}
+	f.wantQueue(t, f.errorQueue, m2)
+	if got := ids(f.peek(t, f.target)); !slices.Equal(got, []string{"m1"}) {
+		t.Errorf("%s holds %v, want the replay of m1", f.target, got)
+	}
+}
+
 func TestErrorsListJSONPrintsOneObjectPerLineWithTheWholeBody(t *testing.T) {
 	t.Parallel()
 	f := newBrokerFixture(t, "quorum")

@@ -8,7 +8,8 @@ import (
 )
 
 // ReadConfig reads the connection settings both services share from the
-// environment: AMQP_URL, AMQP_CONNECT_TIMEOUT, AMQP_HEARTBEAT and
+// environment: AMQP_URL (one URL, or a cluster's nodes separated by
+// commas), AMQP_CONNECT_TIMEOUT, AMQP_HEARTBEAT and
 // AMQP_RECONNECT_{INITIAL_INTERVAL,MULTIPLIER,MAX_INTERVAL}. name is the
 // connection's name in the management UI.
 func ReadConfig(r *config.Reader, name string) Config {
@@ -23,8 +24,14 @@ func ReadConfig(r *config.Reader, name string) Config {
 			Max:        r.Duration("AMQP_RECONNECT_MAX_INTERVAL", DefaultBackoffMax),
 		},
 	}
-	if _, err := ParseURL(c.URL); err != nil {
-		r.Fail(fmt.Errorf("AMQP_URL: %w", err))
+	nodes := Nodes(c.URL)
+	for i, node := range nodes {
+		if _, err := ParseURL(node); err != nil {
+			if len(nodes) > 1 {
+				err = fmt.Errorf("node %d of %d: %w", i+1, len(nodes), err)
+			}
+			r.Fail(fmt.Errorf("AMQP_URL: %w", err))
+		}
 	}
 	return c
 }

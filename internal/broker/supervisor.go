@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,8 @@ var ErrBlocked = errors.New("broker: publishing blocked by the broker (memory or
 // Config tells a Supervisor where and how to connect. Zero fields take the
 // defaults in brackets.
 type Config struct {
+	// URL is one AMQP URL, or the URLs of a cluster's nodes separated by
+	// commas (like spring.rabbitmq.addresses): see Nodes.
 	URL            string
 	ConnectionName string        // sent as the connection_name client property, shown in the management UI
 	ConnectTimeout time.Duration // bounds the TCP dial and the AMQP handshake [5s]
@@ -45,6 +48,11 @@ type Supervisor struct {
 	cfg     Config
 	declare func(ch *amqp.Channel) error
 	log     *slog.Logger
+
+	nodes []string
+	// next is the node the next connection attempt starts with; only Run
+	// touches it.
+	next int
 
 	mu   sync.Mutex
 	conn *amqp.Connection
@@ -76,8 +84,9 @@ func NewSupervisor(cfg Config, declare func(ch *amqp.Channel) error) *Supervisor
 	close(unblocked)
 	return &Supervisor{
 		cfg:       cfg,
+		nodes:     Nodes(cfg.URL),
 		declare:   declare,
-		log:       log.With("component", "broker", "broker", redact(cfg.URL)),
+		log:       log.With("component", "broker", "broker", Redact(cfg.URL)),
 		changed:   make(chan struct{}),
 		blocked:   make(chan struct{}),
 		unblocked: unblocked,
@@ -92,14 +101,14 @@ func NewSupervisor(cfg Config, declare func(ch *amqp.Channel) error) *Supervisor
 func (s *Supervisor) Run(ctx context.Context) error {
 	var delay time.Duration
 	for ctx.Err() == nil {
-		conn, err := s.connect()
+		conn, node, err := s.connect()
 		if err != nil {
 			delay = s.cfg.Backoff.Next(delay)
 			s.log.Warn("broker connection attempt failed", "err", err, "retry_in", delay)
 		} else {
 			delay = 0
 			n := s.connects.Add(1)
-			s.log.Info("connected to broker", "reconnects", n-1)
+			s.log.Info("connected to broker", "node", Redact(node), "reconnects", n-1)
 			err := s.watch(ctx, conn)
 			if ctx.Err() != nil {
 				return nil
@@ -116,32 +125,90 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	return nil
 }
 
-// connect dials and declares the topology; it returns only a connection
-// that is fully ready for use.
-func (s *Supervisor) connect() (*amqp.Connection, error) {
-	props := amqp.NewConnectionProperties()
-	if s.cfg.ConnectionName != "" {
-		props.SetClientConnectionName(s.cfg.ConnectionName)
+// connect dials the nodes in turn, from the one after the node of the last
+// connection, and declares the topology on the first that answers; it
+// returns only a connection that is fully ready for use. A node lost is
+// thus not dialled first again, and a dead node costs one failed dial per
+// attempt, not a backoff wait.
+func (s *Supervisor) connect() (*amqp.Connection, string, error) {
+	var errs []error
+	for range s.nodes {
+		node := s.nodes[s.next%len(s.nodes)]
+		s.next++
+		conn, err := s.connectTo(node)
+		if err == nil {
+			return conn, node, nil
+		}
+		errs = append(errs, err)
 	}
-	if _, err := ParseURL(s.cfg.URL); err != nil {
-		return nil, err
-	}
-	conn, err := amqp.DialConfig(s.cfg.URL, amqp.Config{
-		Heartbeat:  s.cfg.Heartbeat,
-		Dial:       amqp.DefaultDial(s.cfg.ConnectTimeout),
-		Properties: props,
-	})
+	return nil, "", errors.Join(errs...)
+}
+
+// connectTo dials one node and declares the topology on it.
+func (s *Supervisor) connectTo(node string) (*amqp.Connection, error) {
+	conn, err := DialNode(s.cfg, node)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", redact(s.cfg.URL), err)
+		return nil, err
 	}
 	if s.declare == nil {
 		return conn, nil
 	}
 	if err := s.declareOn(conn); err != nil {
 		s.closeConn(conn)
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", Redact(node), err)
 	}
 	return conn, nil
+}
+
+// DialNode opens a connection to node, one URL of cfg.URL, with cfg's
+// name, timeout and heartbeat.
+func DialNode(cfg Config, node string) (*amqp.Connection, error) {
+	if _, err := ParseURL(node); err != nil {
+		return nil, err
+	}
+	props := amqp.NewConnectionProperties()
+	if cfg.ConnectionName != "" {
+		props.SetClientConnectionName(cfg.ConnectionName)
+	}
+	conn, err := amqp.DialConfig(node, amqp.Config{
+		Heartbeat:  cfg.Heartbeat,
+		Dial:       amqp.DefaultDial(cfg.ConnectTimeout),
+		Properties: props,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", Redact(node), err)
+	}
+	return conn, nil
+}
+
+// Dial opens a connection to the first node of cfg.URL that answers, for a
+// one-off client such as paytradectl.
+func Dial(cfg Config) (*amqp.Connection, error) {
+	var errs []error
+	for _, node := range Nodes(cfg.URL) {
+		conn, err := DialNode(cfg, node)
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// Nodes splits an AMQP_URL into the URLs of the nodes it lists: one URL,
+// or several separated by commas. A comma starts a new URL only before a
+// scheme (amqp:// or amqps://), so a password may hold one unencoded.
+func Nodes(raw string) []string {
+	var nodes []string
+	for part := range strings.SplitSeq(raw, ",") {
+		trimmed := strings.TrimSpace(part)
+		if len(nodes) > 0 && !strings.HasPrefix(trimmed, "amqp://") && !strings.HasPrefix(trimmed, "amqps://") {
+			nodes[len(nodes)-1] += "," + part
+			continue
+		}
+		nodes = append(nodes, trimmed)
+	}
+	return nodes
 }
 
 func (s *Supervisor) declareOn(conn *amqp.Connection) error {
@@ -339,11 +406,17 @@ func ParseURL(raw string) (amqp.URI, error) {
 	return uri, nil
 }
 
-// redact hides the password in an AMQP URL for logs and errors.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable url)"
+// Redact hides the passwords in an AMQP_URL (one URL or a list) for logs
+// and errors.
+func Redact(raw string) string {
+	nodes := Nodes(raw)
+	for i, node := range nodes {
+		u, err := url.Parse(node)
+		if err != nil {
+			nodes[i] = "(unparsable url)"
+			continue
+		}
+		nodes[i] = u.Redacted()
 	}
-	return u.Redacted()
+	return strings.Join(nodes, ",")
 }

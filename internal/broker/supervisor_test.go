@@ -3,6 +3,8 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,5 +96,80 @@ func TestSupervisorRetriesWhenDeclareFails(t *testing.T) {
 	}
 	if got := topo.declares.Load(); got != 1 {
 		t.Errorf("successful declares = %d, want 1", got)
+	}
+}
+
+func TestSupervisorTriesTheNextNodeOnEveryReconnect(t *testing.T) {
+	topo := newTopology(t)
+	nodes := []*testenv.Proxy{
+		testenv.NewProxy(t, testenv.HostPort(t, topo.url)),
+		testenv.NewProxy(t, testenv.HostPort(t, topo.url)),
+		testenv.NewProxy(t, testenv.HostPort(t, topo.url)),
+	}
+	var urls []string
+	for _, n := range nodes {
+		urls = append(urls, n.RewriteURL(t, topo.url))
+	}
+	sup := startSupervisor(t, broker.Config{URL: strings.Join(urls, ",")}, topo.declare, true)
+
+	// Each node in turn is lost; the next connection is to the node after
+	// it, and the round comes back to the first.
+	for i, want := range []int{0, 1, 2, 0} {
+		if i > 0 {
+			lost := nodes[(want+2)%3]
+			lost.SetDown(true)
+			testenv.WaitFor(t, 10*time.Second, "a connection to the next node", func() bool {
+				conn := sup.Current()
+				return conn != nil && conn.RemoteAddr().String() != lost.Addr()
+			})
+			lost.SetDown(false)
+		}
+		if got := sup.Current().RemoteAddr().String(); got != nodes[want].Addr() {
+			t.Fatalf("connection %d is to %s, want node %d at %s", i+1, got, want+1, nodes[want].Addr())
+		}
+	}
+	if got := topo.declares.Load(); got != 4 {
+		t.Errorf("declare called %d times, want once per connection (4)", got)
+	}
+}
+
+func TestSupervisorConnectsToALiveNodeWhenTheFirstIsDown(t *testing.T) {
+	topo := newTopology(t)
+	dead := testenv.NewProxy(t, testenv.HostPort(t, topo.url))
+	dead.SetDown(true)
+	live := testenv.NewProxy(t, testenv.HostPort(t, topo.url))
+	// A backoff long enough that only trying the next node at once, in the
+	// same attempt, connects within the wait.
+	cfg := broker.Config{
+		URL:     dead.RewriteURL(t, topo.url) + ", " + live.RewriteURL(t, topo.url),
+		Backoff: broker.Backoff{Initial: time.Minute, Max: time.Minute},
+	}
+	sup := startSupervisor(t, cfg, topo.declare, true)
+	if got := sup.Current().RemoteAddr().String(); got != live.Addr() {
+		t.Errorf("connected to %s, want the live node %s", got, live.Addr())
+	}
+}
+
+func TestNodesSplitsAnAddressListButNotAPasswordWithAComma(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"amqp://guest:guest@127.0.0.1:5672/", []string{"amqp://guest:guest@127.0.0.1:5672/"}},
+		{"amqp://u:p@n1:5701/, amqp://u:p@n2:5702/,amqps://u:p@n3:5703/",
+			[]string{"amqp://u:p@n1:5701/", "amqp://u:p@n2:5702/", "amqps://u:p@n3:5703/"}},
+		{"amqp://u:pa,ss@n1/,amqp://u:pa,ss@n2/", []string{"amqp://u:pa,ss@n1/", "amqp://u:pa,ss@n2/"}},
+	}
+	for _, tt := range tests {
+		if got := broker.Nodes(tt.in); !slices.Equal(got, tt.want) {
+			t.Errorf("Nodes(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestRedactHidesEveryNodesPassword(t *testing.T) {
+	got := broker.Redact("amqp://u:secret1@n1:5701/,amqp://u:se,cret2@n2:5702/")
+	if strings.Contains(got, "secret1") || strings.Contains(got, "cret2") || !strings.Contains(got, "n1:5701") || !strings.Contains(got, "n2:5702") {
+		t.Errorf("Redact = %q, want both nodes without their passwords", got)
 	}
 }
