@@ -1,12 +1,14 @@
 package testenv
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -36,41 +38,9 @@ type RabbitNode struct {
 // Without root or rabbitmq-server the test fails (skips under -short).
 func StartRabbitNode(tb testing.TB) *RabbitNode {
 	tb.Helper()
-	return startRabbitNode(tb, "", shortName(tb))
-}
-
-// shortName is a node name unique to this run.
-func shortName(tb testing.TB) string {
-	tb.Helper()
-	name := Name(tb, "pt")
-	return "pt" + name[strings.LastIndex(name, ".")+1:]
-}
-
-// startRabbitNode starts node name of the RabbitMQ in root ("" for the
-// machine's own).
-func startRabbitNode(tb testing.TB, root, name string) *RabbitNode {
-	tb.Helper()
+	name := shortName(tb)
 	script := repoFile(tb, "scripts/rabbitmq-node.sh")
-	if os.Geteuid() != 0 {
-		unavailable(tb, "a private RabbitMQ node", name, errors.New("tests must run as root to start it as user rabbitmq"))
-	}
-	if root == "" {
-		if _, err := os.Stat("/usr/lib/rabbitmq/bin/rabbitmq-server"); err != nil {
-			unavailable(tb, "a private RabbitMQ node", name, fmt.Errorf("the machine's rabbitmq-server: %w", err))
-		}
-	}
-	parent := ""
-	if root != "" {
-		parent = filepath.Join(root, "tmp")
-	}
-	dir, err := os.MkdirTemp(parent, "paytrade-rabbit-")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	// User rabbitmq must reach its files inside.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		tb.Fatal(err)
-	}
+	dir := rabbitDir(tb, "", "a private RabbitMQ node")
 	addr, dist := FreeAddr(tb), FreeAddr(tb)
 	n := &RabbitNode{
 		Name:       name + "@localhost",
@@ -90,14 +60,129 @@ func startRabbitNode(tb testing.TB, root, name string) *RabbitNode {
 			tb.Errorf("remove %s: %v", dir, err)
 		}
 	})
-	env := []string{}
-	if root != "" {
-		env = append(env, "RABBITMQ_ROOT="+root)
-	}
-	if _, err := n.script(env, "start", name, port(addr), port(dist)); err != nil {
+	if _, err := n.script(nil, "start", name, port(addr), port(dist)); err != nil {
 		tb.Fatalf("start %s: %v", n.Name, err)
 	}
 	return n
+}
+
+// shortName is a node name unique to this run.
+func shortName(tb testing.TB) string {
+	tb.Helper()
+	name := Name(tb, "pt")
+	return "pt" + name[strings.LastIndex(name, ".")+1:]
+}
+
+// RabbitCluster is a private RabbitMQ cluster of one test: its nodes, each
+// a RabbitNode the test may kill and restart.
+type RabbitCluster struct {
+	Nodes []*RabbitNode
+	// URL is the AMQP_URL of every node, separated by commas, in order.
+	URL string
+}
+
+// StartRabbitCluster starts n private nodes and joins them into one
+// cluster (scripts/rabbitmq-cluster.sh), of the RabbitMQ under test: the
+// machine's own, or with TEST_RABBITMQ_ROOT set, the RabbitMQ 4.x of that
+// root (scripts/test-rabbitmq4.sh sets it). It is stopped and its files
+// removed when the test ends.
+func StartRabbitCluster(tb testing.TB, n int) *RabbitCluster {
+	tb.Helper()
+	root := os.Getenv("TEST_RABBITMQ_ROOT")
+	dir := rabbitDir(tb, root, "a RabbitMQ cluster")
+	name := shortName(tb)
+	script := repoFile(tb, "scripts/rabbitmq-cluster.sh")
+	c := &RabbitCluster{}
+	args := []string{"start", dir, name}
+	var urls []string
+	for i := range n {
+		addr := FreeAddr(tb)
+		args = append(args, port(addr)+":"+port(FreeAddr(tb)))
+		node := &RabbitNode{
+			Name: fmt.Sprintf("%s%d@localhost", name, i+1), URL: "amqp://guest:guest@" + addr + "/", Addr: addr,
+			dir: filepath.Join(dir, strconv.Itoa(i+1)), scriptPath: repoFile(tb, "scripts/rabbitmq-node.sh"),
+		}
+		c.Nodes = append(c.Nodes, node)
+		urls = append(urls, node.URL)
+	}
+	c.URL = strings.Join(urls, ",")
+	tb.Cleanup(func() {
+		if out, err := exec.Command(script, "stop", dir).CombinedOutput(); err != nil {
+			tb.Errorf("stop the cluster in %s: %v\n%s", dir, err, out)
+		}
+		if tb.Failed() {
+			for _, node := range c.Nodes {
+				tb.Logf("last output of %s:\n%s", node.Name, node.logTail())
+			}
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			tb.Errorf("remove %s: %v", dir, err)
+		}
+	})
+	cmd := exec.Command(script, args...)
+	if root != "" {
+		cmd.Env = append(os.Environ(), "RABBITMQ_ROOT="+root)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("start a cluster of %d nodes: %v\n%s", n, err, out)
+	}
+	return c
+}
+
+// Leader returns the node that leads the quorum queue.
+func (c *RabbitCluster) Leader(tb testing.TB, queue string) *RabbitNode {
+	tb.Helper()
+	for _, asked := range c.Nodes {
+		out, err := asked.script(nil, "ctl", "-q", "list_queues", "name", "leader", "--formatter", "json")
+		if err != nil {
+			continue // a node that is down cannot say
+		}
+		var queues []struct{ Name, Leader string }
+		if err := json.Unmarshal([]byte(out[strings.Index(out, "["):]), &queues); err != nil {
+			tb.Fatalf("list_queues on %s: %v\n%s", asked.Name, err, out)
+		}
+		for _, q := range queues {
+			if q.Name != queue {
+				continue
+			}
+			for _, node := range c.Nodes {
+				if node.Name == q.Leader {
+					return node
+				}
+			}
+			tb.Fatalf("queue %s is led by %s, not a node of this cluster", queue, q.Leader)
+		}
+		tb.Fatalf("no quorum queue %s in the cluster", queue)
+	}
+	tb.Fatal("no node of the cluster answers")
+	return nil
+}
+
+// rabbitDir checks that what, a node or cluster of the RabbitMQ in root
+// ("" for the machine's own), can run here and makes the directory its
+// files go in (inside the root, if there is one).
+func rabbitDir(tb testing.TB, root, what string) string {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		unavailable(tb, what, "this machine", errors.New("tests must run as root to start RabbitMQ as user rabbitmq"))
+	}
+	server := filepath.Join(root, "/usr/lib/rabbitmq/bin/rabbitmq-server")
+	if _, err := os.Stat(server); err != nil {
+		unavailable(tb, what, "this machine", fmt.Errorf("rabbitmq-server: %w", err))
+	}
+	parent := ""
+	if root != "" {
+		parent = filepath.Join(root, "tmp")
+	}
+	dir, err := os.MkdirTemp(parent, "paytrade-rabbit-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// User rabbitmq must reach its files inside.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	return dir
 }
 
 // Ctl runs rabbitmqctl with args against the node and returns its output,

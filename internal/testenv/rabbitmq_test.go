@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 func TestRabbitNodeSurvivesAKillWithItsQueuesAndIsGoneAfterTheTest(t *testing.T) {
@@ -44,4 +46,43 @@ func TestRabbitNodeSurvivesAKillWithItsQueuesAndIsGoneAfterTheTest(t *testing.T)
 	if _, err := os.Stat(node.dir); !os.IsNotExist(err) {
 		t.Errorf("files of %s left behind: %v", node.Name, err)
 	}
+}
+
+func TestRabbitClusterKeepsAQuorumQueueWhoseLeaderIsKilled(t *testing.T) {
+	c := StartRabbitCluster(t, 3)
+	ch, err := c.Nodes[0].Dial(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("replicated", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		dc, err := ch.PublishWithDeferredConfirm("", "replicated", true, false, amqp.Publishing{Body: []byte("m")})
+		if err != nil || !dc.Wait() {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+
+	leader := c.Leader(t, "replicated")
+	leader.Kill(t)
+	var survivor *RabbitNode
+	for _, n := range c.Nodes {
+		if n != leader {
+			survivor = n
+		}
+	}
+	WaitFor(t, 30*time.Second, "a new leader", func() bool { return c.Leader(t, "replicated") != leader })
+	sch, err := survivor.Dial(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	WaitFor(t, 30*time.Second, "the 10 messages on "+survivor.Name, func() bool {
+		q, err := sch.QueueDeclarePassive("replicated", true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+		return err == nil && q.Messages == 10
+	})
+	leader.Start(t)
 }
