@@ -35,3 +35,25 @@ func ReadConfig(r *config.Reader, name string) Config {
 	}
 	return c
 }
+
+// ReadConsumerConfig reads a consumer's settings from the environment,
+// named after the service as Spring's spring.rabbitmq.listener.simple.*
+// are: <prefix>_PREFETCH, <prefix>_RETRY_{MAX_ATTEMPTS,INITIAL_INTERVAL,
+// MULTIPLIER,MAX_INTERVAL} and <prefix>_RECOVERER. It fills only those.
+func ReadConsumerConfig(r *config.Reader, prefix string) ConsumerConfig {
+	c := ConsumerConfig{
+		Prefetch: r.Int(prefix+"_PREFETCH", 16, 1),
+		Retry: Retry{
+			MaxAttempts:     r.Int(prefix+"_RETRY_MAX_ATTEMPTS", 3, 1),
+			InitialInterval: r.Duration(prefix+"_RETRY_INITIAL_INTERVAL", time.Second),
+			Multiplier:      r.Float(prefix+"_RETRY_MULTIPLIER", 2, 1),
+			MaxInterval:     r.Duration(prefix+"_RETRY_MAX_INTERVAL", 10*time.Second),
+		},
+	}
+	recoverer, err := ParseRecoverer(r.String(prefix+"_RECOVERER", string(RecoverRepublish)))
+	if err != nil {
+		r.Fail(fmt.Errorf("%s_RECOVERER: %w", prefix, err))
+	}
+	c.Recoverer = recoverer
+	return c
+}
