@@ -157,8 +157,8 @@ func (s *system) inspect(t *testing.T, pop population, poison map[string]bool, f
 	}
 	scan(s.trPool.QueryRow(ctx, `SELECT count(*) FROM chaos_applications WHERE old_status <> 1`).Scan(&st.applied), "applications")
 
-	st.queued = s.depth(t, s.Queue)
-	st.parked = s.depth(t, s.ErrQueue)
+	st.queued = s.depth(t, s.PayQueue)
+	st.parked = s.depth(t, s.ErrorQueue)
 	if final {
 		s.readParked(t, &st, poison)
 	}
@@ -188,7 +188,7 @@ func (s *system) readParked(t *testing.T, st *state, poison map[string]bool) {
 	found := map[string]bool{}
 	s.withChannel(t, func(ch *amqp.Channel) error {
 		for {
-			d, ok, err := ch.Get(s.ErrQueue, true)
+			d, ok, err := ch.Get(s.ErrorQueue, true)
 			if err != nil {
 				return err
 			}

@@ -135,11 +135,11 @@ var scenarios = []scenario{
 		trade.proc.Stop(t, 20*time.Second)
 		res := <-r.goLoad(r.spread)
 		r.waitOutboxEmpty(t)
-		before := r.depth(t, r.Queue)
+		before := r.depth(t, r.PayQueue)
 		restartBroker(t)
 		after := -1
 		testenv.WaitFor(t, 30*time.Second, "the queue to be back", func() bool {
-			after = r.depth(t, r.Queue)
+			after = r.depth(t, r.PayQueue)
 			return after >= 0
 		})
 		r.notes = append(r.notes, fmt.Sprintf("backlog %d → %d across the restart", before, after))
@@ -172,7 +172,7 @@ var scenarios = []scenario{
 	}},
 	{name: "duplicate storm (5× same id, 2× new ids)", run: func(t *testing.T, r *run) loadResult {
 		r.standard(t)
-		watched := testenv.Watch(t, r.AMQPURL, r.Exchange, "pay.success")
+		watched := testenv.Watch(t, r.AMQPURL, r.PayExchange, "pay.success")
 		stormed := make(chan int, 1)
 		stop := make(chan struct{})
 		go func() { stormed <- r.storm(t, watched, stop) }()
@@ -285,7 +285,7 @@ func (r *run) storm(t *testing.T, watched <-chan amqp.Delivery, stop <-chan stru
 				if i >= 5 {
 					msg.MessageId = uuid.NewString()
 				}
-				if err := ch.Publish(r.Exchange, "pay.success", false, false, msg); err != nil {
+				if err := ch.Publish(r.PayExchange, "pay.success", false, false, msg); err != nil {
 					t.Errorf("storm: %v", err)
 					return copies
 				}
@@ -318,7 +318,7 @@ func (r *run) publishPoison(t *testing.T, n int, spread time.Duration) map[strin
 		for i := range n {
 			body, id := kinds[i%len(kinds)](i)
 			bodies[body] = true
-			err := ch.Publish(r.Exchange, "pay.success", false, false, amqp.Publishing{
+			err := ch.Publish(r.PayExchange, "pay.success", false, false, amqp.Publishing{
 				ContentType: "application/json", DeliveryMode: amqp.Persistent, MessageId: id, Type: "pay.success", Body: []byte(body),
 			})
 			if err != nil {
@@ -336,7 +336,7 @@ func (r *run) purge(t *testing.T) int {
 	t.Helper()
 	purged := 0
 	r.withChannel(t, func(ch *amqp.Channel) error {
-		n, err := ch.QueuePurge(r.Queue, false)
+		n, err := ch.QueuePurge(r.PayQueue, false)
 		purged = n
 		return err
 	})

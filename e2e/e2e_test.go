@@ -30,7 +30,7 @@ func TestOrderIsPaidWithinOneSecondOfThePayRequestReturning(t *testing.T) {
 	returned := time.Now()
 	testenv.WaitFor(t, time.Second, "the order to be paid", func() bool { return orderStatus(t, trade, b, o.ID) == 2 })
 	t.Logf("order paid %v after the pay request returned", time.Since(returned).Round(time.Millisecond))
-	if n := s.queueDepth(t, s.ErrQueue); n != 0 {
+	if n := s.queueDepth(t, s.ErrorQueue); n != 0 {
 		t.Fatalf("%d messages parked, want none", n)
 	}
 }
@@ -44,9 +44,9 @@ func TestLostEventIsRecoveredByTheCronFallbackWithinOnePeriod(t *testing.T) {
 	first.Stop(t, 10*time.Second)
 
 	s.payOrder(t, b, po)
-	testenv.WaitFor(t, 10*time.Second, "the event in the queue", func() bool { return s.queueDepth(t, s.Queue) == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the event in the queue", func() bool { return s.queueDepth(t, s.PayQueue) == 1 })
 	s.withChannel(t, func(ch *amqp.Channel) int {
-		n, err := ch.QueuePurge(s.Queue, false)
+		n, err := ch.QueuePurge(s.PayQueue, false)
 		if err != nil || n != 1 {
 			t.Fatalf("purge: %d, %v", n, err)
 		}
@@ -72,10 +72,10 @@ func TestTradeKilledAfterCommitBeforeAckAppliesTheRedeliveryNothingTwice(t *test
 	s.payOrder(t, b, po)
 	first.WaitKilled(t, 10*time.Second)
 	// Committed but not acked: the broker still holds the message.
-	testenv.WaitFor(t, 10*time.Second, "the unacked event back in the queue", func() bool { return s.queueDepth(t, s.Queue) == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the unacked event back in the queue", func() bool { return s.queueDepth(t, s.PayQueue) == 1 })
 
 	trade := s.startTrade(t)
-	testenv.WaitFor(t, 10*time.Second, "the redelivery to be acked", func() bool { return s.queueDepth(t, s.Queue) == 0 })
+	testenv.WaitFor(t, 10*time.Second, "the redelivery to be acked", func() bool { return s.queueDepth(t, s.PayQueue) == 0 })
 	if got := orderStatus(t, trade, b, o.ID); got != 2 {
 		t.Fatalf("order status %d, want 2 (paid)", got)
 	}

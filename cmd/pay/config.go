@@ -11,6 +11,7 @@ import (
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/config"
 	"github.com/paytrade/paytrade/internal/crashpoint"
+	payamqp "github.com/paytrade/paytrade/services/pay/amqp"
 )
 
 // payConfig is everything the pay service reads from its environment.
@@ -22,6 +23,9 @@ type payConfig struct {
 	Dev           bool // PAYTRADE_DEV=1: a laptop, not production
 	Exchange      string
 	PaySuccessKey string
+	Topology      payamqp.Topology
+	Consumer      broker.ConsumerConfig
+	RefundKey     string
 	BcryptCost    int
 	Broker        broker.Config
 	Confirm       time.Duration
@@ -62,6 +66,7 @@ func loadConfig(getenv func(string) string) (payConfig, error) {
 		DebugAddr:     r.String("PAY_DEBUG_ADDR", ""),
 		Exchange:      r.String("MQ_PAY_EXCHANGE", "pay.topic"),
 		PaySuccessKey: r.String("MQ_PAY_SUCCESS_KEY", "pay.success"),
+		RefundKey:     r.String("MQ_REFUND_SUCCESS_KEY", "refund.success"),
 		BcryptCost:    r.Int("PAY_BCRYPT_COST", bcrypt.DefaultCost, bcrypt.MinCost),
 		Broker:        broker.ReadConfig(r, "pay"),
 		Confirm:       r.Duration("PAY_PUBLISH_CONFIRM_TIMEOUT", 5*time.Second),
@@ -80,6 +85,21 @@ func loadConfig(getenv func(string) string) (payConfig, error) {
 		r.Fail(fmt.Errorf("PAYTRADE_CRASH_POINTS: %w", err))
 	}
 	c.Crash = crash
+	c.Topology = payamqp.Topology{
+		Exchange:           c.Exchange,
+		TradeExchange:      r.String("MQ_TRADE_EXCHANGE", "trade.topic"),
+		RefundRequestedKey: r.String("MQ_REFUND_REQUESTED_KEY", "refund.requested"),
+		RefundQueue:        r.String("MQ_PAY_REFUND_QUEUE", "pay.refund.queue"),
+		QueueType:          r.String("MQ_QUEUE_TYPE", broker.QueueQuorum),
+		ErrorExchange:      r.String("MQ_ERROR_EXCHANGE", "error.direct"),
+		ErrorKey:           r.String("MQ_ERROR_KEY", "error"),
+		ErrorQueue:         r.String("MQ_ERROR_QUEUE", "error.queue"),
+	}
+	if err := c.Topology.Validate(); err != nil {
+		r.Fail(fmt.Errorf("MQ_QUEUE_TYPE and MQ_* names: %w", err))
+	}
+	// pay's refund consumer: the same settings as trade's, named PAY_.
+	c.Consumer = broker.ReadConsumerConfig(r, "PAY")
 	switch c.PublishMode {
 	case publishOutbox, publishInlineConfirmed, publishInline:
 	default:

@@ -28,16 +28,16 @@ func newCrashWorld(t *testing.T) *crashWorld {
 	t.Helper()
 	amqpURL := testenv.AMQPURL(t)
 	dbURL := testenv.NewEmptyDatabase(t, "crash")
-	exchange := testenv.Name(t, "pay.topic")
-	deliveries := testenv.Watch(t, amqpURL, exchange, "pay.success")
+	topo := testenv.NewTopology(t, amqpURL)
+	deliveries := testenv.Watch(t, amqpURL, topo.PayExchange, "pay.success")
 	return &crashWorld{
 		dbURL:      dbURL,
 		deliveries: deliveries,
-		env: []string{
+		env: append([]string{
 			"PAY_DATABASE_URL=" + dbURL, "AMQP_URL=" + amqpURL, "AUTH_JWT_SECRET=cmd-test-secret-long-enough-for-production",
-			"PAY_HTTP_ADDR=127.0.0.1:0", "MQ_PAY_EXCHANGE=" + exchange, "PAY_BCRYPT_COST=4",
+			"PAY_HTTP_ADDR=127.0.0.1:0", "PAY_BCRYPT_COST=4",
 			"PAY_OUTBOX_POLL_INTERVAL=100ms",
-		},
+		}, topo.Env()...),
 	}
 }
 

@@ -1,5 +1,6 @@
-// Command pay runs the pay service: wallets, pay orders, pay-by-balance and
-// the outbox relay that announces each payment on RabbitMQ.
+// Command pay runs the pay service: wallets, pay orders, pay-by-balance,
+// the consumer that credits each refund trade requests, and the outbox relay
+// that announces each payment and each refund on RabbitMQ.
 package main
 
 import (
@@ -14,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/config"
@@ -26,6 +25,7 @@ import (
 	"github.com/paytrade/paytrade/internal/outbox"
 	"github.com/paytrade/paytrade/migrations"
 	"github.com/paytrade/paytrade/services/pay"
+	payamqp "github.com/paytrade/paytrade/services/pay/amqp"
 	"github.com/paytrade/paytrade/services/pay/httpapi"
 	"github.com/paytrade/paytrade/services/pay/postgres"
 )
@@ -67,12 +67,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer pool.Close()
 
 	cfg.Broker.Logger = log
-	supervisor := broker.NewSupervisor(cfg.Broker, func(ch *amqp.Channel) error {
-		if err := ch.ExchangeDeclare(cfg.Exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
-			return fmt.Errorf("declare exchange %s: %w", cfg.Exchange, err)
-		}
-		return nil
-	})
+	supervisor := broker.NewSupervisor(cfg.Broker, cfg.Topology.Declare)
+	// The refund consumer has a connection of its own, as trade's does:
+	// flow control that blocks publishing must not hold up its acks.
+	consumerBroker := cfg.Broker
+	consumerBroker.ConnectionName = "pay-consumer"
+	consumerSup := broker.NewSupervisor(consumerBroker, cfg.Topology.Declare)
 	publisher := broker.NewPublisher(supervisor, broker.PublisherConfig{ConfirmTimeout: cfg.Confirm, Logger: log})
 	registry, reg := metrics.NewRegistry("pay")
 	relay := outbox.NewRelay(pool, publisher, outbox.RelayConfig{
@@ -80,13 +80,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ObserveConfirm: metrics.Latency(reg, "outbox_confirm_seconds", "Time from publishing an outbox batch to its last confirm."),
 	})
 	var payments atomic.Int64
-	registerMetrics(reg, &payments, relay, supervisor)
 	storeCfg := postgres.Config{
-		Exchange:        cfg.Exchange,
-		PaySuccessKey:   cfg.PaySuccessKey,
-		BcryptCost:      cfg.BcryptCost,
-		EventsCommitted: func() { payments.Add(1); relay.Wake() },
-		Crash:           cfg.Crash,
+		Exchange:         cfg.Exchange,
+		PaySuccessKey:    cfg.PaySuccessKey,
+		RefundSuccessKey: cfg.RefundKey,
+		BcryptCost:       cfg.BcryptCost,
+		EventsCommitted:  func() { payments.Add(1); relay.Wake() },
+		Crash:            cfg.Crash,
 	}
 	if cfg.PublishMode != publishOutbox {
 		inline := broker.NewInlinePublisher(supervisor, broker.InlinePublisherConfig{
@@ -97,6 +97,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		storeCfg.PublishAfterCommit = publishAfterCommit(inline, log)
 	}
 	store := postgres.New(pool, storeCfg)
+	refundCounts := &payamqp.Counts{}
+	consumerCfg := cfg.Consumer
+	consumerCfg.Queue = cfg.Topology.RefundQueue
+	consumerCfg.ErrorExchange, consumerCfg.ErrorRoutingKey = cfg.Topology.ErrorExchange, cfg.Topology.ErrorKey
+	consumerCfg.Publisher = publisher
+	consumerCfg.Unavailable, consumerCfg.Probe = database.IsFailure, database.Writable(pool)
+	consumerCfg.Logger = log
+	refundConsumer := broker.NewConsumer(consumerSup, consumerCfg, payamqp.CreditRefund(store, refundCounts, log))
+	registerMetrics(reg, &payments, relay, refundConsumer, refundCounts, supervisor, consumerSup)
 	handler := httpapi.NewHandler(store, httpapi.Config{
 		Auth:              auth.NewAuthenticator(cfg.JWTSecret),
 		IdempotencySecret: append([]byte("idempotency\x00"), cfg.JWTSecret...),
@@ -117,13 +126,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Each background part gets its own context so shutdown can stop them
 	// in order: the relay needs the broker connection to finish its batch.
 	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+	consumerCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
-	var brokerDone, relayDone sync.WaitGroup
+	var brokerDone, consumerDone, relayDone sync.WaitGroup
 	brokerDone.Go(func() { _ = supervisor.Run(brokerCtx) })
+	brokerDone.Go(func() { _ = consumerSup.Run(brokerCtx) })
+	consumerDone.Go(func() { _ = refundConsumer.Run(consumerCtx) })
 	relayDone.Go(func() { _ = relay.Run(relayCtx) })
 	relayDone.Go(func() { purgeIdempotencyKeys(relayCtx, store, log) })
 
 	err = httpserver.Serve(ctx, "pay", cfg.HTTPAddr, handler, log, cfg.ShutdownGrace)
+	// The consumer first: its last transactions can write refund.success
+	// events, which the relay then still publishes.
+	stopConsumer()
+	consumerDone.Wait()
 	stopRelay()
 	relayDone.Wait()
 	_ = publisher.Close()

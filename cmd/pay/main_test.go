@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,17 +22,15 @@ func startPay(t *testing.T, env map[string]string) (string, func() error) {
 func TestPayBinaryMigratesServesAndStopsGracefully(t *testing.T) {
 	amqpURL := testenv.AMQPURL(t)
 	dbURL := testenv.NewEmptyDatabase(t, "bin")
-	exchange := testenv.Name(t, "pay.topic")
-	testenv.DeleteOnCleanup(t, amqpURL, []string{exchange}, nil)
-
-	base, stop := startPay(t, map[string]string{
+	env := testenv.NewTopology(t, amqpURL).Map()
+	maps.Copy(env, map[string]string{
 		"PAY_DATABASE_URL": dbURL,
 		"AMQP_URL":         amqpURL,
 		"AUTH_JWT_SECRET":  "cmd-test-secret-long-enough-for-production",
 		"PAY_HTTP_ADDR":    "127.0.0.1:0",
-		"MQ_PAY_EXCHANGE":  exchange,
 		"PAY_BCRYPT_COST":  "4",
 	})
+	base, stop := startPay(t, env)
 
 	get := func(path, token string) (int, string) {
 		req, _ := http.NewRequest("GET", base+path, nil)

@@ -1,30 +1,24 @@
 package main
 
 import (
-	"context"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/metrics"
 	"github.com/paytrade/paytrade/internal/outbox"
+	payamqp "github.com/paytrade/paytrade/services/pay/amqp"
 )
 
 // registerMetrics exposes the counters pay's parts keep.
-func registerMetrics(reg prometheus.Registerer, payments *atomic.Int64, relay *outbox.Relay, sup *broker.Supervisor) {
+func registerMetrics(reg prometheus.Registerer, payments *atomic.Int64, relay *outbox.Relay, refundConsumer *broker.Consumer, counts *payamqp.Counts, sup, consumerSup *broker.Supervisor) {
 	metrics.Counter(reg, "payments_total", "Payments committed (debit, pay order paid, event in the outbox).", payments.Load)
-	metrics.Counter(reg, "outbox_published_total", "Outbox events the broker confirmed and routed.", func() int64 { return relay.Stats().Published })
-	metrics.Counter(reg, "outbox_returned_total", "Outbox events the broker returned as unroutable; kept for a retry.", func() int64 { return relay.Stats().Returned })
-	metrics.Counter(reg, "outbox_refused_total", "Outbox event attempts that made the broker close the channel (404 exchange gone, 403, 406); kept for a retry with backoff.", func() int64 { return relay.Stats().Refused })
-	metrics.Counter(reg, "outbox_nacked_total", "Outbox events the broker nacked or did not confirm in time; kept for a retry.", func() int64 { return relay.Stats().Nacked })
-	metrics.Sampled(reg, time.Second, []prometheus.Opts{
-		{Name: "outbox_pending", Help: "Events waiting in the outbox."},
-		{Name: "outbox_oldest_age_seconds", Help: "How long the oldest waiting event has waited."},
-	}, func(ctx context.Context) ([]float64, error) {
-		pending, oldest, err := relay.Backlog(ctx)
-		return []float64{float64(pending), oldest.Seconds()}, err
-	})
-	metrics.Counter(reg, "broker_reconnects_total", "Broker connections made after the first.", sup.Reconnects)
+	metrics.Outbox(reg, relay)
+	metrics.Consumer(reg, "refund_consumer", "pay.refund.queue (refund.requested)", refundConsumer)
+	metrics.Counter(reg, "refunds_credited_total", "Refund requests credited: pay order refunded, wallet credited, refund.success in the outbox.", counts.Refunded.Load)
+	metrics.Counter(reg, "refunds_rejected_total", "Refund requests that could not be honoured: nothing credited, the rejection recorded.", counts.Rejected.Load)
+	metrics.Counter(reg, "refunds_duplicate_total", "Refund requests recognised as duplicates: acked, nothing credited.", counts.Duplicate.Load)
+	metrics.Counter(reg, "broker_reconnects_total", "Broker connections made after the first, publishing.", sup.Reconnects)
+	metrics.Counter(reg, "refund_consumer_reconnects_total", "Broker connections of the refund consumer made after its first.", consumerSup.Reconnects)
 }

@@ -31,6 +31,9 @@ type tradeConfig struct {
 	// AttemptTimeout bounds each attempt at handling a message.
 	AttemptTimeout time.Duration
 	Confirm        time.Duration
+	OutboxBatch    int
+	OutboxPoll     time.Duration
+	OutboxRetry    broker.Backoff
 	CheckSpec      string
 	CheckGrace     time.Duration
 	CheckBatch     int
@@ -75,27 +78,33 @@ func loadConfig(getenv func(string) string) (tradeConfig, error) {
 			ErrorExchange: r.String("MQ_ERROR_EXCHANGE", "error.direct"),
 			ErrorKey:      r.String("MQ_ERROR_KEY", "error"),
 			ErrorQueue:    r.String("MQ_ERROR_QUEUE", "error.queue"),
+
+			TradeExchange:      r.String("MQ_TRADE_EXCHANGE", "trade.topic"),
+			RefundRequestedKey: r.String("MQ_REFUND_REQUESTED_KEY", "refund.requested"),
+			RefundSuccessKey:   r.String("MQ_REFUND_SUCCESS_KEY", "refund.success"),
+			RefundQueue:        r.String("MQ_MARK_ORDER_REFUND_QUEUE", "mark.order.refund.queue"),
 		},
-		Prefetch: r.Int("TRADE_PREFETCH", 16, 1),
-		Retry: broker.Retry{
-			MaxAttempts:     r.Int("TRADE_RETRY_MAX_ATTEMPTS", 3, 1),
-			InitialInterval: r.Duration("TRADE_RETRY_INITIAL_INTERVAL", time.Second),
-			Multiplier:      r.Float("TRADE_RETRY_MULTIPLIER", 2, 1),
-			MaxInterval:     r.Duration("TRADE_RETRY_MAX_INTERVAL", 10*time.Second),
+		Confirm:     r.Duration("TRADE_PUBLISH_CONFIRM_TIMEOUT", 5*time.Second),
+		OutboxBatch: r.Int("TRADE_OUTBOX_BATCH", 100, 1),
+		OutboxPoll:  r.Duration("TRADE_OUTBOX_POLL_INTERVAL", time.Second),
+		OutboxRetry: broker.Backoff{
+			Initial:    r.Duration("TRADE_OUTBOX_RETRY_INITIAL_INTERVAL", time.Second),
+			Multiplier: 2,
+			Max:        r.Duration("TRADE_OUTBOX_RETRY_MAX_INTERVAL", 30*time.Second),
 		},
-		AttemptTimeout: r.Duration("TRADE_HANDLER_TIMEOUT", 10*time.Second),
-		Confirm:        r.Duration("TRADE_PUBLISH_CONFIRM_TIMEOUT", 5*time.Second),
-		CheckSpec:      r.String("TRADE_PAY_CHECK_SPEC", "@every 20s"),
-		CheckGrace:     r.Duration("TRADE_PAY_CHECK_GRACE", 30*time.Second),
-		CheckBatch:     r.Int("TRADE_PAY_CHECK_BATCH", 100, 1),
-		OrderTimeout:   r.Duration("TRADE_ORDER_TIMEOUT", 30*time.Minute),
-		ShutdownGrace:  r.Duration("TRADE_SHUTDOWN_GRACE", 10*time.Second),
+		CheckSpec:     r.String("TRADE_PAY_CHECK_SPEC", "@every 20s"),
+		CheckGrace:    r.Duration("TRADE_PAY_CHECK_GRACE", 30*time.Second),
+		CheckBatch:    r.Int("TRADE_PAY_CHECK_BATCH", 100, 1),
+		OrderTimeout:  r.Duration("TRADE_ORDER_TIMEOUT", 30*time.Minute),
+		ShutdownGrace: r.Duration("TRADE_SHUTDOWN_GRACE", 10*time.Second),
 	}
 	crash, err := crashpoint.Parse(r.String("PAYTRADE_CRASH_POINTS", ""))
 	if err != nil {
 		r.Fail(fmt.Errorf("PAYTRADE_CRASH_POINTS: %w", err))
 	}
 	c.Crash = crash
+	consumer := broker.ReadConsumerConfig(r, "TRADE")
+	c.Prefetch, c.Retry, c.Recoverer, c.AttemptTimeout = consumer.Prefetch, consumer.Retry, consumer.Recoverer, consumer.AttemptTimeout
 	// Spring's acknowledge-mode: manual, or none (the broker forgets a
 	// message as it sends it).
 	switch mode := r.String("TRADE_ACK_MODE", "manual"); mode {
@@ -115,11 +124,6 @@ func loadConfig(getenv func(string) string) (tradeConfig, error) {
 		r.Fail(fmt.Errorf("TRADE_IDEMPOTENCY=%q: want inbox or none", mode))
 	}
 	c.JWTSecret, c.Dev = auth.ReadSecret(r)
-	recoverer, err := broker.ParseRecoverer(r.String("TRADE_RECOVERER", string(broker.RecoverRepublish)))
-	if err != nil {
-		r.Fail(fmt.Errorf("TRADE_RECOVERER: %w", err))
-	}
-	c.Recoverer = recoverer
 	if err := c.Topology.Validate(); err != nil {
 		r.Fail(fmt.Errorf("MQ_QUEUE_TYPE and MQ_* names: %w", err))
 	}

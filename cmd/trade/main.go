@@ -1,6 +1,8 @@
-// Command trade runs the trade service: orders, the consumer that marks an
-// order paid for each pay.success event, and the cron fallback that asks pay
-// about orders whose event never came and cancels the ones that timed out.
+// Command trade runs the trade service: orders and their refunds, the
+// consumers that mark an order paid for each pay.success event and refunded
+// for each refund.success, the outbox relay that announces each refund
+// request, and the cron fallback that asks pay about orders and refunds
+// whose event never came and cancels the orders that timed out.
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"github.com/paytrade/paytrade/internal/httpserver"
 	"github.com/paytrade/paytrade/internal/logging"
 	"github.com/paytrade/paytrade/internal/metrics"
+	"github.com/paytrade/paytrade/internal/outbox"
 	"github.com/paytrade/paytrade/migrations"
 	"github.com/paytrade/paytrade/services/trade"
 	tradeamqp "github.com/paytrade/paytrade/services/trade/amqp"
@@ -81,12 +84,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	consumerSup := broker.NewSupervisor(consumerBroker, cfg.Topology.Declare)
 	publisherSup := broker.NewSupervisor(publisherBroker, cfg.Topology.Declare)
 	publisher := broker.NewPublisher(publisherSup, broker.PublisherConfig{ConfirmTimeout: cfg.Confirm, Logger: log})
+	registry, reg := metrics.NewRegistry("trade")
+	// The same relay as pay's, over trade's own outbox: refund.requested.
+	relay := outbox.NewRelay(pool, publisher, outbox.RelayConfig{
+		AppID: "trade", BatchSize: cfg.OutboxBatch, Poll: cfg.OutboxPoll, Retry: cfg.OutboxRetry, Logger: log, Crash: cfg.Crash,
+		ObserveConfirm: metrics.Latency(reg, "outbox_confirm_seconds", "Time from publishing an outbox batch to its last confirm."),
+	})
+	store.WithEvents(postgres.Events{Exchange: cfg.Topology.TradeExchange, RefundRequestedKey: cfg.Topology.RefundRequestedKey, Committed: relay.Wake, Crash: cfg.Crash})
 	counts := &tradeamqp.Counts{}
 	markPaid := tradeamqp.MarkOrderPaid(store, counts, log, cfg.Crash)
 	if !cfg.Idempotent {
 		markPaid = tradeamqp.MarkOrderPaidUnconditionally(store, counts, log, cfg.Crash)
 	}
-	consumer := broker.NewConsumer(consumerSup, broker.ConsumerConfig{
+	consumerCfg := broker.ConsumerConfig{
 		Queue:           cfg.Topology.Queue,
 		Prefetch:        cfg.Prefetch,
 		Retry:           cfg.Retry,
@@ -99,7 +109,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Probe:           database.Writable(pool),
 		Logger:          log,
 		AutoAck:         cfg.AutoAck,
-	}, markPaid)
+	}
+	consumer := broker.NewConsumer(consumerSup, consumerCfg, markPaid)
+	refundCfg := consumerCfg
+	refundCfg.Queue = cfg.Topology.RefundQueue
+	refundConsumer := broker.NewConsumer(consumerSup, refundCfg, tradeamqp.MarkOrderRefunded(store, counts, log))
 	fallback, err := cron.New(svc, store, cron.Config{
 		Spec: cfg.CheckSpec, Grace: cfg.CheckGrace, Timeout: cfg.OrderTimeout, Batch: cfg.CheckBatch, Logger: log,
 	})
@@ -107,8 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	registry, reg := metrics.NewRegistry("trade")
-	registerMetrics(reg, consumer, counts, fallback, consumerSup, publisherSup)
+	registerMetrics(reg, consumer, refundConsumer, relay, counts, fallback, consumerSup, publisherSup)
 	handler := httpapi.NewHandler(store, svc, httpapi.Config{
 		Auth: auth.NewAuthenticator(cfg.JWTSecret),
 		Ready: map[string]func(context.Context) error{
@@ -130,16 +143,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// messages, and the fallback needs the database.
 	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
 	consumerCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
-	var brokerDone, consumerDone sync.WaitGroup
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	var brokerDone, consumerDone, relayDone sync.WaitGroup
 	brokerDone.Go(func() { _ = consumerSup.Run(brokerCtx) })
 	brokerDone.Go(func() { _ = publisherSup.Run(brokerCtx) })
 	consumerDone.Go(func() { _ = consumer.Run(consumerCtx) })
+	consumerDone.Go(func() { _ = refundConsumer.Run(consumerCtx) })
+	relayDone.Go(func() { _ = relay.Run(relayCtx) })
 	fallback.Start(context.WithoutCancel(ctx))
 
 	err = httpserver.Serve(ctx, "trade", cfg.HTTPAddr, handler, log, cfg.ShutdownGrace)
 	stopConsumer()
 	consumerDone.Wait()
 	fallback.Stop()
+	// After the consumers and the fallback, whose transactions can write
+	// refund.requested events; the relay needs the broker to finish its batch.
+	stopRelay()
+	relayDone.Wait()
 	_ = publisher.Close()
 	stopBroker()
 	brokerDone.Wait()

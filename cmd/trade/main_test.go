@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,18 +22,13 @@ func startTrade(t *testing.T, env map[string]string) (string, func() error) {
 func TestTradeBinaryMigratesServesAndStopsGracefully(t *testing.T) {
 	t.Parallel()
 	amqpURL := testenv.AMQPURL(t)
-	env := map[string]string{
-		"TRADE_DATABASE_URL":      testenv.NewEmptyDatabase(t, "bin"),
-		"AMQP_URL":                amqpURL,
-		"AUTH_JWT_SECRET":         "cmd-test-secret-long-enough-for-production",
-		"TRADE_HTTP_ADDR":         "127.0.0.1:0",
-		"MQ_PAY_EXCHANGE":         testenv.Name(t, "pay.topic"),
-		"MQ_MARK_ORDER_PAY_QUEUE": testenv.Name(t, "mark.order.pay.queue"),
-		"MQ_ERROR_EXCHANGE":       testenv.Name(t, "error.direct"),
-		"MQ_ERROR_QUEUE":          testenv.Name(t, "error.queue"),
-	}
-	testenv.DeleteOnCleanup(t, amqpURL, []string{env["MQ_PAY_EXCHANGE"], env["MQ_ERROR_EXCHANGE"]},
-		[]string{env["MQ_MARK_ORDER_PAY_QUEUE"], env["MQ_ERROR_QUEUE"]})
+	env := testenv.NewTopology(t, amqpURL).Map()
+	maps.Copy(env, map[string]string{
+		"TRADE_DATABASE_URL": testenv.NewEmptyDatabase(t, "bin"),
+		"AMQP_URL":           amqpURL,
+		"AUTH_JWT_SECRET":    "cmd-test-secret-long-enough-for-production",
+		"TRADE_HTTP_ADDR":    "127.0.0.1:0",
+	})
 	base, stop := startTrade(t, env)
 
 	get := func(path string) (int, string) {
@@ -79,16 +75,13 @@ func TestTradeRefusesMalformedConfiguration(t *testing.T) {
 func TestTradeHealthcheckArgumentProbesTheRunningService(t *testing.T) {
 	t.Parallel()
 	amqpURL := testenv.AMQPURL(t)
-	env := map[string]string{
+	env := testenv.NewTopology(t, amqpURL).Map()
+	maps.Copy(env, map[string]string{
 		"TRADE_DATABASE_URL": testenv.NewEmptyDatabase(t, "health"),
 		"AMQP_URL":           amqpURL,
 		"TRADE_HTTP_ADDR":    "127.0.0.1:0",
 		"PAYTRADE_DEV":       "1",
-		"MQ_PAY_EXCHANGE":    testenv.Name(t, "pay.topic"), "MQ_MARK_ORDER_PAY_QUEUE": testenv.Name(t, "q"),
-		"MQ_ERROR_EXCHANGE": testenv.Name(t, "error.direct"), "MQ_ERROR_QUEUE": testenv.Name(t, "error.queue"),
-	}
-	testenv.DeleteOnCleanup(t, amqpURL, []string{env["MQ_PAY_EXCHANGE"], env["MQ_ERROR_EXCHANGE"]},
-		[]string{env["MQ_MARK_ORDER_PAY_QUEUE"], env["MQ_ERROR_QUEUE"]})
+	})
 	base, _ := startTrade(t, env)
 	probe := map[string]string{"TRADE_HTTP_ADDR": strings.TrimPrefix(base, "http://")}
 	testenv.WaitFor(t, 10*time.Second, "the health check to pass", func() bool {

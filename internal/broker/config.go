@@ -39,10 +39,12 @@ func ReadConfig(r *config.Reader, name string) Config {
 // ReadConsumerConfig reads a consumer's settings from the environment,
 // named after the service as Spring's spring.rabbitmq.listener.simple.*
 // are: <prefix>_PREFETCH, <prefix>_RETRY_{MAX_ATTEMPTS,INITIAL_INTERVAL,
-// MULTIPLIER,MAX_INTERVAL} and <prefix>_RECOVERER. It fills only those.
+// MULTIPLIER,MAX_INTERVAL}, <prefix>_RECOVERER and <prefix>_HANDLER_TIMEOUT.
+// It fills only those.
 func ReadConsumerConfig(r *config.Reader, prefix string) ConsumerConfig {
 	c := ConsumerConfig{
-		Prefetch: r.Int(prefix+"_PREFETCH", 16, 1),
+		Prefetch:       r.Int(prefix+"_PREFETCH", 16, 1),
+		AttemptTimeout: r.Duration(prefix+"_HANDLER_TIMEOUT", 10*time.Second),
 		Retry: Retry{
 			MaxAttempts:     r.Int(prefix+"_RETRY_MAX_ATTEMPTS", 3, 1),
 			InitialInterval: r.Duration(prefix+"_RETRY_INITIAL_INTERVAL", time.Second),

@@ -19,6 +19,9 @@ const (
 	PayAfterCommit    = "pay-after-commit"    // payment committed, event not yet published, response not sent
 	RelayAfterConfirm = "relay-after-confirm" // broker confirmed a batch, outbox rows not yet deleted
 	TradeAfterCommit  = "trade-after-commit"  // order marked paid and committed, delivery not yet acked
+
+	TradeAfterRefundCommit = "trade-after-refund-commit" // refund and its event committed, not yet published, response not sent
+	PayAfterRefundCommit   = "pay-after-refund-commit"   // credit and refund.success committed, not yet published, delivery not acked
 )
 
 // Set is the crash points armed in this process; the zero Set arms none.

@@ -21,7 +21,7 @@ func Consumer(reg prometheus.Registerer, prefix, queue string, consumer *broker.
 	Counter(reg, prefix+"_retried_total", "Extra handler attempts (local retry) on "+queue+".", stat(func(s broker.ConsumerStats) int64 { return s.Retried }))
 	Counter(reg, prefix+"_parked_total", "Messages of "+queue+" parked in the error queue, confirmed.", stat(func(s broker.ConsumerStats) int64 { return s.Parked }))
 	Counter(reg, prefix+"_malformed_total", "Messages of "+queue+" that could not be decoded (parked at once).", stat(func(s broker.ConsumerStats) int64 { return s.Malformed }))
-	Counter(reg, prefix+"_rejected_total", "Messages of "+queue+" dropped by the reject recoverer.", stat(func(s broker.ConsumerStats) int64 { return s.Rejected }))
+	Counter(reg, prefix+"_rejected_total", "Messages of "+queue+" rejected by the reject recoverer (dead-lettered to the error queue by the declared topology).", stat(func(s broker.ConsumerStats) int64 { return s.Rejected }))
 	Counter(reg, prefix+"_requeued_total", "Deliveries of "+queue+" nacked back to the queue.", stat(func(s broker.ConsumerStats) int64 { return s.Requeued }))
 	Counter(reg, prefix+"_pauses_total", "Times consumption of "+queue+" paused because the database was down.", stat(func(s broker.ConsumerStats) int64 { return s.Pauses }))
 }
@@ -31,6 +31,7 @@ func Consumer(reg prometheus.Registerer, prefix, queue string, consumer *broker.
 func Outbox(reg prometheus.Registerer, relay *outbox.Relay) {
 	Counter(reg, "outbox_published_total", "Outbox events the broker confirmed and routed.", func() int64 { return relay.Stats().Published })
 	Counter(reg, "outbox_returned_total", "Outbox events the broker returned as unroutable; kept for a retry.", func() int64 { return relay.Stats().Returned })
+	Counter(reg, "outbox_refused_total", "Outbox event attempts that made the broker close the channel (404 exchange gone, 403, 406); kept for a retry with backoff.", func() int64 { return relay.Stats().Refused })
 	Counter(reg, "outbox_nacked_total", "Outbox events the broker nacked or did not confirm in time; kept for a retry.", func() int64 { return relay.Stats().Nacked })
 	Sampled(reg, time.Second, []prometheus.Opts{
 		{Name: "outbox_pending", Help: "Events waiting in the outbox."},

@@ -24,10 +24,8 @@ type System struct {
 	// PayDB and TradeDB are empty databases of this test; each binary
 	// migrates its own at start-up.
 	PayDB, TradeDB string
-	Exchange       string // pay's exchange
-	ErrExchange    string
-	Queue          string // trade's mark.order.pay.queue
-	ErrQueue       string
+	// Every exchange and queue the services declare, named for this test.
+	testenv.Topology
 	// Tags are the build tags the binaries are built with.
 	Tags []string
 }
@@ -38,38 +36,32 @@ type System struct {
 func New(tb testing.TB, prefix string, tags ...string) *System {
 	tb.Helper()
 	amqpURL := testenv.AMQPURL(tb)
-	s := &System{
-		AMQPURL:     amqpURL,
-		PayDB:       testenv.NewEmptyDatabase(tb, prefix+"_pay"),
-		TradeDB:     testenv.NewEmptyDatabase(tb, prefix+"_trade"),
-		Exchange:    testenv.Name(tb, "pay.topic"),
-		ErrExchange: testenv.Name(tb, "error.direct"),
-		Queue:       testenv.Name(tb, "mark.order.pay.queue"),
-		ErrQueue:    testenv.Name(tb, "error.queue"),
-		Tags:        tags,
+	return &System{
+		AMQPURL:  amqpURL,
+		PayDB:    testenv.NewEmptyDatabase(tb, prefix+"_pay"),
+		TradeDB:  testenv.NewEmptyDatabase(tb, prefix+"_trade"),
+		Topology: testenv.NewTopology(tb, amqpURL),
+		Tags:     tags,
 	}
-	testenv.DeleteOnCleanup(tb, amqpURL, []string{s.Exchange, s.ErrExchange}, []string{s.Queue, s.ErrQueue})
-	return s
 }
 
 // PayEnv is the environment every pay process of the system starts with,
 // on port 0. A later entry of the same name wins, so a caller appends what
 // it changes.
 func (s *System) PayEnv() []string {
-	return []string{
+	return append([]string{
 		"PAY_DATABASE_URL=" + s.PayDB, "PAY_HTTP_ADDR=127.0.0.1:0", "AMQP_URL=" + s.AMQPURL,
-		"AUTH_JWT_SECRET=" + Secret, "MQ_PAY_EXCHANGE=" + s.Exchange, "PAY_BCRYPT_COST=4",
-	}
+		"AUTH_JWT_SECRET=" + Secret, "PAY_BCRYPT_COST=4",
+	}, s.Topology.Env()...)
 }
 
 // TradeEnv is the environment every trade process of the system starts
 // with, on port 0, asking the pay at payURL.
 func (s *System) TradeEnv(payURL string) []string {
-	return []string{
+	return append([]string{
 		"TRADE_DATABASE_URL=" + s.TradeDB, "TRADE_HTTP_ADDR=127.0.0.1:0", "AMQP_URL=" + s.AMQPURL,
-		"AUTH_JWT_SECRET=" + Secret, "MQ_PAY_EXCHANGE=" + s.Exchange, "PAY_SERVICE_URL=" + payURL,
-		"MQ_MARK_ORDER_PAY_QUEUE=" + s.Queue, "MQ_ERROR_EXCHANGE=" + s.ErrExchange, "MQ_ERROR_QUEUE=" + s.ErrQueue,
-	}
+		"AUTH_JWT_SECRET=" + Secret, "PAY_SERVICE_URL=" + payURL,
+	}, s.Topology.Env()...)
 }
 
 // Binary builds cmd/<service> with the system's build tags (once per test

@@ -15,5 +15,6 @@ var (
 	ErrAccountNotFound      = problem.New(problem.NotFound, "account_not_found", "the user has no wallet")
 	ErrBalanceOverflow      = problem.New(problem.Conflict, "balance_overflow", "the deposit would overflow the balance")
 	ErrIdempotencyKeyReused = problem.New(problem.Unprocessable, "idempotency_key_reused", "the Idempotency-Key was already used with a different request")
+	ErrRefundNotFound       = problem.New(problem.NotFound, "refund_not_found", "pay has not received this refund request")
 	ErrIdempotencyInFlight  = problem.New(problem.Conflict, "idempotency_key_in_flight", "a request with this Idempotency-Key is still being processed")
 )

@@ -6,17 +6,21 @@ package pay
 import (
 	"context"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // PayOrderStatus is a pay order's state, with the course's codes.
 type PayOrderStatus int
 
-// The pay order states. Only Waiting can move, to Closed or to Paid.
+// The pay order states. Waiting moves to Closed or to Paid; Paid moves to
+// Refunded, once.
 const (
 	NotCommitted PayOrderStatus = 0 // applied for but not submitted (unused by the balance channel)
 	Waiting      PayOrderStatus = 1 // waiting for payment
 	Closed       PayOrderStatus = 2 // closed or timed out: can never be paid
-	Paid         PayOrderStatus = 3 // paid: final
+	Paid         PayOrderStatus = 3 // paid: can only be refunded
+	Refunded     PayOrderStatus = 4 // paid, then credited back: final
 )
 
 // ChannelBalance is the one pay channel: the user's wallet.
@@ -46,6 +50,7 @@ type PayOrder struct {
 	PayType        int            `json:"payType"`
 	OrderInfo      string         `json:"-"`
 	PaySuccessTime *time.Time     `json:"paySuccessTime"`
+	RefundTime     *time.Time     `json:"refundTime"`
 	PayOverTime    time.Time      `json:"payOverTime"`
 	CreateTime     time.Time      `json:"createTime"`
 }
@@ -118,6 +123,8 @@ type Service interface {
 	PayOrder(ctx context.Context, id int64) (PayOrder, error)
 	PayOrderByBizOrderNo(ctx context.Context, bizOrderNo int64) (PayOrder, error)
 	ClosePayOrder(ctx context.Context, bizOrderNo int64) (PayOrderClosure, error)
+	// RefundDecision returns what pay decided about a refund request.
+	RefundDecision(ctx context.Context, refundID uuid.UUID) (RefundDecision, error)
 }
 
 // IdempotencyKeyRetention is how long a completed payment's idempotency key

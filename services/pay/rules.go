@@ -86,7 +86,7 @@ func (o PayOrder) CheckPayable(now time.Time) error {
 			return ErrPayOrderExpired
 		}
 		return nil
-	case Paid:
+	case Paid, Refunded:
 		return ErrAlreadyPaid
 	default: // closed, or never submitted
 		return ErrPayOrderClosed

@@ -11,6 +11,7 @@ var (
 	ErrOrderNotFound       = problem.New(problem.NotFound, "order_not_found", "no such order")
 	ErrAlreadyPaid         = problem.New(problem.Conflict, "already_paid", "the order is already paid")
 	ErrOrderNotCancellable = problem.New(problem.Conflict, "order_not_cancellable", "the order has moved on and can no longer be cancelled")
+	ErrNotRefundable       = problem.New(problem.Conflict, "not_refundable", "only a paid order can be refunded")
 	ErrPayUnavailable      = problem.New(problem.Unavailable, "pay_unavailable", "the pay service did not answer; try again")
 )
 

@@ -1,15 +1,12 @@
 package trade
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"slices"
 	"time"
 
 	"github.com/paytrade/paytrade/internal/problem"
+	"github.com/paytrade/paytrade/internal/strictjson"
 )
 
 // Limits on what trade accepts.
@@ -39,7 +36,7 @@ func (o NewOrder) Validate() error {
 
 // Valid reports whether s is one of the course's order states.
 func (s OrderStatus) Valid() bool {
-	return s >= Unpaid && s <= Finished
+	return s >= Unpaid && s <= Refunded
 }
 
 // DecodePaySuccess reads a pay.success body strictly: one JSON object with
@@ -47,9 +44,6 @@ func (s OrderStatus) Valid() bool {
 // add some without breaking trade. Any error means the message can never be
 // processed, however often it is retried.
 func DecodePaySuccess(body []byte) (Payment, error) {
-	if len(body) > MaxEventBytes {
-		return Payment{}, fmt.Errorf("body of %d bytes exceeds %d", len(body), MaxEventBytes)
-	}
 	var raw struct {
 		BizOrderNo *int64     `json:"bizOrderNo"`
 		PayOrderID *int64     `json:"payOrderId"`
@@ -57,28 +51,14 @@ func DecodePaySuccess(body []byte) (Payment, error) {
 		Amount     *int64     `json:"amount"`
 		PaidAt     *time.Time `json:"paidAt"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&raw); err != nil {
+	if err := strictjson.Decode(body, MaxEventBytes, &raw); err != nil {
 		return Payment{}, fmt.Errorf("decode pay.success: %w", err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Payment{}, errors.New("decode pay.success: data after the JSON object")
-	}
-	if bytes.TrimSpace(body)[0] != '{' {
-		return Payment{}, errors.New("decode pay.success: not a JSON object")
-	}
-	var missing []string
-	for name, present := range map[string]bool{
+	if err := strictjson.Require(map[string]bool{
 		"bizOrderNo": raw.BizOrderNo != nil, "payOrderId": raw.PayOrderID != nil,
 		"userId": raw.UserID != nil, "amount": raw.Amount != nil, "paidAt": raw.PaidAt != nil,
-	} {
-		if !present {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		return Payment{}, fmt.Errorf("pay.success lacks %v", missing)
+	}); err != nil {
+		return Payment{}, fmt.Errorf("pay.success %w", err)
 	}
 	p := Payment{BizOrderNo: *raw.BizOrderNo, PayOrderID: *raw.PayOrderID, UserID: *raw.UserID, Amount: *raw.Amount, PaidAt: *raw.PaidAt}
 	switch {

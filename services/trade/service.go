@@ -121,6 +121,10 @@ type FallbackReport struct {
 	Closed        int // timed out: closed at pay and cancelled
 	PaidInstead   int // timed out, but pay had them paid
 	Failed        int // could not be settled this time; tried again next run
+
+	RefundsChecked  int // refunds waiting past the grace period, asked about at pay
+	Refunded        int // found credited at pay and marked refunded here
+	RefundsRejected int // found rejected at pay and recorded as such here
 }
 
 // maxConsecutiveFailures stops a run early when pay is clearly down, rather
@@ -173,6 +177,72 @@ func (s *Service) CheckUnpaid(ctx context.Context, grace time.Duration, batch in
 		return nil
 	})
 	return r, err
+}
+
+// CheckRefunds asks pay about every refund requested longer than grace ago
+// and still waiting, and applies what pay says: the fallback for a
+// refund.requested or refund.success that was lost or is stuck. A refund
+// pay has not heard of yet is left to its event, which the outbox keeps.
+func (s *Service) CheckRefunds(ctx context.Context, grace time.Duration, batch int) (FallbackReport, error) {
+	var r FallbackReport
+	var after Refund
+	failures := 0
+	for {
+		page, err := s.orders.RequestedRefunds(ctx, s.now().Add(-grace), after, batch)
+		if err != nil {
+			return r, err
+		}
+		for _, refund := range page {
+			if err := ctx.Err(); err != nil {
+				return r, err
+			}
+			r.RefundsChecked++
+			if err := s.settleRefund(ctx, refund, &r); err != nil {
+				r.Failed++
+				failures++
+				s.log.WarnContext(ctx, "fallback could not settle refund; next run tries again", "refund_id", refund.ID, "order_id", refund.OrderID, "err", err)
+				if failures >= maxConsecutiveFailures {
+					return r, fmt.Errorf("refund fallback stopped after %d failures in a row: %w", failures, err)
+				}
+				continue
+			}
+			failures = 0
+		}
+		if len(page) < batch {
+			return r, nil
+		}
+		after = page[len(page)-1]
+	}
+}
+
+func (s *Service) settleRefund(ctx context.Context, refund Refund, r *FallbackReport) error {
+	v, err := s.pay.RefundVerdict(ctx, refund.ID)
+	switch {
+	case err != nil:
+		return err
+	case !v.Decided:
+		return nil
+	case v.Credit != nil:
+		outcome, err := s.orders.ApplyRefundCredit(ctx, "", *v.Credit)
+		if err != nil {
+			return err
+		}
+		if outcome == Applied {
+			r.Refunded++
+			s.log.InfoContext(ctx, "refund credited at pay, marked refunded by the fallback", "refund_id", refund.ID, "order_id", refund.OrderID, "amount", refund.Amount)
+		}
+		return nil
+	}
+	rejected, err := s.orders.RejectRefund(ctx, refund.ID, v.Rejection)
+	if err != nil {
+		return err
+	}
+	if rejected {
+		r.RefundsRejected++
+		s.log.ErrorContext(ctx, "REFUND REJECTED by pay: nothing was credited; recorded for settlement",
+			"refund_id", refund.ID, "order_id", refund.OrderID, "amount", refund.Amount, "rejection", v.Rejection)
+	}
+	return nil
 }
 
 // eachUnpaid calls fn for each order unpaid since before cutoff, a page at

@@ -7,13 +7,15 @@ package trade
 import (
 	"context"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // OrderStatus is an order's state, with the course's codes.
 type OrderStatus int
 
-// The order states. Only Unpaid moves on a payment or a cancellation; the
-// others change by fulfilment, which this project does not model.
+// The order states. Unpaid moves on a payment or a cancellation, Paid on a
+// refund; the others change by fulfilment, which this project does not model.
 const (
 	Unpaid    OrderStatus = 1 // created, waiting for payment
 	Paid      OrderStatus = 2 // paid
@@ -21,6 +23,7 @@ const (
 	Received  OrderStatus = 4 // received by the buyer
 	Cancelled OrderStatus = 5 // cancelled or closed: can never be paid
 	Finished  OrderStatus = 6 // finished
+	Refunded  OrderStatus = 7 // paid, then refunded: can never be paid again
 )
 
 // Payment types, with the course's codes.
@@ -40,6 +43,9 @@ type Order struct {
 	CreateTime  time.Time   `json:"createTime"`
 	PayTime     *time.Time  `json:"payTime"`
 	CloseTime   *time.Time  `json:"closeTime"`
+	// RefundStatus is nil until a refund of the order is requested.
+	RefundStatus *RefundStatus `json:"refundStatus"`
+	RefundTime   *time.Time    `json:"refundTime"`
 }
 
 // NewOrder is a user's request to create an order.
@@ -126,6 +132,19 @@ type Orders interface {
 	// createdBefore, oldest first, that come after the order after (the
 	// last of the previous page; zero for the first page).
 	UnpaidOrders(ctx context.Context, createdBefore time.Time, after Order, limit int) ([]Order, error)
+	// RequestRefund refunds the user's paid order: the refund and its
+	// refund.requested event are written in one transaction. Asking again
+	// returns the same refund; an order that is not paid is ErrNotRefundable.
+	RequestRefund(ctx context.Context, userID, orderID int64, correlationID string) (Refund, error)
+	// ApplyRefundCredit marks the credited refund refunded and its order,
+	// if paid, refunded, in one transaction that first records messageID
+	// (if not empty) so a message is applied at most once.
+	ApplyRefundCredit(ctx context.Context, messageID string, c RefundCredit) (Outcome, error)
+	// RejectRefund records that pay refused a requested refund, and why.
+	RejectRefund(ctx context.Context, id uuid.UUID, rejection string) (bool, error)
+	// RequestedRefunds returns up to limit refunds still waiting for pay,
+	// requested before requestedBefore, oldest first, after the refund after.
+	RequestedRefunds(ctx context.Context, requestedBefore time.Time, after Refund, limit int) ([]Refund, error)
 }
 
 // PayGateway is what trade asks of the pay service.
@@ -136,4 +155,6 @@ type PayGateway interface {
 	// ClosePayment makes bizOrderNo unpayable at pay from now on. It
 	// returns ErrPaidAtPay if it has been paid already.
 	ClosePayment(ctx context.Context, bizOrderNo int64) error
+	// RefundVerdict says what pay decided about the refund id, if anything.
+	RefundVerdict(ctx context.Context, id uuid.UUID) (RefundVerdict, error)
 }

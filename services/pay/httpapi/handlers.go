@@ -7,9 +7,13 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/correlation"
 	"github.com/paytrade/paytrade/internal/jsonhttp"
+	"github.com/paytrade/paytrade/internal/problem"
 	"github.com/paytrade/paytrade/services/pay"
 )
 
@@ -194,5 +198,23 @@ func handleClose(svc pay.Service, log *slog.Logger) http.HandlerFunc {
 			BizOrderNo int64              `json:"bizOrderNo"`
 			Status     pay.PayOrderStatus `json:"status"`
 		}{closure.BizOrderNo, pay.Closed})
+	}
+}
+
+// handleGetRefund answers what pay decided about a refund request: trade's
+// fallback asks it about refunds whose refund.success has not come.
+func handleGetRefund(svc pay.Service, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := uuid.Parse(chi.URLParam(r, "refundId"))
+		if err != nil {
+			jsonhttp.Error(w, r, log, problem.Invalidf("refundId must be a UUID"))
+			return
+		}
+		decision, err := svc.RefundDecision(r.Context(), id)
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		jsonhttp.Encode(w, http.StatusOK, decision)
 	}
 }

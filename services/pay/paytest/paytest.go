@@ -54,7 +54,9 @@ type Snapshot struct {
 	LedgerEntries int
 	Debits        int
 	PaidOrders    int
-	PaidAmount    int64
+	PaidAmount    int64 // of pay orders paid and not refunded
+	Refunds       int   // refund ledger rows
+	Refunded      int64 // credited back
 	Funding       int64
 	OutboxEvents  int
 }
@@ -81,9 +83,11 @@ func Snap(tb testing.TB, pool *pgxpool.Pool) Snapshot {
 		(SELECT count(*) FROM ledger_entries WHERE kind = 'debit'),
 		(SELECT count(*) FROM pay_orders WHERE status = 3),
 		(SELECT coalesce(sum(amount), 0) FROM pay_orders WHERE status = 3),
+		(SELECT count(*) FROM ledger_entries WHERE kind = 'refund'),
+		(SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE kind = 'refund'),
 		(SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE kind = 'funding'),
 		(SELECT count(*) FROM outbox_events)`).
-		Scan(&s.LedgerEntries, &s.Debits, &s.PaidOrders, &s.PaidAmount, &s.Funding, &s.OutboxEvents)
+		Scan(&s.LedgerEntries, &s.Debits, &s.PaidOrders, &s.PaidAmount, &s.Refunds, &s.Refunded, &s.Funding, &s.OutboxEvents)
 	if err != nil {
 		tb.Fatalf("read totals: %v", err)
 	}
@@ -92,8 +96,10 @@ func Snap(tb testing.TB, pool *pgxpool.Pool) Snapshot {
 
 // CheckInvariants fails the test if money was created, lost or left
 // unexplained: every balance equals the sum of its ledger, no balance is
-// negative, each paid pay order has exactly one debit of its amount and no
-// other pay order has any, and funding = balances + paid amounts.
+// negative, each paid or refunded pay order has exactly one debit of its
+// amount and no other pay order has any, each refunded one exactly one
+// credit of its amount and no other any, and funding = balances + paid −
+// refunded.
 func CheckInvariants(tb testing.TB, pool *pgxpool.Pool) {
 	tb.Helper()
 	ctx := context.Background()
@@ -104,14 +110,23 @@ func CheckInvariants(tb testing.TB, pool *pgxpool.Pool) {
 		{"negative balance", `SELECT count(*) FROM accounts WHERE balance < 0`},
 		{"paid pay order without exactly one debit of its amount", `
 			SELECT count(*) FROM pay_orders p
-			WHERE p.status = 3 AND (SELECT count(*) FROM ledger_entries l
+			WHERE p.status IN (3, 4) AND (SELECT count(*) FROM ledger_entries l
 				WHERE l.pay_order_id = p.id AND l.kind = 'debit' AND l.amount = -p.amount AND l.user_id = p.biz_user_id) <> 1`},
 		{"debit of a pay order that is not paid", `
 			SELECT count(*) FROM ledger_entries l JOIN pay_orders p ON p.id = l.pay_order_id
-			WHERE l.kind = 'debit' AND p.status <> 3`},
-		{"money not conserved: funding <> balances + paid", `
+			WHERE l.kind = 'debit' AND p.status NOT IN (3, 4)`},
+		{"refunded pay order without exactly one credit of its amount (inv 8)", `
+			SELECT count(*) FROM pay_orders p
+			WHERE p.status = 4 AND (SELECT count(*) FROM ledger_entries l
+				WHERE l.pay_order_id = p.id AND l.kind = 'refund' AND l.amount = p.amount AND l.user_id = p.biz_user_id) <> 1`},
+		{"credit of a pay order that is not refunded (inv 8)", `
+			SELECT count(*) FROM ledger_entries l LEFT JOIN pay_orders p ON p.id = l.pay_order_id
+			WHERE l.kind = 'refund' AND p.status IS DISTINCT FROM 4`},
+		{"money not conserved: funding <> balances + paid - refunded (inv 3)", `
 			SELECT CASE WHEN (SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE kind = 'funding')
-				= (SELECT coalesce(sum(balance), 0) FROM accounts) + (SELECT coalesce(sum(amount), 0) FROM pay_orders WHERE status = 3)
+				= (SELECT coalesce(sum(balance), 0) FROM accounts)
+				  + (SELECT coalesce(sum(amount), 0) FROM pay_orders WHERE status IN (3, 4))
+				  - (SELECT coalesce(sum(amount), 0) FROM pay_orders WHERE status = 4)
 				THEN 0 ELSE 1 END`},
 	}
 	for _, c := range checks {

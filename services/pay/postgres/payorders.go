@@ -256,7 +256,8 @@ func (s *Store) PurgeIdempotencyKeys(ctx context.Context) (int64, error) {
 
 // ClosePayOrder closes a business order's payment so it can never be paid:
 // a waiting pay order moves 1→2; with no pay order yet, the closure is
-// recorded so that none can be applied for. A paid one is refused.
+// recorded so that none can be applied for. A paid one is refused; a
+// refunded one is as good as closed, and returned as it is.
 func (s *Store) ClosePayOrder(ctx context.Context, bizOrderNo int64) (pay.PayOrderClosure, error) {
 	if bizOrderNo <= 0 {
 		return pay.PayOrderClosure{}, pay.ErrPayOrderNotFound
@@ -279,7 +280,8 @@ func (s *Store) ClosePayOrder(ctx context.Context, bizOrderNo int64) (pay.PayOrd
 		switch order.Status {
 		case pay.Paid:
 			return pay.ErrAlreadyPaid
-		case pay.Closed:
+		case pay.Closed, pay.Refunded:
+			// Neither can ever be paid (again): closed already.
 		default:
 			tag, err := tx.Exec(ctx, `UPDATE pay_orders SET status = $2, update_time = $3 WHERE id = $1 AND status = $4`,
 				order.ID, pay.Closed, s.now(), order.Status)

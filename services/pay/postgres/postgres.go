@@ -21,11 +21,14 @@ import (
 
 // Config says where pay.success events go and how the store behaves.
 type Config struct {
-	Exchange        string // exchange of pay.success events
-	PaySuccessKey   string // routing key of pay.success events
-	BcryptCost      int    // cost of new password hashes
-	Now             func() time.Time
-	EventsCommitted func() // called after each committed payment: wakes the relay
+	Exchange      string // exchange of pay.success and refund.success events
+	PaySuccessKey string // routing key of pay.success events
+	// RefundSuccessKey is the routing key of refund.success events
+	// [refund.success].
+	RefundSuccessKey string
+	BcryptCost       int // cost of new password hashes
+	Now              func() time.Time
+	EventsCommitted  func() // called after each committed payment: wakes the relay
 	// PublishAfterCommit, when set, replaces the outbox with the course's
 	// seed wiring: the event is not written in the payment's transaction
 	// but handed to this function after the commit, in the request. For
@@ -50,6 +53,9 @@ func New(pool *pgxpool.Pool, cfg Config) *Store {
 	}
 	if cfg.EventsCommitted == nil {
 		cfg.EventsCommitted = func() {}
+	}
+	if cfg.RefundSuccessKey == "" {
+		cfg.RefundSuccessKey = pay.RefundSuccessType
 	}
 	return &Store{pool: pool, cfg: cfg}
 }
@@ -85,14 +91,14 @@ func lockBizOrder(ctx context.Context, tx pgx.Tx, bizOrderNo int64) error {
 }
 
 const payOrderColumns = `id, biz_order_no, biz_user_id, amount, status, pay_channel_code, pay_type,
-	order_info, pay_success_time, pay_over_time, create_time`
+	order_info, pay_success_time, refund_time, pay_over_time, create_time`
 
 // scanPayOrder scans payOrderColumns, then any columns selected after
 // them into extra.
 func scanPayOrder(row pgx.Row, extra ...any) (pay.PayOrder, error) {
 	var o pay.PayOrder
 	err := row.Scan(append([]any{&o.ID, &o.BizOrderNo, &o.BizUserID, &o.Amount, &o.Status, &o.PayChannelCode, &o.PayType,
-		&o.OrderInfo, &o.PaySuccessTime, &o.PayOverTime, &o.CreateTime}, extra...)...)
+		&o.OrderInfo, &o.PaySuccessTime, &o.RefundTime, &o.PayOverTime, &o.CreateTime}, extra...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return pay.PayOrder{}, pay.ErrPayOrderNotFound
 	}
@@ -104,6 +110,10 @@ func scanPayOrder(row pgx.Row, extra ...any) (pay.PayOrder, error) {
 	if o.PaySuccessTime != nil {
 		t := o.PaySuccessTime.UTC()
 		o.PaySuccessTime = &t
+	}
+	if o.RefundTime != nil {
+		t := o.RefundTime.UTC()
+		o.RefundTime = &t
 	}
 	return o, nil
 }

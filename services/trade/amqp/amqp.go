@@ -13,7 +13,6 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/paytrade/paytrade/internal/broker"
-	"github.com/paytrade/paytrade/internal/correlation"
 	"github.com/paytrade/paytrade/internal/crashpoint"
 	"github.com/paytrade/paytrade/services/trade"
 )
@@ -33,6 +32,13 @@ type Topology struct {
 	ErrorExchange string // error.direct
 	ErrorKey      string // error
 	ErrorQueue    string // error.queue
+
+	// The refund path. A topology without them (a test of the payment
+	// path alone) declares none of it.
+	TradeExchange      string // trade.topic, where trade's relay publishes
+	RefundRequestedKey string // refund.requested, the key trade publishes refunds with
+	RefundSuccessKey   string // refund.success
+	RefundQueue        string // mark.order.refund.queue
 }
 
 // Validate checks that every name is set and the queue type is known.
@@ -40,6 +46,8 @@ func (t Topology) Validate() error {
 	for name, v := range map[string]string{
 		"exchange": t.Exchange, "pay success key": t.PaySuccessKey, "queue": t.Queue,
 		"error exchange": t.ErrorExchange, "error key": t.ErrorKey, "error queue": t.ErrorQueue,
+		"trade exchange": t.TradeExchange, "refund requested key": t.RefundRequestedKey,
+		"refund success key": t.RefundSuccessKey, "refund queue": t.RefundQueue,
 	} {
 		if v == "" {
 			return fmt.Errorf("topology: %s is empty", name)
@@ -51,11 +59,12 @@ func (t Topology) Validate() error {
 	return nil
 }
 
-// Declaration is trade's part of the broker: the queue it consumes, and
-// the error exchange and queue where what it cannot process ends.
+// Declaration is trade's part of the broker: the queues it consumes, the
+// exchange it publishes to, and the error exchange and queue where what it
+// cannot process ends.
 func (t Topology) Declaration() broker.Declaration {
 	errorRoute := broker.Binding{Exchange: t.ErrorExchange, Key: t.ErrorKey}
-	return broker.Declaration{
+	d := broker.Declaration{
 		QueueType: t.QueueType,
 		Exchanges: []broker.Exchange{
 			{Name: t.Exchange, Kind: amqp091.ExchangeTopic},
@@ -67,6 +76,11 @@ func (t Topology) Declaration() broker.Declaration {
 		},
 		DeadLetter: errorRoute,
 	}
+	if t.RefundQueue != "" {
+		d.Exchanges = append(d.Exchanges, broker.Exchange{Name: t.TradeExchange, Kind: amqp091.ExchangeTopic})
+		d.Queues = append(d.Queues, broker.Queue{Name: t.RefundQueue, Bindings: []broker.Binding{{Exchange: t.Exchange, Key: t.RefundSuccessKey}}})
+	}
+	return d
 }
 
 // Declare declares the exchanges, queues and bindings, idempotently: the
@@ -76,9 +90,10 @@ func (t Topology) Declare(ch *amqp091.Channel) error {
 	return t.Declaration().Declare(ch)
 }
 
-// Counts are the handler's outcomes.
+// Counts are the handlers' outcomes.
 type Counts struct {
 	Applied, Duplicate, Discrepancy atomic.Int64
+	Refunded, RefundDuplicate       atomic.Int64
 	// PayToPaid, if set before the consumer starts, is given for every
 	// applied payment the time from its commit at pay (paidAt) to now.
 	PayToPaid func(time.Duration)
@@ -93,11 +108,9 @@ func MarkOrderPaid(orders trade.Orders, counts *Counts, log *slog.Logger, crash 
 		log = slog.New(slog.DiscardHandler)
 	}
 	return func(ctx context.Context, d amqp091.Delivery) error {
-		if d.CorrelationId != "" {
-			ctx = correlation.WithID(ctx, d.CorrelationId)
-		}
-		if d.MessageId == "" {
-			return broker.Malformed(fmt.Errorf("pay.success without message_id cannot be deduplicated"))
+		ctx, err := broker.Identified(ctx, d)
+		if err != nil {
+			return err
 		}
 		p, err := trade.DecodePaySuccess(d.Body)
 		if err != nil {
@@ -125,6 +138,40 @@ func MarkOrderPaid(orders trade.Orders, counts *Counts, log *slog.Logger, crash 
 			counts.Discrepancy.Add(1)
 			log.ErrorContext(ctx, "PAYMENT DISCREPANCY: pay.success could not be applied to its order; recorded for settlement", attrs...)
 		}
+		return nil
+	}
+}
+
+// MarkOrderRefunded returns the handler of refund.success deliveries: it
+// decodes the event strictly and applies the credit under the message's id
+// — the refund marked refunded and its order, if paid, moved to refunded.
+// Like MarkOrderPaid, a database error is returned to be retried or paused on.
+func MarkOrderRefunded(orders trade.Orders, counts *Counts, log *slog.Logger) broker.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return func(ctx context.Context, d amqp091.Delivery) error {
+		ctx, err := broker.Identified(ctx, d)
+		if err != nil {
+			return err
+		}
+		c, err := trade.DecodeRefundSuccess(d.Body)
+		if err != nil {
+			return broker.Malformed(err)
+		}
+		outcome, err := orders.ApplyRefundCredit(ctx, d.MessageId, c)
+		if err != nil {
+			return err
+		}
+		attrs := []any{"message_id", d.MessageId, "refund_id", c.RefundID, "order_id", c.BizOrderNo,
+			"pay_order_id", c.PayOrderID, "user_id", c.UserID, "amount", c.Amount, "redelivered", d.Redelivered}
+		if outcome == trade.Applied {
+			counts.Refunded.Add(1)
+			log.InfoContext(ctx, "order refunded", attrs...)
+			return nil
+		}
+		counts.RefundDuplicate.Add(1)
+		log.InfoContext(ctx, "duplicate refund.success acknowledged; nothing applied", attrs...)
 		return nil
 	}
 }

@@ -1,6 +1,7 @@
 // Package cron runs the trade service's fallback on a robfig/cron schedule:
 // each tick cancels the orders that timed out (closing their pay orders
-// first) and asks pay about the orders still unpaid after a grace period.
+// first), asks pay about the orders still unpaid after a grace period and
+// about the refunds still waiting after it.
 package cron
 
 import (
@@ -37,6 +38,7 @@ const lockName = "fallback-tick"
 // Stats count the fallback's work since start.
 type Stats struct {
 	Runs, Skipped, Failed, OrdersPaid, OrdersClosed, Discrepancies int64
+	Refunded, RefundsRejected                                      int64
 }
 
 // Fallback is the scheduled fallback.
@@ -47,7 +49,7 @@ type Fallback struct {
 	log   *slog.Logger
 	sched robfig.Schedule
 
-	runs, skipped, failed, paid, closed, discrepancies atomic.Int64
+	runs, skipped, failed, paid, closed, discrepancies, refunded, refundsRejected atomic.Int64
 
 	mu     sync.Mutex
 	cron   *robfig.Cron
@@ -100,7 +102,7 @@ func (f *Fallback) Stop() {
 
 // Tick runs the fallback once, now, unless another replica is running one.
 func (f *Fallback) Tick(ctx context.Context) (trade.FallbackReport, error) {
-	var closed, checked trade.FallbackReport
+	var closed, checked, refunds trade.FallbackReport
 	ran, err := f.lock.Exclusively(ctx, lockName, func(ctx context.Context) error {
 		var err error
 		closed, err = f.svc.CloseExpired(ctx, f.cfg.Timeout, f.cfg.Batch)
@@ -110,6 +112,10 @@ func (f *Fallback) Tick(ctx context.Context) (trade.FallbackReport, error) {
 		checked, err = f.svc.CheckUnpaid(ctx, f.cfg.Grace, f.cfg.Batch)
 		if err != nil {
 			return fmt.Errorf("check unpaid orders at pay: %w", err)
+		}
+		refunds, err = f.svc.CheckRefunds(ctx, f.cfg.Grace, f.cfg.Batch)
+		if err != nil {
+			return fmt.Errorf("check requested refunds at pay: %w", err)
 		}
 		return nil
 	})
@@ -124,18 +130,24 @@ func (f *Fallback) Tick(ctx context.Context) (trade.FallbackReport, error) {
 		Discrepancies: checked.Discrepancies,
 		Closed:        closed.Closed,
 		PaidInstead:   closed.PaidInstead,
-		Failed:        closed.Failed + checked.Failed,
+		Failed:        closed.Failed + checked.Failed + refunds.Failed,
+
+		RefundsChecked:  refunds.RefundsChecked,
+		Refunded:        refunds.Refunded,
+		RefundsRejected: refunds.RefundsRejected,
 	}
 	f.runs.Add(1)
 	f.paid.Add(int64(report.Paid + report.PaidInstead))
 	f.closed.Add(int64(report.Closed))
 	f.discrepancies.Add(int64(report.Discrepancies))
+	f.refunded.Add(int64(report.Refunded))
+	f.refundsRejected.Add(int64(report.RefundsRejected))
 	if err != nil {
 		f.failed.Add(1)
 		f.log.Warn("fallback tick failed; the next tick tries again", "err", err, "report", report)
 		return report, err
 	}
-	if report != (trade.FallbackReport{Checked: report.Checked}) {
+	if report != (trade.FallbackReport{Checked: report.Checked, RefundsChecked: report.RefundsChecked}) {
 		f.log.Info("fallback tick settled orders", "report", report)
 	}
 	return report, nil
@@ -146,6 +158,7 @@ func (f *Fallback) Stats() Stats {
 	return Stats{
 		Runs: f.runs.Load(), Skipped: f.skipped.Load(), Failed: f.failed.Load(),
 		OrdersPaid: f.paid.Load(), OrdersClosed: f.closed.Load(), Discrepancies: f.discrepancies.Load(),
+		Refunded: f.refunded.Load(), RefundsRejected: f.refundsRejected.Load(),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/correlation"
 	"github.com/paytrade/paytrade/internal/jsonhttp"
 	"github.com/paytrade/paytrade/internal/problem"
 	"github.com/paytrade/paytrade/services/trade"
@@ -74,7 +75,7 @@ func orderFilter(r *http.Request) (trade.OrderFilter, error) {
 	if s := q.Get("status"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || !trade.OrderStatus(n).Valid() {
-			return f, problem.Invalidf("status must be an order status from 1 to 6")
+			return f, problem.Invalidf("status must be an order status from 1 to 7")
 		}
 		f.Status = trade.OrderStatus(n)
 	}
@@ -102,5 +103,24 @@ func handleCancel(svc *trade.Service, log *slog.Logger) http.HandlerFunc {
 			return
 		}
 		jsonhttp.Encode(w, http.StatusOK, order)
+	}
+}
+
+// handleRefund requests the refund of the caller's paid order: 202, for
+// pay credits it asynchronously; asking again answers with the same refund.
+func handleRefund(orders trade.Orders, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := jsonhttp.PathID(r, "id")
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		caller, _ := auth.FromContext(r.Context())
+		refund, err := orders.RequestRefund(r.Context(), caller.UserID, id, correlation.ID(r.Context()))
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		jsonhttp.Encode(w, http.StatusAccepted, refund)
 	}
 }

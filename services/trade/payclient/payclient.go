@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/correlation"
 	"github.com/paytrade/paytrade/services/trade"
@@ -45,12 +47,14 @@ const (
 	payOrderWaiting      = 1
 	payOrderClosed       = 2
 	payOrderPaid         = 3
+	payOrderRefunded     = 4
 )
 
 // The refusal codes of pay that this client acts on.
 const (
 	codePayOrderNotFound = "pay_order_not_found"
 	codeAlreadyPaid      = "already_paid"
+	codeRefundNotFound   = "refund_not_found"
 )
 
 // Config is how to reach pay.
@@ -182,7 +186,8 @@ func (c *Client) paymentFor(ctx context.Context, bizOrderNo int64) (trade.Paymen
 		return trade.Payment{}, false, fmt.Errorf("pay answered with a pay order of order %d", o.BizOrderNo)
 	}
 	switch o.Status {
-	case payOrderNotCommitted, payOrderWaiting, payOrderClosed:
+	// A refunded payment is one whose money went back: nothing to apply.
+	case payOrderNotCommitted, payOrderWaiting, payOrderClosed, payOrderRefunded:
 		return trade.Payment{}, false, nil
 	case payOrderPaid:
 	default:
@@ -221,6 +226,67 @@ func (c *Client) closePayment(ctx context.Context, bizOrderNo int64) error {
 		return trade.ErrPaidAtPay
 	}
 	return answerError(status, body)
+}
+
+// refund is pay's answer about a refund.
+type refund struct {
+	RefundID   uuid.UUID  `json:"refundId"`
+	BizOrderNo int64      `json:"bizOrderNo"`
+	PayOrderID *int64     `json:"payOrderId"`
+	UserID     int64      `json:"userId"`
+	Amount     int64      `json:"amount"`
+	Outcome    string     `json:"outcome"`
+	Rejection  string     `json:"rejection"`
+	RefundedAt *time.Time `json:"refundedAt"`
+}
+
+// RefundVerdict asks pay what it decided about the refund id: credited,
+// rejected, or nothing yet because its refund.requested has not reached it.
+func (c *Client) RefundVerdict(ctx context.Context, id uuid.UUID) (trade.RefundVerdict, error) {
+	v, err := c.refundVerdict(ctx, id)
+	if err != nil {
+		return trade.RefundVerdict{}, fmt.Errorf("ask pay about refund %s: %w", id, err)
+	}
+	return v, nil
+}
+
+func (c *Client) refundVerdict(ctx context.Context, id uuid.UUID) (trade.RefundVerdict, error) {
+	status, body, err := c.do(ctx, http.MethodGet, c.base.JoinPath("refunds", id.String()))
+	switch {
+	case err != nil:
+		return trade.RefundVerdict{}, err
+	case status == http.StatusOK:
+	case status == http.StatusNotFound && refusalCode(body) == codeRefundNotFound:
+		return trade.RefundVerdict{}, nil
+	default:
+		return trade.RefundVerdict{}, answerError(status, body)
+	}
+	var r refund
+	if err := json.Unmarshal(body, &r); err != nil {
+		return trade.RefundVerdict{}, fmt.Errorf("decode refund: %w", err)
+	}
+	if r.RefundID != id {
+		return trade.RefundVerdict{}, fmt.Errorf("pay answered with refund %s", r.RefundID)
+	}
+	switch r.Outcome {
+	case "rejected":
+		if r.Rejection == "" {
+			return trade.RefundVerdict{}, fmt.Errorf("rejected refund %s has no rejection", id)
+		}
+		return trade.RefundVerdict{Decided: true, Rejection: r.Rejection}, nil
+	case "refunded":
+	default:
+		return trade.RefundVerdict{}, fmt.Errorf("refund %s has unknown outcome %q", id, r.Outcome)
+	}
+	if r.PayOrderID == nil || r.RefundedAt == nil {
+		return trade.RefundVerdict{}, fmt.Errorf("refunded refund %s lacks payOrderId or refundedAt", id)
+	}
+	credit := trade.RefundCredit{RefundID: r.RefundID, BizOrderNo: r.BizOrderNo, PayOrderID: *r.PayOrderID,
+		UserID: r.UserID, Amount: r.Amount, RefundedAt: *r.RefundedAt}
+	if err := credit.Validate(); err != nil {
+		return trade.RefundVerdict{}, err
+	}
+	return trade.RefundVerdict{Decided: true, Credit: &credit}, nil
 }
 
 // do sends a bodiless request as trade and returns pay's status and body.

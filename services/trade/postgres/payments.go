@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/paytrade/paytrade/internal/correlation"
 	"github.com/paytrade/paytrade/services/trade"
 )
 
@@ -38,6 +39,9 @@ func (s *Store) ApplyPayment(ctx context.Context, messageID string, p trade.Paym
 	})
 	if err != nil {
 		return 0, fmt.Errorf("apply payment of order %d: %w", p.BizOrderNo, err)
+	}
+	if outcome == trade.Discrepancy {
+		s.eventsCommitted() // its compensating refund.requested, if new
 	}
 	return outcome, nil
 }
@@ -103,7 +107,7 @@ func (s *Store) whyUnpaid(ctx context.Context, tx pgx.Tx, messageID string, p tr
 	// FOR SHARE: the verdict below must hold until commit.
 	order, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR SHARE`, p.BizOrderNo))
 	if errors.Is(err, trade.ErrOrderNotFound) {
-		return trade.Discrepancy, recordDiscrepancy(ctx, tx, messageID, p, source, trade.ReasonOrderNotFound, nil)
+		return trade.Discrepancy, s.recordDiscrepancy(ctx, tx, messageID, p, source, trade.ReasonOrderNotFound, nil)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("read order %d: %w", p.BizOrderNo, err)
@@ -123,10 +127,14 @@ func (s *Store) whyUnpaid(ctx context.Context, tx pgx.Tx, messageID string, p tr
 	default:
 		return 0, fmt.Errorf("order %d is unpaid and matches the payment, yet was not updated", p.BizOrderNo)
 	}
-	return trade.Discrepancy, recordDiscrepancy(ctx, tx, messageID, p, source, reason, &order.Status)
+	return trade.Discrepancy, s.recordDiscrepancy(ctx, tx, messageID, p, source, reason, &order.Status)
 }
 
-func recordDiscrepancy(ctx context.Context, tx pgx.Tx, messageID string, p trade.Payment, source trade.PaymentSource, reason string, status *trade.OrderStatus) error {
+// recordDiscrepancy records a payment that cannot pay its order and, in
+// the same transaction, requests its refund to the payer, so no money
+// stays debited for an order that did not take it. The order's one refund
+// covers every reason recorded for its payment.
+func (s *Store) recordDiscrepancy(ctx context.Context, tx pgx.Tx, messageID string, p trade.Payment, source trade.PaymentSource, reason string, status *trade.OrderStatus) error {
 	var msgID *string
 	if messageID != "" {
 		msgID = &messageID
@@ -139,6 +147,9 @@ func recordDiscrepancy(ctx context.Context, tx pgx.Tx, messageID string, p trade
 		p.BizOrderNo, p.PayOrderID, p.UserID, p.Amount, p.PaidAt.UTC(), reason, status, string(source), msgID)
 	if err != nil {
 		return fmt.Errorf("record discrepancy %s of order %d: %w", reason, p.BizOrderNo, err)
+	}
+	if _, _, err := s.insertRefund(ctx, tx, p.BizOrderNo, p.UserID, p.Amount, trade.CompensationReason(reason), correlation.ID(ctx)); err != nil {
+		return fmt.Errorf("request compensating refund of order %d: %w", p.BizOrderNo, err)
 	}
 	return nil
 }

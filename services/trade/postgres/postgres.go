@@ -13,15 +13,31 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/paytrade/paytrade/internal/crashpoint"
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/services/trade"
 )
 
 // Store implements trade.Orders.
 type Store struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
+	pool   *pgxpool.Pool
+	now    func() time.Time
+	events Events
 }
+
+// Events says where the store's refund.requested events go.
+type Events struct {
+	Exchange           string // trade.topic
+	RefundRequestedKey string // refund.requested
+	// Committed is called after each commit that wrote an event: it wakes
+	// the outbox relay.
+	Committed func()
+	// Crash arms the fault suite's crash points.
+	Crash crashpoint.Set
+}
+
+// DefaultEvents are the names DESIGN.md gives as defaults.
+var DefaultEvents = Events{Exchange: "trade.topic", RefundRequestedKey: "refund.requested"}
 
 var _ trade.Orders = (*Store)(nil)
 
@@ -30,7 +46,20 @@ func New(pool *pgxpool.Pool, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{pool: pool, now: now}
+	return &Store{pool: pool, now: now, events: DefaultEvents}
+}
+
+// WithEvents sends s's events where ev says, and returns s.
+func (s *Store) WithEvents(ev Events) *Store {
+	s.events = ev
+	return s
+}
+
+// eventsCommitted tells whoever relays the outbox that events are waiting.
+func (s *Store) eventsCommitted() {
+	if s.events.Committed != nil {
+		s.events.Committed()
+	}
 }
 
 // clock is the store's time at PostgreSQL's precision, so that what a
@@ -43,11 +72,16 @@ func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return database.InTx(ctx, s.pool, fn)
 }
 
-const orderColumns = `id, user_id, total_fee, payment_type, status, create_time, pay_time, close_time`
+// orderColumns reads an order with its refund's status and time; the
+// refund columns are subqueries so they also work in RETURNING.
+const orderColumns = `id, user_id, total_fee, payment_type, status, create_time, pay_time, close_time,
+	(SELECT r.status FROM refunds r WHERE r.order_id = orders.id),
+	(SELECT r.refunded_at FROM refunds r WHERE r.order_id = orders.id)`
 
 func scanOrder(row pgx.Row) (trade.Order, error) {
 	var o trade.Order
-	err := row.Scan(&o.ID, &o.UserID, &o.TotalFee, &o.PaymentType, &o.Status, &o.CreateTime, &o.PayTime, &o.CloseTime)
+	err := row.Scan(&o.ID, &o.UserID, &o.TotalFee, &o.PaymentType, &o.Status, &o.CreateTime, &o.PayTime, &o.CloseTime,
+		&o.RefundStatus, &o.RefundTime)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return trade.Order{}, trade.ErrOrderNotFound
 	}
@@ -57,6 +91,7 @@ func scanOrder(row pgx.Row) (trade.Order, error) {
 	o.CreateTime = o.CreateTime.UTC()
 	o.PayTime = utc(o.PayTime)
 	o.CloseTime = utc(o.CloseTime)
+	o.RefundTime = utc(o.RefundTime)
 	return o, nil
 }
 

@@ -1,0 +1,10 @@
+DROP TABLE processed_messages;
+DROP TABLE refunds;
+DROP INDEX ledger_entries_one_refund_per_pay_order;
+UPDATE pay_orders SET status = 3 WHERE status = 4;
+ALTER TABLE pay_orders DROP CONSTRAINT pay_orders_refunded_has_time;
+ALTER TABLE pay_orders DROP COLUMN refund_time;
+ALTER TABLE pay_orders DROP CONSTRAINT pay_orders_paid_has_time;
+ALTER TABLE pay_orders ADD CONSTRAINT pay_orders_check CHECK ((status = 3) = (pay_success_time IS NOT NULL));
+ALTER TABLE pay_orders DROP CONSTRAINT pay_orders_status_check;
+ALTER TABLE pay_orders ADD CONSTRAINT pay_orders_status_check CHECK (status IN (0, 1, 2, 3));
