@@ -148,7 +148,7 @@ func TestPasswordsWithAnyCharacterWork(t *testing.T) {
 		t.Skipf("no rabbitmqctl to add a broker user with: %v", err)
 	}
 	user := testenv.Name(t, "pt_user")
-	exchange := testenv.Name(t, "pay.topic")
+	topo := testenv.NewTopology(t, amqpURL)
 	rabbitmqctl := func(args ...string) {
 		t.Helper()
 		if out, err := testenv.RabbitCtl(t, args...).CombinedOutput(); err != nil {
@@ -157,22 +157,26 @@ func TestPasswordsWithAnyCharacterWork(t *testing.T) {
 	}
 	rabbitmqctl("add_user", user, rawPassword)
 	t.Cleanup(func() { rabbitmqctl("delete_user", user) })
-	only := "^" + regexp.QuoteMeta(exchange) + "$"
+	var names []string
+	for _, name := range topo.Map() {
+		names = append(names, regexp.QuoteMeta(name))
+	}
+	// pay declares its part of the topology, and nothing else is allowed.
+	only := "^(" + strings.Join(names, "|") + ")$"
 	u, _ := url.Parse(amqpURL)
 	vhost := strings.TrimPrefix(u.Path, "/")
 	if vhost == "" {
 		vhost = "/"
 	}
 	rabbitmqctl("set_permissions", "-p", vhost, user, only, only, only)
-	testenv.DeleteOnCleanup(t, amqpURL, []string{exchange}, nil)
 
 	u.User = url.UserPassword(user, rawPassword)
 	db, _ := url.Parse(testenv.NewEmptyDatabase(t, "anychar"))
 	db.User = url.UserPassword(db.User.Username(), rawPassword)
-	p := testenv.StartProcess(t, testenv.Build(t, "github.com/paytrade/paytrade/cmd/pay"), "pay", []string{
+	p := testenv.StartProcess(t, testenv.Build(t, "github.com/paytrade/paytrade/cmd/pay"), "pay", append([]string{
 		"PAY_DATABASE_URL=" + db.String(), "AMQP_URL=" + u.String(), "AUTH_JWT_SECRET=" + systest.Secret,
-		"PAY_HTTP_ADDR=127.0.0.1:0", "MQ_PAY_EXCHANGE=" + exchange,
-	})
+		"PAY_HTTP_ADDR=127.0.0.1:0",
+	}, topo.Env()...))
 	testenv.WaitFor(t, 20*time.Second, "pay ready: database and broker connected with the password", func() bool {
 		res, err := http.Get(p.BaseURL + "/readyz")
 		if err != nil {
