@@ -21,7 +21,7 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	fs.SetOutput(stderr)
 	// A minute covers pay.success on its way through a live system, and
 	// trade's fallback poll when the broker is down (20s period, 30s grace).
-	inFlight := fs.Duration("in-flight", time.Minute, "a payment this recent whose order is not paid yet is a warning, not a failure (0: excuse none)")
+	inFlight := fs.Duration("in-flight", time.Minute, "a payment this recent whose order is not paid yet, or a refund this recent not yet settled, is a warning, not a failure (0: excuse none)")
 	details := fs.Int("details", 100, "list at most this many findings of each check (all are counted)")
 	if done, err := parseFlags(fs, args); done || err != nil {
 		return err
@@ -71,7 +71,7 @@ func openDatabase(ctx context.Context, getenv func(string) string, env, fallback
 }
 
 func writeReconcileReport(w io.Writer, r reconcile.Report, inFlight time.Duration) error {
-	fmt.Fprintf(w, "compared %d paid pay orders with %d paid orders\n\n", r.PaidPayOrders, r.PaidOrders)
+	fmt.Fprintf(w, "compared %d paid pay orders with %d paid orders, and %d refunds\n\n", r.PaidPayOrders, r.PaidOrders, r.Refunds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHECK\tFOUND\tRESULT")
 	for _, c := range r.Checks() {
@@ -80,8 +80,11 @@ func writeReconcileReport(w io.Writer, r reconcile.Report, inFlight time.Duratio
 			result = strings.ToUpper(c.Severity.String())
 		}
 		name := c.Name
-		if c.Name == reconcile.CheckPaymentsInFlight {
+		switch c.Name {
+		case reconcile.CheckPaymentsInFlight:
 			name += fmt.Sprintf(" (paid < %v ago)", inFlight)
+		case reconcile.CheckRefundsInFlight:
+			name += fmt.Sprintf(" (< %v ago)", inFlight)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\n", name, c.Count, result)
 	}
@@ -122,10 +125,31 @@ func writeReconcileReport(w io.Writer, r reconcile.Report, inFlight time.Duratio
 		}
 		debits.rows = append(debits.rows, fmt.Sprintf("%d\t%d\t%s\t%d\t%d\t%d\t%d\t%s", d.PayOrderID, d.BizOrderNo, status, d.UserID, d.Amount, d.Debits, d.DebitSum, d.Problem))
 	}
-	outbox := section{header: "EVENT\tTYPE\tROUTING KEY\tCREATED AT\tATTEMPTS\tLAST ERROR", count: r.StaleOutbox.Count}
+	outbox := section{header: "OUTBOX\tEVENT\tTYPE\tROUTING KEY\tCREATED AT\tATTEMPTS\tLAST ERROR", count: r.StaleOutbox.Count}
 	for _, e := range r.StaleOutbox.Items {
-		outbox.rows = append(outbox.rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", e.ID, e.MessageType, e.RoutingKey,
+		outbox.rows = append(outbox.rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d\t%s", e.Database, e.ID, e.MessageType, e.RoutingKey,
 			e.CreatedAt.UTC().Format(time.RFC3339), e.Attempts, orDash(oneLine(e.LastError, 80))))
+	}
+
+	refunds := func(f reconcile.Findings[reconcile.Refund]) section {
+		s := section{header: "REFUND\tBIZ ORDER\tUSER\tAMOUNT\tREASON\tAT TRADE\tAT PAY\tPROBLEM", count: f.Count}
+		for _, x := range f.Items {
+			atPay := orDash(x.PayOutcome)
+			if x.Rejection != "" {
+				atPay += " (" + x.Rejection + ")"
+			}
+			s.rows = append(s.rows, fmt.Sprintf("%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s", x.ID, x.BizOrderNo, x.UserID, x.Amount,
+				orDash(x.Reason), orDash(x.TradeStatus), atPay, orDash(x.Problem)))
+		}
+		return s
+	}
+	credits := section{header: "PAY ORDER\tBIZ ORDER\tSTATUS\tAMOUNT\tCREDITS\tCREDITED\tPROBLEM", count: r.Credits.Count}
+	for _, c := range r.Credits.Items {
+		status := "missing"
+		if c.Status >= 0 {
+			status = payOrderStatus(c.Status)
+		}
+		credits.rows = append(credits.rows, fmt.Sprintf("%d\t%d\t%s\t%d\t%d\t%d\t%s", c.PayOrderID, c.BizOrderNo, status, c.Amount, c.Credits, c.CreditSum, c.Problem))
 	}
 
 	sections := map[string]section{
@@ -137,6 +161,11 @@ func writeReconcileReport(w io.Writer, r reconcile.Report, inFlight time.Duratio
 		reconcile.CheckPaymentsInFlight:         payments(r.PaymentsInFlight),
 		reconcile.CheckStaleOutbox:              outbox,
 		reconcile.CheckRecordedDiscrepancies:    payments(r.RecordedDiscrepancies),
+		reconcile.CheckRefundsNotCredited:       refunds(r.RefundsNotCredited),
+		reconcile.CheckRefundsNotMarked:         refunds(r.RefundsNotMarked),
+		reconcile.CheckCredits:                  credits,
+		reconcile.CheckRefundsInFlight:          refunds(r.RefundsInFlight),
+		reconcile.CheckRejectedRefunds:          refunds(r.RejectedRefunds),
 	}
 	for _, c := range r.Checks() {
 		if err := sections[c.Name].write(w, c); err != nil {
@@ -191,6 +220,8 @@ func orderStatus(status int16, paid bool) string {
 		}
 	case 6:
 		name = "finished"
+	case 7:
+		name = "refunded"
 	default:
 		name = "unknown"
 	}
@@ -199,7 +230,7 @@ func orderStatus(status int16, paid bool) string {
 
 // payOrderStatus names a pay order status as docs/design.md does.
 func payOrderStatus(status int16) string {
-	names := map[int16]string{0: "not committed", 1: "waiting", 2: "closed", 3: "paid"}
+	names := map[int16]string{0: "not committed", 1: "waiting", 2: "closed", 3: "paid", 4: "refunded"}
 	name, ok := names[status]
 	if !ok {
 		name = "unknown"

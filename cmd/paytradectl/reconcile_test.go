@@ -33,12 +33,12 @@ func TestReconcileExitsZeroOnConsistentDatabases(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reconcile: %v (stdout %q, stderr %q)", err, stdout, stderr)
 	}
-	if !strings.HasPrefix(stdout, "compared 4 paid pay orders with 3 paid orders\n") {
+	if !strings.HasPrefix(stdout, "compared 5 paid pay orders with 4 paid orders, and 2 refunds\n") {
 		t.Errorf("stdout = %q, want it to start with what was compared", stdout)
 	}
 	for _, c := range (reconcile.Report{}).Checks() {
 		want := "0 ok"
-		if c.Name == reconcile.CheckRecordedDiscrepancies {
+		if c.Name == reconcile.CheckRecordedDiscrepancies || c.Name == reconcile.CheckRejectedRefunds {
 			want = "1 NOTED"
 		}
 		if got := checkLine(t, stdout, c.Name); got != want {
@@ -49,6 +49,10 @@ func TestReconcileExitsZeroOnConsistentDatabases(t *testing.T) {
 	if !strings.Contains(stdout, reconcile.CheckRecordedDiscrepancies+" (noted, 1):") || !hasRow(stdout, "106 ") ||
 		!strings.Contains(stdout, "cancelled (5)") || !strings.Contains(stdout, "order_moved_on") {
 		t.Errorf("stdout = %q, want the discrepancy of order 106 listed", stdout)
+	}
+	// So is the refund pay could not honour, with pay's reason.
+	if !strings.Contains(stdout, reconcile.CheckRejectedRefunds+" (noted, 1):") || !strings.Contains(stdout, "rejected (not_paid)") {
+		t.Errorf("stdout = %q, want the rejected refund of order 108 listed with its reason", stdout)
 	}
 }
 

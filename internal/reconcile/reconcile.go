@@ -1,8 +1,10 @@
 // Package reconcile compares the pay and trade databases against the
 // invariants of docs/design.md: every payment paid its order (or left a recorded
 // discrepancy), no order was paid without a payment of its owner and total,
-// and at pay every balance is explained by its ledger and every paid pay
-// order by exactly one debit of its amount.
+// every refund trade requested was credited once and marked refunded, and at
+// pay every balance is explained by its ledger, every paid pay order by
+// exactly one debit of its amount and every refunded one by exactly one
+// credit of it.
 //
 // The two databases are separate, so nothing can join them: Run reads
 // the paid pay orders and the paid orders through two server-side cursors,
@@ -54,6 +56,11 @@ const (
 	CheckRecordedDiscrepancies    = "payments with a recorded discrepancy"
 	CheckPaymentsInFlight         = "payments on their way to their order"
 	CheckStaleOutbox              = "outbox events pending too long"
+	CheckRefundsNotCredited       = "refunds requested but not credited"
+	CheckRefundsNotMarked         = "refunds credited but not marked refunded"
+	CheckCredits                  = "pay orders credited other than once, of what was paid"
+	CheckRefundsInFlight          = "refunds on their way"
+	CheckRejectedRefunds          = "refunds pay could not honour"
 )
 
 // Options tunes Run. The zero value excuses nothing and keeps the
@@ -153,6 +160,7 @@ type DebitError struct {
 
 // OutboxEvent is an outbox event the relay has not had confirmed.
 type OutboxEvent struct {
+	Database    string // pay or trade: whose outbox
 	ID          string
 	MessageType string
 	RoutingKey  string
@@ -174,6 +182,13 @@ type Report struct {
 	RecordedDiscrepancies    Findings[Payment]
 	PaymentsInFlight         Findings[Payment]
 	StaleOutbox              Findings[OutboxEvent]
+
+	Refunds            int64 // refunds compared, by refund id, on either side
+	RefundsNotCredited Findings[Refund]
+	RefundsNotMarked   Findings[Refund]
+	Credits            Findings[CreditError]
+	RefundsInFlight    Findings[Refund]
+	RejectedRefunds    Findings[Refund]
 }
 
 // Check is one check of a Report and how much it found.
@@ -191,9 +206,14 @@ func (r Report) Checks() []Check {
 		{CheckMismatches, Failure, r.Mismatches.Count},
 		{CheckLedgerDrift, Failure, r.LedgerDrift.Count},
 		{CheckDebits, Failure, r.Debits.Count},
+		{CheckRefundsNotCredited, Failure, r.RefundsNotCredited.Count},
+		{CheckRefundsNotMarked, Failure, r.RefundsNotMarked.Count},
+		{CheckCredits, Failure, r.Credits.Count},
 		{CheckPaymentsInFlight, Warning, r.PaymentsInFlight.Count},
+		{CheckRefundsInFlight, Warning, r.RefundsInFlight.Count},
 		{CheckStaleOutbox, Warning, r.StaleOutbox.Count},
 		{CheckRecordedDiscrepancies, Noted, r.RecordedDiscrepancies.Count},
+		{CheckRejectedRefunds, Noted, r.RejectedRefunds.Count},
 	}
 }
 
@@ -255,6 +275,12 @@ func Run(ctx context.Context, pay, trade *pgxpool.Pool, opts Options) (Report, e
 	if err := r.debits(ctx); err != nil {
 		return Report{}, err
 	}
+	if err := r.refunds(ctx); err != nil {
+		return Report{}, err
+	}
+	if err := r.credits(ctx); err != nil {
+		return Report{}, err
+	}
 	if err := r.outbox(ctx, payNow.Add(-opts.StaleOutbox)); err != nil {
 		return Report{}, err
 	}
@@ -297,20 +323,22 @@ type run struct {
 	unpaidFor []Order   // orders held as paid without a paid pay order, to look up at pay
 }
 
-// paidPayOrders are ordered by business order number for the merge; the
-// unique index on biz_order_no serves the order.
+// paidPayOrders are the pay orders that were paid (and maybe refunded
+// since), ordered by business order number for the merge; the unique
+// index on biz_order_no serves the order.
 const paidPayOrders = `
 	DECLARE paid_pay_orders NO SCROLL CURSOR FOR
 	SELECT id, biz_order_no, biz_user_id, amount, pay_success_time
-	FROM pay_orders WHERE status = 3 ORDER BY biz_order_no`
+	FROM pay_orders WHERE status IN (3, 4) ORDER BY biz_order_no`
 
 // paidOrders are the orders trade holds as paid: pay_time set, or a status
-// that only a paid order reaches (shipped, received and finished included,
-// since an order shipped without a payment is paid for free all the same).
+// that only a paid order reaches (shipped, received, finished and refunded
+// included, since an order shipped without a payment is paid for free all
+// the same).
 const paidOrders = `
 	DECLARE paid_orders NO SCROLL CURSOR FOR
 	SELECT id, user_id, total_fee, status, pay_time
-	FROM orders WHERE pay_time IS NOT NULL OR status IN (2, 3, 4, 6) ORDER BY id`
+	FROM orders WHERE pay_time IS NOT NULL OR status IN (2, 3, 4, 6, 7) ORDER BY id`
 
 // The order statuses of docs/design.md that the comparison needs.
 const (
@@ -319,10 +347,10 @@ const (
 )
 
 // paidOrLater reports whether trade took the payment for o: paid, shipped,
-// received, finished, or cancelled after being paid (refunded).
+// received, finished, refunded, or cancelled after being paid.
 func paidOrLater(o Order) bool {
 	switch o.Status {
-	case 2, 3, 4, 6:
+	case 2, 3, 4, 6, 7:
 		return true
 	case orderCancelled:
 		return o.PayTime != nil
@@ -553,7 +581,7 @@ func (r *run) debits(ctx context.Context) error {
 			coalesce(p.biz_user_id, 0), coalesce(p.amount, 0), coalesce(d.n, 0), coalesce(d.total, 0),
 			CASE
 				WHEN p.id IS NULL THEN 'debit of no pay order'
-				WHEN p.status <> 3 THEN 'debit of a pay order that is not paid'
+				WHEN p.status NOT IN (3, 4) THEN 'debit of a pay order that is not paid'
 				WHEN d.n IS NULL THEN 'paid without a debit'
 				WHEN d.n > 1 THEN 'paid with ' || d.n || ' debits'
 				WHEN d.total <> -p.amount THEN 'debit of ' || d.total || ', want ' || -p.amount
@@ -568,8 +596,8 @@ func (r *run) debits(ctx context.Context) error {
 			GROUP BY pay_order_id
 		) d ON d.pay_order_id = p.id
 		WHERE (p.id IS NULL)
-			OR (p.status = 3 AND (d.n IS DISTINCT FROM 1 OR d.total <> -p.amount OR d.other_user IS NOT NULL))
-			OR (p.status <> 3 AND d.n IS NOT NULL)
+			OR (p.status IN (3, 4) AND (d.n IS DISTINCT FROM 1 OR d.total <> -p.amount OR d.other_user IS NOT NULL))
+			OR (p.status NOT IN (3, 4) AND d.n IS NOT NULL)
 		ORDER BY 2, 1`)
 	if err != nil {
 		return fmt.Errorf("pay database: compare pay orders with debits: %w", err)
@@ -584,20 +612,26 @@ func (r *run) debits(ctx context.Context) error {
 }
 
 // outbox finds the events still waiting for a confirm that were written
-// before the given time. The relay deletes an event once the broker
-// confirms it, so every row is pending.
+// before the given time, in pay's outbox and in trade's. The relay deletes
+// an event once the broker confirms it, so every row is pending.
 func (r *run) outbox(ctx context.Context, before time.Time) error {
-	rows, err := r.pay.Query(ctx, `
-		SELECT id::text, message_type, routing_key, created_at, attempts, last_error
-		FROM outbox_events WHERE created_at < $1 ORDER BY created_at, id`, before)
-	if err != nil {
-		return fmt.Errorf("pay database: list pending outbox events: %w", err)
-	}
-	err = collect(rows, &r.report.StaleOutbox, r.opts.MaxDetails, func(row pgx.Rows, e *OutboxEvent) error {
-		return row.Scan(&e.ID, &e.MessageType, &e.RoutingKey, &e.CreatedAt, &e.Attempts, &e.LastError)
-	})
-	if err != nil {
-		return fmt.Errorf("pay database: list pending outbox events: %w", err)
+	for _, db := range []struct {
+		name string
+		tx   pgx.Tx
+	}{{"pay", r.pay}, {"trade", r.trade}} {
+		rows, err := db.tx.Query(ctx, `
+			SELECT id::text, message_type, routing_key, created_at, attempts, last_error
+			FROM outbox_events WHERE created_at < $1 ORDER BY created_at, id`, before)
+		if err != nil {
+			return fmt.Errorf("%s database: list pending outbox events: %w", db.name, err)
+		}
+		err = collect(rows, &r.report.StaleOutbox, r.opts.MaxDetails, func(row pgx.Rows, e *OutboxEvent) error {
+			e.Database = db.name
+			return row.Scan(&e.ID, &e.MessageType, &e.RoutingKey, &e.CreatedAt, &e.Attempts, &e.LastError)
+		})
+		if err != nil {
+			return fmt.Errorf("%s database: list pending outbox events: %w", db.name, err)
+		}
 	}
 	return nil
 }

@@ -41,15 +41,18 @@ func TestRunFindsNothingWrongWithConsistentDatabases(t *testing.T) {
 	}
 	for name, n := range counts(r) {
 		want := int64(0)
-		if name == reconcile.CheckRecordedDiscrepancies {
+		switch name {
+		case reconcile.CheckRecordedDiscrepancies:
 			want = 1 // the payment of order 106, closed before it was paid
+		case reconcile.CheckRejectedRefunds:
+			want = 1 // the refund of order 108
 		}
 		if n != want {
 			t.Errorf("%s: found %d, want %d", name, n, want)
 		}
 	}
-	if r.PaidPayOrders != 4 || r.PaidOrders != 3 {
-		t.Errorf("compared %d paid pay orders and %d paid orders, want 4 and 3", r.PaidPayOrders, r.PaidOrders)
+	if r.PaidPayOrders != 5 || r.PaidOrders != 4 || r.Refunds != 2 {
+		t.Errorf("compared %d paid pay orders, %d paid orders and %d refunds, want 5, 4 and 2", r.PaidPayOrders, r.PaidOrders, r.Refunds)
 	}
 	if got := r.RecordedDiscrepancies.Items; len(got) != 1 || got[0].BizOrderNo != 106 ||
 		!slices.Equal(got[0].Discrepancies, []string{"order_moved_on"}) || got[0].OrderStatus != 5 {
@@ -116,6 +119,36 @@ func TestRunDescribesWhatItFinds(t *testing.T) {
 	if got := r.Debits.Items; len(got) != 1 || got[0].PayOrderID != wrong || got[0].DebitSum != -400 ||
 		got[0].Debits != 1 || got[0].Problem != "debit of -400, want -500" {
 		t.Errorf("debits = %+v, want pay order %d debited -400 instead of -500", got, wrong)
+	}
+}
+
+func TestRunExcusesOnlyRecentRefundsAsInFlight(t *testing.T) {
+	t.Parallel()
+	d := reconciletest.New(t)
+	d.Consistent(t)
+	d.Pay(t, 301, 1, 500)
+	d.Order(t, 301, 1, 500, 2, true)
+	d.RefundRequest(t, 301, 1, 500, "requested", time.Now())
+
+	tests := []struct {
+		name     string
+		inFlight time.Duration
+		check    string
+		wantOK   bool
+	}{
+		{"excused for a minute", time.Minute, reconcile.CheckRefundsInFlight, true},
+		{"nothing excused", 0, reconcile.CheckRefundsNotCredited, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runReconcile(t, d, reconcile.Options{InFlight: tt.inFlight})
+			if got := counts(r)[tt.check]; got != 1 {
+				t.Errorf("%s: found %d, want 1", tt.check, got)
+			}
+			if r.OK() != tt.wantOK {
+				t.Errorf("OK() = %v, want %v", r.OK(), tt.wantOK)
+			}
+		})
 	}
 }
 

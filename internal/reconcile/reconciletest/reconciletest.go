@@ -68,18 +68,22 @@ func (d *Databases) Fund(tb testing.TB, userID, amount int64) {
 }
 
 // PayOrder inserts a pay order of status for bizOrderNo, without touching
-// any balance, and returns its id. A paid one (status 3) is paid at paidAt.
+// any balance, and returns its id. A paid one (status 3) is paid at
+// paidAt; a refunded one (status 4) is paid and refunded at paidAt.
 func (d *Databases) PayOrder(tb testing.TB, bizOrderNo, userID, amount int64, status int16, paidAt time.Time) int64 {
 	tb.Helper()
-	var successTime *time.Time
-	if status == 3 {
+	var successTime, refundTime *time.Time
+	if status == 3 || status == 4 {
 		successTime = &paidAt
+	}
+	if status == 4 {
+		refundTime = &paidAt
 	}
 	var id int64
 	err := d.PayPool.QueryRow(context.Background(), `
-		INSERT INTO pay_orders (biz_order_no, biz_user_id, amount, status, pay_channel_code, pay_type, pay_success_time, pay_over_time)
-		VALUES ($1, $2, $3, $4, 'balance', 5, $5, now() + interval '2 hours') RETURNING id`,
-		bizOrderNo, userID, amount, status, successTime).Scan(&id)
+		INSERT INTO pay_orders (biz_order_no, biz_user_id, amount, status, pay_channel_code, pay_type, pay_success_time, refund_time, pay_over_time)
+		VALUES ($1, $2, $3, $4, 'balance', 5, $5, $6, now() + interval '2 hours') RETURNING id`,
+		bizOrderNo, userID, amount, status, successTime, refundTime).Scan(&id)
 	if err != nil {
 		tb.Fatalf("insert pay order of business order %d: %v", bizOrderNo, err)
 	}
@@ -114,6 +118,44 @@ func (d *Databases) Pay(tb testing.TB, bizOrderNo, userID, amount int64) int64 {
 	return id
 }
 
+// RefundRequest records at trade a refund of bizOrderNo in status
+// (requested, refunded or rejected), requested at requestedAt, and returns
+// its id.
+func (d *Databases) RefundRequest(tb testing.TB, bizOrderNo, userID, amount int64, status string, requestedAt time.Time) uuid.UUID {
+	tb.Helper()
+	id := uuid.New()
+	exec(tb, d.TradePool, `
+		INSERT INTO refunds (id, order_id, user_id, amount, reason, status, requested_at, refunded_at, rejection)
+		VALUES ($1, $2, $3, $4, 'user_request', $5, $6,
+			CASE WHEN $5 = 'refunded' THEN $6::timestamptz END, CASE WHEN $5 = 'rejected' THEN 'not_paid' END)`,
+		id, bizOrderNo, userID, amount, status, requestedAt)
+	return id
+}
+
+// RefundDecision records at pay its decision (refunded or rejected) about
+// refund id of pay order payOrderID, made at decidedAt; it moves no money.
+func (d *Databases) RefundDecision(tb testing.TB, id uuid.UUID, bizOrderNo, payOrderID, userID, amount int64, outcome string, decidedAt time.Time) {
+	tb.Helper()
+	exec(tb, d.PayPool, `
+		INSERT INTO refunds (refund_id, biz_order_no, pay_order_id, user_id, amount, reason, outcome, rejection, requested_at, decided_at)
+		VALUES ($1, $2, $3, $4, $5, 'user_request', $6, CASE WHEN $6 = 'rejected' THEN 'not_paid' END, $7, $7)`,
+		id, bizOrderNo, payOrderID, userID, amount, outcome, decidedAt)
+}
+
+// Refunded pays bizOrderNo and refunds it end to end, as the services do:
+// a refunded pay order with its debit and its credit, the decision at pay,
+// the refund and the refunded order (status 7) at trade.
+func (d *Databases) Refunded(tb testing.TB, bizOrderNo, userID, amount int64) int64 {
+	tb.Helper()
+	id := d.PayOrder(tb, bizOrderNo, userID, amount, 4, PaidAt)
+	d.Debit(tb, userID, id, amount)
+	d.Refund(tb, userID, id, amount)
+	d.Order(tb, bizOrderNo, userID, amount, 7, true)
+	refund := d.RefundRequest(tb, bizOrderNo, userID, amount, "refunded", PaidAt)
+	d.RefundDecision(tb, refund, bizOrderNo, id, userID, amount, "refunded", PaidAt)
+	return id
+}
+
 // Order inserts order id at trade with status; payTime is set if paid is
 // true, and close_time for a cancelled order, as the schema wants.
 func (d *Databases) Order(tb testing.TB, id, userID, totalFee int64, status int16, paid bool) {
@@ -144,7 +186,7 @@ func (d *Databases) OutboxEvent(tb testing.TB, createdAt time.Time) {
 }
 
 // Consistent fills the databases with a small history that breaks no
-// invariant: paid, shipped and refunded orders, an order waiting for
+// invariant: paid, shipped and refunded orders, a refund pay rejected, an order waiting for
 // payment, one closed unpaid, a payment trade could not apply and
 // recorded as a discrepancy, and a fresh outbox event.
 func (d *Databases) Consistent(tb testing.TB) {
@@ -159,9 +201,7 @@ func (d *Databases) Consistent(tb testing.TB) {
 	d.Pay(tb, 102, 2, 2_500)
 	d.Order(tb, 102, 2, 2_500, 3, true) // shipped
 
-	refunded := d.Pay(tb, 103, 1, 700)
-	d.Order(tb, 103, 1, 700, 5, true) // cancelled after payment
-	d.Refund(tb, 1, refunded, 700)
+	d.Refunded(tb, 103, 1, 700)
 
 	d.PayOrder(tb, 104, 2, 900, 1, time.Time{}) // waiting for payment
 	d.Order(tb, 104, 2, 900, 1, false)
@@ -174,6 +214,11 @@ func (d *Databases) Consistent(tb testing.TB) {
 	d.Discrepancy(tb, 106, late, 2, 1_200, "order_moved_on", 5)
 
 	d.Order(tb, 107, 3, 400, 1, false) // no pay order yet
+
+	rejected := d.Pay(tb, 108, 2, 800) // a refund pay could not honour: noted, nothing moved
+	d.Order(tb, 108, 2, 800, 2, true)
+	refund := d.RefundRequest(tb, 108, 2, 800, "rejected", PaidAt)
+	d.RefundDecision(tb, refund, 108, rejected, 2, 800, "rejected", PaidAt)
 
 	d.OutboxEvent(tb, time.Now())
 }
@@ -238,6 +283,51 @@ var Inconsistencies = []Inconsistency{
 	{"debit of no pay order", func(tb testing.TB, d *Databases) {
 		d.Debit(tb, 1, 999_999, 500)
 	}, reconcile.CheckDebits, reconcile.Failure},
+	{"refund requested long ago, never decided by pay", func(tb testing.TB, d *Databases) {
+		d.Pay(tb, 212, 1, 500)
+		d.Order(tb, 212, 1, 500, 2, true)
+		d.RefundRequest(tb, 212, 1, 500, "requested", PaidAt)
+	}, reconcile.CheckRefundsNotCredited, reconcile.Failure},
+	{"order marked refunded, never credited", func(tb testing.TB, d *Databases) {
+		d.Pay(tb, 213, 1, 500)
+		d.Order(tb, 213, 1, 500, 7, true)
+		d.RefundRequest(tb, 213, 1, 500, "refunded", PaidAt)
+	}, reconcile.CheckRefundsNotCredited, reconcile.Failure},
+	{"refund credited, still requested at trade", func(tb testing.TB, d *Databases) {
+		id := d.PayOrder(tb, 214, 1, 500, 4, PaidAt)
+		d.Debit(tb, 1, id, 500)
+		d.Refund(tb, 1, id, 500)
+		d.Order(tb, 214, 1, 500, 2, true)
+		refund := d.RefundRequest(tb, 214, 1, 500, "requested", PaidAt)
+		d.RefundDecision(tb, refund, 214, id, 1, 500, "refunded", PaidAt)
+	}, reconcile.CheckRefundsNotMarked, reconcile.Failure},
+	{"refund credited that trade never requested", func(tb testing.TB, d *Databases) {
+		id := d.PayOrder(tb, 215, 1, 500, 4, PaidAt)
+		d.Debit(tb, 1, id, 500)
+		d.Refund(tb, 1, id, 500)
+		d.Order(tb, 215, 1, 500, 7, true)
+		d.RefundDecision(tb, uuid.New(), 215, id, 1, 500, "refunded", PaidAt)
+	}, reconcile.CheckRefundsNotMarked, reconcile.Failure},
+	{"pay order credited twice", func(tb testing.TB, d *Databases) {
+		// The unique index is what stops a second credit; without it,
+		// reconcile still sees one.
+		exec(tb, d.PayPool, `DROP INDEX ledger_entries_one_refund_per_pay_order`)
+		id := d.Refunded(tb, 216, 1, 500)
+		d.Refund(tb, 1, id, 500)
+	}, reconcile.CheckCredits, reconcile.Failure},
+	{"credit of more than was paid", func(tb testing.TB, d *Databases) {
+		id := d.PayOrder(tb, 217, 1, 500, 4, PaidAt)
+		d.Debit(tb, 1, id, 500)
+		d.Refund(tb, 1, id, 600)
+		d.Order(tb, 217, 1, 500, 7, true)
+		refund := d.RefundRequest(tb, 217, 1, 500, "refunded", PaidAt)
+		d.RefundDecision(tb, refund, 217, id, 1, 500, "refunded", PaidAt)
+	}, reconcile.CheckCredits, reconcile.Failure},
+	{"credit of a pay order that is not refunded", func(tb testing.TB, d *Databases) {
+		id := d.Pay(tb, 218, 1, 500)
+		d.Order(tb, 218, 1, 500, 2, true)
+		d.Refund(tb, 1, id, 500)
+	}, reconcile.CheckCredits, reconcile.Failure},
 	{"outbox event pending for minutes", func(tb testing.TB, d *Databases) {
 		d.OutboxEvent(tb, time.Now().Add(-5*time.Minute))
 	}, reconcile.CheckStaleOutbox, reconcile.Warning},
