@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -94,15 +93,6 @@ func TestMetricsCountThePaymentAtPayAndItsApplicationAtTrade(t *testing.T) {
 	s.payOrder(t, b, po)
 	testenv.WaitFor(t, 5*time.Second, "the order to be paid", func() bool { return orderStatus(t, trade, b, o.ID) == 2 })
 
-	scrape := func(p *testenv.Process) string {
-		res, err := http.Get(p.BaseURL + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		body, _ := io.ReadAll(res.Body)
-		return string(body)
-	}
 	checks := map[*testenv.Process][]string{
 		s.pay: {
 			`paytrade_payments_total{service="pay"} 1`,
@@ -123,16 +113,7 @@ func TestMetricsCountThePaymentAtPayAndItsApplicationAtTrade(t *testing.T) {
 		},
 	}
 	for p, wants := range checks {
-		// Relay and consumer count a moment after their work is visible.
-		testenv.WaitFor(t, 5*time.Second, p.Name+"'s metrics", func() bool {
-			got := scrape(p)
-			for _, want := range wants {
-				if !strings.Contains(got, want) {
-					return false
-				}
-			}
-			return true
-		})
+		waitForMetrics(t, p, wants...)
 	}
 }
 

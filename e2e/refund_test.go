@@ -108,6 +108,15 @@ func TestRefundCreditsTheWalletOnceAndMarksTheOrderRefundedThroughBothServices(t
 	if n := s.queueDepth(t, s.ErrorQueue); n != 0 {
 		t.Errorf("%d messages parked, want none", n)
 	}
+	waitForMetrics(t, s.pay,
+		`paytrade_refunds_credited_total{service="pay"} 1`,
+		`paytrade_refund_consumer_acked_total{service="pay"} 1`,
+		`paytrade_outbox_pending{service="pay"} 0`)
+	waitForMetrics(t, trade,
+		`paytrade_refund_consumer_refunded_total{service="trade"} 1`,
+		`paytrade_outbox_published_total{service="trade"} 1`,
+		`paytrade_refunds_waiting{service="trade"} 0`,
+		`paytrade_refunds_rejected{service="trade"} 0`)
 }
 
 // The course's example of why idempotency matters, through both real

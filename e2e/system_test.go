@@ -4,7 +4,9 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,4 +113,24 @@ func (s *system) withChannel(t *testing.T, fn func(ch *amqp.Channel) int) int {
 		t.Fatal(err)
 	}
 	return fn(ch)
+}
+
+// waitForMetrics waits until p's /metrics holds every line of wants:
+// relays and consumers count a moment after their work is visible.
+func waitForMetrics(t *testing.T, p *testenv.Process, wants ...string) {
+	t.Helper()
+	testenv.WaitFor(t, 5*time.Second, p.Name+"'s metrics", func() bool {
+		res, err := http.Get(p.BaseURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		for _, want := range wants {
+			if !strings.Contains(string(body), want) {
+				return false
+			}
+		}
+		return true
+	})
 }

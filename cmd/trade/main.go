@@ -121,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	registerMetrics(reg, consumer, refundConsumer, relay, counts, fallback, consumerSup, publisherSup)
+	registerMetrics(reg, consumer, refundConsumer, relay, store, counts, fallback, consumerSup, publisherSup)
 	handler := httpapi.NewHandler(store, svc, httpapi.Config{
 		Auth: auth.NewAuthenticator(cfg.JWTSecret),
 		Ready: map[string]func(context.Context) error{

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paytrade/paytrade/internal/broker"
@@ -8,11 +11,12 @@ import (
 	"github.com/paytrade/paytrade/internal/outbox"
 	tradeamqp "github.com/paytrade/paytrade/services/trade/amqp"
 	"github.com/paytrade/paytrade/services/trade/cron"
+	"github.com/paytrade/paytrade/services/trade/postgres"
 )
 
 // registerMetrics exposes the counters trade's parts keep, and gives the
 // consumer's handler the histogram of pay-to-paid latency.
-func registerMetrics(reg prometheus.Registerer, consumer, refundConsumer *broker.Consumer, relay *outbox.Relay, counts *tradeamqp.Counts, fallback *cron.Fallback, consumerSup, publisherSup *broker.Supervisor) {
+func registerMetrics(reg prometheus.Registerer, consumer, refundConsumer *broker.Consumer, relay *outbox.Relay, store *postgres.Store, counts *tradeamqp.Counts, fallback *cron.Fallback, consumerSup, publisherSup *broker.Supervisor) {
 	metrics.Consumer(reg, "consumer", "mark.order.pay.queue (pay.success)", consumer)
 	metrics.Counter(reg, "consumer_applied_total", "Events that marked an order paid.", counts.Applied.Load)
 	metrics.Counter(reg, "consumer_duplicates_total", "Events recognised as duplicates: acked, nothing applied.", counts.Duplicate.Load)
@@ -23,6 +27,14 @@ func registerMetrics(reg prometheus.Registerer, consumer, refundConsumer *broker
 	metrics.Counter(reg, "refund_consumer_refunded_total", "refund.success events that marked a refund refunded.", counts.Refunded.Load)
 	metrics.Counter(reg, "refund_consumer_duplicates_total", "refund.success events recognised as duplicates: acked, nothing applied.", counts.RefundDuplicate.Load)
 	metrics.Outbox(reg, relay)
+	metrics.Sampled(reg, time.Second, []prometheus.Opts{
+		{Name: "refunds_waiting", Help: "Refunds requested and not yet credited or rejected by pay."},
+		{Name: "refunds_oldest_waiting_seconds", Help: "How long the oldest waiting refund has waited: past a cron period, look."},
+		{Name: "refunds_rejected", Help: "Refunds pay could not honour (nothing credited); each needs a human."},
+	}, func(ctx context.Context) ([]float64, error) {
+		waiting, oldest, rejected, err := store.RefundBacklog(ctx)
+		return []float64{float64(waiting), oldest.Seconds(), float64(rejected)}, err
+	})
 
 	cronStat := func(f func(cron.Stats) int64) func() int64 {
 		return func() int64 { return f(fallback.Stats()) }

@@ -199,3 +199,18 @@ func (s *Store) RefundOf(ctx context.Context, orderID int64) (trade.Refund, bool
 	}
 	return r, true, nil
 }
+
+// RefundBacklog returns how many refunds wait for pay, how long the oldest
+// has waited, and how many pay rejected: what /metrics shows of refunds.
+func (s *Store) RefundBacklog(ctx context.Context) (waiting int64, oldest time.Duration, rejected int64, err error) {
+	var seconds float64
+	err = s.pool.QueryRow(ctx, `
+		SELECT count(*) FILTER (WHERE status = $1),
+			coalesce(extract(epoch FROM now() - min(requested_at) FILTER (WHERE status = $1)), 0)::float8,
+			count(*) FILTER (WHERE status = $2)
+		FROM refunds`, trade.RefundRequested, trade.RefundRejected).Scan(&waiting, &seconds, &rejected)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("read refund backlog: %w", err)
+	}
+	return waiting, time.Duration(seconds * float64(time.Second)), rejected, nil
+}
