@@ -79,14 +79,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		AppID: "pay", BatchSize: cfg.OutboxBatch, Poll: cfg.OutboxPoll, Retry: cfg.OutboxRetry, Logger: log, Crash: cfg.Crash,
 		ObserveConfirm: metrics.Latency(reg, "outbox_confirm_seconds", "Time from publishing an outbox batch to its last confirm."),
 	})
-	var payments atomic.Int64
+	var payments, locks atomic.Int64
 	storeCfg := postgres.Config{
 		Exchange:         cfg.Exchange,
 		PaySuccessKey:    cfg.PaySuccessKey,
 		RefundSuccessKey: cfg.RefundKey,
 		BcryptCost:       cfg.BcryptCost,
 		EventsCommitted:  func() { payments.Add(1); relay.Wake() },
-		Crash:            cfg.Crash,
+		PasswordLocked: func(l pay.PasswordLock) {
+			locks.Add(1)
+			log.Warn("payment password locked", "user_id", l.UserID, "locks_in_a_row", l.Locks, "until", l.Until)
+		},
+		Crash: cfg.Crash,
 	}
 	if cfg.PublishMode != publishOutbox {
 		inline := broker.NewInlinePublisher(supervisor, broker.InlinePublisherConfig{
@@ -105,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	consumerCfg.Unavailable, consumerCfg.Probe = database.IsFailure, database.Writable(pool)
 	consumerCfg.Logger = log
 	refundConsumer := broker.NewConsumer(consumerSup, consumerCfg, payamqp.CreditRefund(store, refundCounts, log))
-	registerMetrics(reg, &payments, relay, refundConsumer, refundCounts, supervisor, consumerSup)
+	registerMetrics(reg, &payments, &locks, relay, refundConsumer, refundCounts, supervisor, consumerSup)
 	handler := httpapi.NewHandler(store, httpapi.Config{
 		Auth:              auth.NewAuthenticator(cfg.JWTSecret),
 		IdempotencySecret: append([]byte("idempotency\x00"), cfg.JWTSecret...),

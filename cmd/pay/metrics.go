@@ -12,8 +12,9 @@ import (
 )
 
 // registerMetrics exposes the counters pay's parts keep.
-func registerMetrics(reg prometheus.Registerer, payments *atomic.Int64, relay *outbox.Relay, refundConsumer *broker.Consumer, counts *payamqp.Counts, sup, consumerSup *broker.Supervisor) {
+func registerMetrics(reg prometheus.Registerer, payments, locks *atomic.Int64, relay *outbox.Relay, refundConsumer *broker.Consumer, counts *payamqp.Counts, sup, consumerSup *broker.Supervisor) {
 	metrics.Counter(reg, "payments_total", "Payments committed (debit, pay order paid, event in the outbox).", payments.Load)
+	metrics.Counter(reg, "payment_password_locks_total", "Wallets locked for too many wrong payment passwords in a row.", locks.Load)
 	metrics.Outbox(reg, relay)
 	metrics.Consumer(reg, "refund_consumer", "pay.refund.queue (refund.requested)", refundConsumer)
 	metrics.Counter(reg, "refunds_credited_total", "Refund requests credited: pay order refunded, wallet credited, refund.success in the outbox.", counts.Refunded.Load)

@@ -46,6 +46,8 @@ commands:
   reconcile [-in-flight 1m] [-details 100]
                                          compare the pay and trade databases; exits non-zero
                                          on any broken invariant (warnings do not count)
+  unlock -user N                         lift the lock on user N's wallet that five wrong payment
+                                         passwords in a row set (and forget those passwords)
   help                                   show this text
 
 environment:
@@ -81,6 +83,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runErrors(ctx, args[1:], getenv, stdout, stderr)
 	case "reconcile":
 		return runReconcile(ctx, args[1:], getenv, stdout, stderr)
+	case "unlock":
+		return runUnlock(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stderr, usage)
 		return nil

@@ -135,6 +135,8 @@ func TestRunRefusesBadUsage(t *testing.T) {
 		{"reconcile stray argument", []string{"reconcile", "extra"}},
 		{"reconcile negative in-flight", []string{"reconcile", "-in-flight", "-1m"}},
 		{"reconcile no details", []string{"reconcile", "-details", "0"}},
+		{"unlock without user", []string{"unlock"}},
+		{"unlock stray argument", []string{"unlock", "-user", "1", "extra"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/paytrade/paytrade/internal/problem"
@@ -165,6 +166,10 @@ func Encode(w http.ResponseWriter, status int, v any) {
 // without details.
 func Error(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	if p, ok := problem.As(err); ok {
+		if p.RetryAfter > 0 {
+			// Whole seconds, rounded up: never invite a retry too early.
+			w.Header().Set("Retry-After", strconv.FormatInt(int64((p.RetryAfter+time.Second-1)/time.Second), 10))
+		}
 		Encode(w, Status(p.Kind), errorBody{Code: p.Code, Message: p.Message})
 		return
 	}
@@ -194,6 +199,8 @@ func Status(k problem.Kind) int {
 		return http.StatusRequestEntityTooLarge
 	case problem.Unavailable:
 		return http.StatusServiceUnavailable
+	case problem.Locked:
+		return http.StatusLocked
 	}
 	return http.StatusInternalServerError
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/paytrade/paytrade/internal/problem"
 )
@@ -138,6 +139,7 @@ func TestStatus(t *testing.T) {
 		{problem.Unprocessable, http.StatusUnprocessableEntity},
 		{problem.TooLarge, http.StatusRequestEntityTooLarge},
 		{problem.Unavailable, http.StatusServiceUnavailable},
+		{problem.Locked, http.StatusLocked},
 		{problem.Kind(0), http.StatusInternalServerError},
 		{problem.Kind(99), http.StatusInternalServerError},
 	}
@@ -286,5 +288,19 @@ func TestDecodeUnreadableBodyIsARefusal(t *testing.T) {
 	p, ok := problem.As(err)
 	if !ok || p.Kind != problem.Invalid {
 		t.Errorf("Decode of an unreadable body = %v, want an Invalid refusal", err)
+	}
+}
+
+func TestErrorSaysWhenToRetryInWholeSecondsRoundedUp(t *testing.T) {
+	locked := problem.New(problem.Locked, "payment_password_locked", "locked")
+	for _, tt := range []struct {
+		after time.Duration
+		want  string
+	}{{15 * time.Minute, "900"}, {1500 * time.Millisecond, "2"}, {time.Nanosecond, "1"}, {0, ""}} {
+		w := httptest.NewRecorder()
+		Error(w, httptest.NewRequest(http.MethodPost, "/pay-orders/7", nil), nil, locked.WithRetryAfter(tt.after))
+		if w.Code != http.StatusLocked || w.Header().Get("Retry-After") != tt.want {
+			t.Errorf("retry after %v: %d Retry-After %q, want 423 %q", tt.after, w.Code, w.Header().Get("Retry-After"), tt.want)
+		}
 	}
 }

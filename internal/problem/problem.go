@@ -4,7 +4,10 @@
 // turns the kind into a status code, so the domain never speaks HTTP.
 package problem
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Kind groups refusals that a caller handles the same way.
 type Kind int
@@ -19,6 +22,7 @@ const (
 	Unprocessable                 // well-formed but contradicts an earlier request
 	TooLarge                      // the request body is larger than allowed
 	Unavailable                   // a service this one depends on did not answer; try again later
+	Locked                        // refused for a while, whatever the request; try again after RetryAfter
 )
 
 // Error is a refusal with a machine-readable code and a human message.
@@ -26,6 +30,9 @@ type Error struct {
 	Kind    Kind
 	Code    string
 	Message string
+	// RetryAfter, when positive, is how long the caller should wait
+	// before asking again (HTTP's Retry-After).
+	RetryAfter time.Duration
 }
 
 // New returns a refusal of the given kind.
@@ -39,6 +46,13 @@ func Invalidf(message string) *Error {
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// WithRetryAfter returns a copy of e that asks the caller to wait d.
+func (e *Error) WithRetryAfter(d time.Duration) *Error {
+	c := *e
+	c.RetryAfter = d
+	return &c
+}
 
 // Is makes errors.Is match refusals by code, so a wrapped or copied refusal
 // still matches the declared sentinel.

@@ -17,4 +17,5 @@ var (
 	ErrIdempotencyKeyReused = problem.New(problem.Unprocessable, "idempotency_key_reused", "the Idempotency-Key was already used with a different request")
 	ErrRefundNotFound       = problem.New(problem.NotFound, "refund_not_found", "pay has not received this refund request")
 	ErrIdempotencyInFlight  = problem.New(problem.Conflict, "idempotency_key_in_flight", "a request with this Idempotency-Key is still being processed")
+	ErrPasswordLocked       = problem.New(problem.Locked, "payment_password_locked", "too many wrong payment passwords in a row: this wallet cannot pay until Retry-After has passed")
 )

@@ -79,6 +79,13 @@ type Apply struct {
 	OrderInfo      string `json:"orderInfo"`
 }
 
+// PasswordLock is a wallet locked for wrong payment passwords.
+type PasswordLock struct {
+	UserID int64
+	Locks  int       // how many times in a row the wallet has been locked, this one included
+	Until  time.Time // when payments are taken again
+}
+
 // Payment is a user's request to pay a pay order from their wallet.
 type Payment struct {
 	PayOrderID int64
@@ -87,8 +94,9 @@ type Payment struct {
 	// IdempotencyKey, when set, makes a retry of this payment return the
 	// first result instead of trying again.
 	IdempotencyKey string
-	// Fingerprint identifies the request the key was first used with; a
-	// reuse of the key with another fingerprint is refused.
+	// Fingerprint identifies the request the key was first used with (not
+	// its password, which is checked first, always); a reuse of the key
+	// with another fingerprint is refused.
 	Fingerprint []byte
 	// CorrelationID travels with the pay.success event.
 	CorrelationID string

@@ -113,3 +113,30 @@ func CheckPassword(hash, password string) error {
 	}
 	return nil
 }
+
+// The payment password lockout: after MaxPasswordFailures wrong passwords
+// in a row a wallet cannot pay for FirstLock, and each further lock without
+// a right password between lasts twice as long, up to MaxLock. A 6-digit
+// PIN then takes years to guess, not minutes.
+const (
+	MaxPasswordFailures = 5
+	FirstLock           = 15 * time.Minute
+	MaxLock             = 24 * time.Hour
+)
+
+// LockLadder lists how long each lock of a wallet lasts: the first, the
+// second after it, and so on; every lock past the end lasts as long as the
+// last, MaxLock.
+func LockLadder() []time.Duration {
+	var ladder []time.Duration
+	for d := FirstLock; d < MaxLock; d *= 2 {
+		ladder = append(ladder, d)
+	}
+	return append(ladder, MaxLock)
+}
+
+// PasswordLocked is the refusal of a payment from a wallet that is locked
+// until until.
+func PasswordLocked(until, now time.Time) error {
+	return ErrPasswordLocked.WithRetryAfter(max(until.Sub(now), time.Second))
+}

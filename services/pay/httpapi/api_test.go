@@ -179,8 +179,9 @@ func TestIdempotencyKeyOverHTTPReplaysOrRefuses(t *testing.T) {
 	if string(first.body) != string(again.body) || again.header.Get("Idempotent-Replayed") != "true" {
 		t.Errorf("replay = %s (replayed header %q), want %s", again.body, again.header.Get("Idempotent-Replayed"), first.body)
 	}
-	if r := h.call(t, "POST", path, tok, `{"pw":"456"}`, "Idempotency-Key", "abc"); r.status != 422 || r.code() != "idempotency_key_reused" {
-		t.Errorf("same key, other body: %d %s, want 422 idempotency_key_reused", r.status, r.body)
+	other := h.apply(t, 1, 2, 1_000)
+	if r := h.call(t, "POST", fmt.Sprintf("/pay-orders/%d", other.ID), tok, `{"pw":"123"}`, "Idempotency-Key", "abc"); r.status != 422 || r.code() != "idempotency_key_reused" {
+		t.Errorf("same key, another pay order: %d %s, want 422 idempotency_key_reused", r.status, r.body)
 	}
 	if r := h.call(t, "POST", path, tok, `{"pw":"123"}`); r.status != 409 || r.code() != "already_paid" {
 		t.Errorf("paying again without a key: %d %s, want 409 already_paid", r.status, r.body)

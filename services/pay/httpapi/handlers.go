@@ -115,7 +115,7 @@ func handlePay(svc pay.Service, idempotencySecret []byte, log *slog.Logger) http
 			CorrelationID:  correlation.ID(r.Context()),
 		}
 		if p.IdempotencyKey != "" {
-			p.Fingerprint = fingerprint(idempotencySecret, id, req.Password)
+			p.Fingerprint = fingerprint(idempotencySecret, "POST /pay-orders/"+strconv.FormatInt(id, 10))
 		}
 		result, err := svc.Pay(r.Context(), p)
 		if err != nil {
@@ -132,10 +132,12 @@ func handlePay(svc pay.Service, idempotencySecret []byte, log *slog.Logger) http
 	}
 }
 
-// fingerprint identifies a payment request for its idempotency key.
-func fingerprint(secret []byte, payOrderID int64, password string) []byte {
+// fingerprint identifies a request for its idempotency key. It leaves the
+// payment password out: the password is checked before any key is looked
+// at, so a key cannot tell a right password from a wrong one.
+func fingerprint(secret []byte, request string) []byte {
 	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte("POST /pay-orders/" + strconv.FormatInt(payOrderID, 10) + "\x00" + password))
+	mac.Write([]byte(request))
 	return mac.Sum(nil)
 }
 

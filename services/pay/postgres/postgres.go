@@ -36,6 +36,9 @@ type Config struct {
 	// between the commit and the publish loses the event for good.
 	PublishAfterCommit func(ctx context.Context, ev outbox.Event)
 	Crash              crashpoint.Set
+	// PasswordLocked, when set, is told of every wallet locked for wrong
+	// payment passwords, for the log and the metrics.
+	PasswordLocked func(pay.PasswordLock)
 }
 
 // Store implements pay.Service.

@@ -1,0 +1,2 @@
+DROP TABLE deposits;
+DROP TABLE payment_password_attempts;
