@@ -83,10 +83,19 @@ user=$(($(date +%s) % 100000000 * 100 + $$ % 100 + 1000))
 ops=$("${ctl[@]}" token -operator)
 alice=$("${ctl[@]}" token -user "$user")
 
-step "a wallet for user $user with 100.00, payment password 123"
-request POST "$pay/accounts" "$ops" "{\"userId\":$user,\"password\":\"123\",\"balance\":10000}"
+step "a wallet for user $user with 50.00, payment password 123"
+request POST "$pay/accounts" "$ops" "{\"userId\":$user,\"password\":\"123\",\"balance\":5000}"
 expect 201
+expect_field balance 5000
+
+step "50.00 more, credited once however often it is sent with its Idempotency-Key"
+request POST "$pay/accounts/$user/deposits" "$ops" '{"amount":5000}' "Idempotency-Key: topup-$user"
+expect 200
 expect_field balance 10000
+request POST "$pay/accounts/$user/deposits" "$ops" '{"amount":5000}' "Idempotency-Key: topup-$user"
+expect 200
+expect_field balance 10000
+printf '%s' "$headers" | grep -qi '^Idempotent-Replayed: true' || fail "no Idempotent-Replayed: true in $headers"
 
 step "an order of 25.00 at trade: status 1 (unpaid)"
 request POST "$trade/orders" "$alice" '{"totalFee":2500,"paymentType":3}'

@@ -79,6 +79,22 @@ type Apply struct {
 	OrderInfo      string `json:"orderInfo"`
 }
 
+// Deposit is an operator's request to add funds to a wallet, once per key.
+type Deposit struct {
+	UserID int64
+	Amount int64
+	// IdempotencyKey is required: a retry under the same key returns the
+	// first result instead of crediting again.
+	IdempotencyKey string
+}
+
+// DepositResult is the wallet after the deposit, and whether it is a
+// replay of an earlier deposit with the same idempotency key.
+type DepositResult struct {
+	Account  Account
+	Replayed bool
+}
+
 // PasswordLock is a wallet locked for wrong payment passwords.
 type PasswordLock struct {
 	UserID int64
@@ -124,7 +140,7 @@ const PaySuccessType = "pay.success"
 // Service is what the pay service does, whatever stores it.
 type Service interface {
 	CreateAccount(ctx context.Context, req NewAccount) (Account, error)
-	Deposit(ctx context.Context, userID, amount int64) (Account, error)
+	Deposit(ctx context.Context, d Deposit) (DepositResult, error)
 	Account(ctx context.Context, userID int64) (Account, error)
 	ApplyPayOrder(ctx context.Context, userID int64, req Apply) (order PayOrder, created bool, err error)
 	Pay(ctx context.Context, p Payment) (PaymentResult, error)

@@ -32,10 +32,15 @@ func (a NewAccount) Validate() error {
 	return nil
 }
 
-// ValidateDeposit checks an amount to add to a wallet.
-func ValidateDeposit(amount int64) error {
-	if amount <= 0 {
+// Validate checks a deposit before anything is locked.
+func (d Deposit) Validate() error {
+	switch {
+	case d.Amount <= 0:
 		return problem.Invalidf("amount must be a positive number of cents")
+	case d.IdempotencyKey == "":
+		return problem.Invalidf("Idempotency-Key is required: a deposit retried without one could credit twice")
+	case len(d.IdempotencyKey) > maxIdempotencyKeyBytes:
+		return problem.Invalidf(fmt.Sprintf("Idempotency-Key must be at most %d bytes", maxIdempotencyKeyBytes))
 	}
 	return nil
 }

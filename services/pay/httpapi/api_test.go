@@ -100,6 +100,25 @@ func TestOnlyAnOperatorCreatesMoney(t *testing.T) {
 	h.mustCall(t, http.StatusOK, "POST", "/accounts/1/deposits", operatorToken(t), `{"amount":50}`, "Idempotency-Key", "dep-2")
 }
 
+// An operator's deposit that timed out is retried with its key: credited once.
+func TestDepositRetriedWithItsKeyIsCreditedOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.wallet(t, 1, 100)
+	ops := operatorToken(t)
+	first := h.mustCall(t, http.StatusOK, "POST", "/accounts/1/deposits", ops, `{"amount":5000}`, "Idempotency-Key", "topup-7")
+	again := h.mustCall(t, http.StatusOK, "POST", "/accounts/1/deposits", ops, `{"amount":5000}`, "Idempotency-Key", "topup-7")
+	if string(again.body) != string(first.body) || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("retry = %s (Idempotent-Replayed %q), want %s replayed", again.body, again.header.Get("Idempotent-Replayed"), first.body)
+	}
+	if r := h.call(t, "POST", "/accounts/1/deposits", ops, `{"amount":6000}`, "Idempotency-Key", "topup-7"); r.status != 422 || r.code() != "idempotency_key_reused" {
+		t.Errorf("same key, another amount: %d %s, want 422 idempotency_key_reused", r.status, r.body)
+	}
+	if snap := paytest.Snap(t, h.pool); snap.Balances[1] != 5_100 {
+		t.Errorf("balance %d, want 5100: one deposit", snap.Balances[1])
+	}
+}
+
 func TestBadRequestsAreRefusedClearlyAndChangeNothing(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -140,7 +159,8 @@ func TestBadRequestsAreRefusedClearlyAndChangeNothing(t *testing.T) {
 		{"negative opening balance", "POST", "/accounts", ops, `{"userId":3,"password":"p","balance":-5}`, nil, 400, "invalid_request"},
 		{"wallet exists", "POST", "/accounts", ops, `{"userId":1,"password":"p","balance":5}`, nil, 409, "account_exists"},
 		{"negative deposit", "POST", "/accounts/1/deposits", ops, `{"amount":-5}`, nil, 400, "invalid_request"},
-		{"deposit overflowing the balance", "POST", "/accounts/1/deposits", ops, `{"amount":9223372036854775807}`, nil, 409, "balance_overflow"},
+		{"deposit overflowing the balance", "POST", "/accounts/1/deposits", ops, `{"amount":9223372036854775807}`, []string{"Idempotency-Key", "big"}, 409, "balance_overflow"},
+		{"deposit without an Idempotency-Key", "POST", "/accounts/1/deposits", ops, `{"amount":5}`, nil, 400, "invalid_request"},
 		{"user cannot deposit", "POST", "/accounts/1/deposits", user1, `{"amount":5}`, nil, 403, "forbidden"},
 		{"service has no wallet", "GET", "/accounts/me", svc, nil, nil, 403, "forbidden"},
 		{"operator cannot pay", "POST", payPath, ops, `{"pw":"123"}`, nil, 403, "forbidden"},

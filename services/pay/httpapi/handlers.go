@@ -47,12 +47,17 @@ func handleDeposit(svc pay.Service, log *slog.Logger) http.HandlerFunc {
 			jsonhttp.Error(w, r, log, err)
 			return
 		}
-		account, err := svc.Deposit(r.Context(), userID, req.Amount)
+		result, err := svc.Deposit(r.Context(), pay.Deposit{
+			UserID: userID, Amount: req.Amount, IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		})
 		if err != nil {
 			jsonhttp.Error(w, r, log, err)
 			return
 		}
-		jsonhttp.Encode(w, http.StatusOK, account)
+		if result.Replayed {
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
+		jsonhttp.Encode(w, http.StatusOK, result.Account)
 	}
 }
 

@@ -41,32 +41,63 @@ func (s *Store) CreateAccount(ctx context.Context, req pay.NewAccount) (pay.Acco
 	return pay.Account{UserID: req.UserID, Balance: req.Balance}, nil
 }
 
-// Deposit adds funds to a wallet.
-func (s *Store) Deposit(ctx context.Context, userID, amount int64) (pay.Account, error) {
-	if err := pay.ValidateDeposit(amount); err != nil {
-		return pay.Account{}, err
+// Deposit adds funds to a wallet once per idempotency key: the deposit is
+// recorded under its key in the credit's own transaction, and a retry under
+// that key gets the first result back — the same request replayed, another
+// one refused. The key is held for the transaction, so a concurrent retry
+// is refused as in flight rather than credited.
+func (s *Store) Deposit(ctx context.Context, d pay.Deposit) (pay.DepositResult, error) {
+	if err := d.Validate(); err != nil {
+		return pay.DepositResult{}, err
 	}
-	var balance int64
+	var result pay.DepositResult
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `
+		var locked bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`,
+			lockKey("deposit_key", d.IdempotencyKey)).Scan(&locked); err != nil {
+			return fmt.Errorf("lock deposit key: %w", err)
+		}
+		if !locked {
+			return pay.ErrIdempotencyInFlight
+		}
+		var first pay.Deposit
+		var balance int64
+		err := tx.QueryRow(ctx, `SELECT user_id, amount, balance_after FROM deposits WHERE idempotency_key = $1`,
+			d.IdempotencyKey).Scan(&first.UserID, &first.Amount, &balance)
+		switch {
+		case err == nil:
+			if first.UserID != d.UserID || first.Amount != d.Amount {
+				return pay.ErrIdempotencyKeyReused
+			}
+			result = pay.DepositResult{Account: pay.Account{UserID: d.UserID, Balance: balance}, Replayed: true}
+			return nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("read deposit key: %w", err)
+		}
+		err = tx.QueryRow(ctx, `
 			UPDATE accounts SET balance = balance + $2, updated_at = now()
 			WHERE user_id = $1 AND balance <= $3::bigint - $2::bigint
-			RETURNING balance`, userID, amount, int64(math.MaxInt64)).Scan(&balance)
+			RETURNING balance`, d.UserID, d.Amount, int64(math.MaxInt64)).Scan(&balance)
 		if errors.Is(err, pgx.ErrNoRows) {
-			if _, err := s.account(ctx, tx, userID); err != nil {
+			if _, err := s.account(ctx, tx, d.UserID); err != nil {
 				return err
 			}
 			return pay.ErrBalanceOverflow
 		}
 		if err != nil {
-			return fmt.Errorf("credit account %d: %w", userID, err)
+			return fmt.Errorf("credit account %d: %w", d.UserID, err)
 		}
-		return insertLedger(ctx, tx, userID, "funding", amount, balance, nil)
+		if _, err := tx.Exec(ctx, `INSERT INTO deposits (idempotency_key, user_id, amount, balance_after) VALUES ($1, $2, $3, $4)`,
+			d.IdempotencyKey, d.UserID, d.Amount, balance); err != nil {
+			return fmt.Errorf("record deposit under its key: %w", err)
+		}
+		result = pay.DepositResult{Account: pay.Account{UserID: d.UserID, Balance: balance}}
+		return insertLedger(ctx, tx, d.UserID, "funding", d.Amount, balance, nil)
 	})
 	if err != nil {
-		return pay.Account{}, err
+		return pay.DepositResult{}, err
 	}
-	return pay.Account{UserID: userID, Balance: balance}, nil
+	return result, nil
 }
 
 // Account returns a wallet.

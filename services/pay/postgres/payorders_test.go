@@ -154,8 +154,8 @@ func TestDepositAddsFundsAndRefusesOverflow(t *testing.T) {
 	ctx := context.Background()
 	store, _ := newStore(t)
 	paytest.Funded(t, store, 1, 100)
-	a, err := store.Deposit(ctx, 1, 50)
-	if err != nil || a.Balance != 150 {
+	a, err := store.Deposit(ctx, pay.Deposit{UserID: 1, Amount: 50, IdempotencyKey: "d1"})
+	if err != nil || a.Account.Balance != 150 {
 		t.Fatalf("deposit: %+v, %v; want balance 150", a, err)
 	}
 	tests := []struct {
@@ -171,7 +171,7 @@ func TestDepositAddsFundsAndRefusesOverflow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := store.Deposit(ctx, tt.userID, tt.amount); !errors.Is(err, tt.want) {
+			if _, err := store.Deposit(ctx, pay.Deposit{UserID: tt.userID, Amount: tt.amount, IdempotencyKey: tt.name}); !errors.Is(err, tt.want) {
 				t.Errorf("deposit: %v, want %v", err, tt.want)
 			}
 		})
