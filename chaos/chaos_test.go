@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/paytrade/paytrade/internal/testenv"
 )
 
 // row is one line of the table.
@@ -112,11 +114,16 @@ func runAll(t *testing.T, w wiring, list []scenario, n int) []row {
 // runScenario runs one scenario on a system of its own and judges it.
 func runScenario(t *testing.T, w wiring, sc scenario, n int) row {
 	t.Helper()
+	var cluster *testenv.RabbitCluster
+	if sc.cluster {
+		cluster = testenv.StartRabbitCluster(t, 3)
+	}
 	r := &run{
-		system: newSystem(t, w),
-		n:      n,
-		spread: max(3*time.Second, time.Duration(n)*5*time.Millisecond),
-		settle: 30 * time.Second,
+		cluster: cluster,
+		system:  newSystem(t, w, cluster),
+		n:       n,
+		spread:  max(3*time.Second, time.Duration(n)*5*time.Millisecond),
+		settle:  30 * time.Second,
 	}
 	if testing.Short() || n <= 100 {
 		r.settle = 15 * time.Second

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/paytrade/paytrade/internal/broker"
 )
 
 // observe installs, in trade's database, a trigger that writes down every
@@ -213,10 +215,10 @@ func (s *system) readParked(t *testing.T, st *state, poison map[string]bool) {
 }
 
 // withChannel runs fn on a channel of a connection of its own, straight
-// to the broker, not through any proxy.
+// to the broker (a node that answers, of a cluster), not through any proxy.
 func (s *system) withChannel(t *testing.T, fn func(ch *amqp.Channel) error) {
 	t.Helper()
-	conn, err := amqp.DialConfig(s.AMQPURL, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
+	conn, err := broker.Dial(broker.Config{URL: s.AMQPURL, ConnectTimeout: 2 * time.Second})
 	if err != nil {
 		return
 	}

@@ -9,13 +9,17 @@ import (
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/crashpoint"
 	"github.com/paytrade/paytrade/internal/testenv"
+	payamqp "github.com/paytrade/paytrade/services/pay/amqp"
+	tradeamqp "github.com/paytrade/paytrade/services/trade/amqp"
 )
 
 // run is one scenario's run: its system, population and settings.
 type run struct {
 	*system
+	cluster  *testenv.RabbitCluster // the broker, for scenarios that run on a cluster
 	pop      population
 	n        int
 	spread   time.Duration // the load is paced over this long
@@ -32,7 +36,10 @@ type scenario struct {
 	name string
 	// gate, when set, is an environment switch the scenario needs.
 	gate string
-	run  func(t *testing.T, r *run) loadResult
+	// cluster runs the scenario on a three-node cluster of its own
+	// (testenv.StartRabbitCluster) rather than the test broker.
+	cluster bool
+	run     func(t *testing.T, r *run) loadResult
 }
 
 // standard starts one pay and one trade and the audit.
@@ -203,6 +210,23 @@ var scenarios = []scenario{
 		r.deadline = period + 2*time.Second
 		return res
 	}},
+	{name: "cluster: the node pay and trade use SIGKILLed", cluster: true, run: func(t *testing.T, r *run) loadResult {
+		r.declareVia(t, r.cluster.Nodes[2])
+		r.standard(t)
+		// The first node of every AMQP_URL: where pay and trade connect.
+		used := r.cluster.Nodes[0]
+		r.notes = append(r.notes, "queue leader on "+r.nodeName(r.cluster.Leader(t, r.PayQueue)))
+		return r.killDuringLoad(t, used)
+	}},
+	{name: "cluster: the quorum queues' leader SIGKILLed", cluster: true, run: func(t *testing.T, r *run) loadResult {
+		r.declareVia(t, r.cluster.Nodes[1])
+		r.standard(t)
+		leader := r.cluster.Leader(t, r.PayQueue)
+		r.notes = append(r.notes, "pay and trade on node 1")
+		res := r.killDuringLoad(t, leader)
+		r.notes = append(r.notes, "new leader "+r.nodeName(r.cluster.Leader(t, r.PayQueue)))
+		return res
+	}},
 	{name: "two pay + two trade, one of each killed", run: func(t *testing.T, r *run) loadResult {
 		r.addPay()
 		r.addPay()
@@ -216,6 +240,61 @@ var scenarios = []scenario{
 		r.trades[0].proc.Kill()
 		return <-load
 	}},
+}
+
+// declareVia declares pay's and trade's topologies through node before
+// they start, so that their quorum queues are led from there: RabbitMQ 3.x
+// places a new queue's leader on the node that declares it (4.x may place
+// it elsewhere, which the table's notes then say).
+func (r *run) declareVia(t *testing.T, node *testenv.RabbitNode) {
+	t.Helper()
+	trade := tradeamqp.Topology{
+		Exchange: r.PayExchange, PaySuccessKey: "pay.success", Queue: r.PayQueue, QueueType: broker.QueueQuorum,
+		ErrorExchange: r.ErrorExchange, ErrorKey: "error", ErrorQueue: r.ErrorQueue,
+		TradeExchange: r.TradeExchange, RefundRequestedKey: "refund.requested", RefundSuccessKey: "refund.success", RefundQueue: r.RefundQueue,
+	}
+	pay := payamqp.Topology{
+		Exchange: r.PayExchange, TradeExchange: r.TradeExchange, RefundRequestedKey: "refund.requested", RefundQueue: r.PayRefundQueue,
+		QueueType: broker.QueueQuorum, ErrorExchange: r.ErrorExchange, ErrorKey: "error", ErrorQueue: r.ErrorQueue,
+	}
+	ch, err := node.Dial(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, declare := range []func(*amqp.Channel) error{trade.Declare, pay.Declare} {
+		if err := declare(ch); err != nil {
+			t.Fatalf("declare the services' topology on %s: %v", node.Name, err)
+		}
+	}
+}
+
+// killDuringLoad SIGKILLs node a third into the load and returns the
+// load's result. The node stays down until the checks are done, so the
+// system must converge on the nodes left; it is started again, and must
+// rejoin the cluster, when the scenario ends.
+func (r *run) killDuringLoad(t *testing.T, node *testenv.RabbitNode) loadResult {
+	t.Helper()
+	load := r.goLoad(r.spread)
+	time.Sleep(r.spread / 3)
+	node.Kill(t)
+	t.Cleanup(func() {
+		node.Start(t)
+		if running := r.cluster.Running(t); running != len(r.cluster.Nodes) {
+			t.Errorf("%d nodes run in the cluster after %s restarted, want %d", running, node.Name, len(r.cluster.Nodes))
+		}
+	})
+	r.notes = append(r.notes, "killed "+r.nodeName(node)+", restarted after the checks")
+	return <-load
+}
+
+// nodeName names a node of the run's cluster by its place in AMQP_URL.
+func (r *run) nodeName(node *testenv.RabbitNode) string {
+	for i, n := range r.cluster.Nodes {
+		if n == node {
+			return fmt.Sprintf("node %d", i+1)
+		}
+	}
+	return node.Name
 }
 
 // restartBroker stops and starts the RabbitMQ application of the test

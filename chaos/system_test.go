@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/systest"
 	"github.com/paytrade/paytrade/internal/testenv"
 )
@@ -61,15 +62,23 @@ type instance struct {
 	bin      string
 	addr     string
 	env      []string
-	amqp     *toxiproxy.Proxy
+	amqp     *toxiproxy.Proxy // to the broker's first node
 	database *toxiproxy.Proxy // trade only
 	proc     *testenv.Process
 }
 
-func newSystem(t *testing.T, w wiring) *system {
+// newSystem is a scenario's system on the test broker, or on cluster if
+// it is not nil.
+func newSystem(t *testing.T, w wiring, cluster *testenv.RabbitCluster) *system {
 	t.Helper()
+	var sys *systest.System
+	if cluster != nil {
+		sys = systest.NewOnBroker(t, "chaos", cluster.URL)
+	} else {
+		sys = systest.New(t, "chaos")
+	}
 	s := &system{
-		System:  systest.New(t, "chaos"),
+		System:  sys,
 		t:       t,
 		wiring:  w,
 		proxies: toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop()),
@@ -105,14 +114,30 @@ func proxiedURL(rawURL string, upstream string, p *toxiproxy.Proxy) string {
 	return strings.Replace(rawURL, upstream, p.Listen, 1)
 }
 
+// amqpVia starts the instance's proxy to every node of the broker (one, or
+// a cluster's), keeps the first node's as in.amqp, and returns the
+// AMQP_URL that reaches them through the proxies, in the broker's order.
+func (s *system) amqpVia(in *instance) string {
+	s.t.Helper()
+	var urls []string
+	for i, node := range broker.Nodes(s.AMQPURL) {
+		upstream := testenv.HostPort(s.t, node)
+		p := s.proxy(fmt.Sprintf("%s-amqp-%d", in.name, i+1), upstream)
+		if in.amqp == nil {
+			in.amqp = p
+		}
+		urls = append(urls, proxiedURL(node, upstream, p))
+	}
+	return strings.Join(urls, ",")
+}
+
 // addPay starts one more pay process; extraEnv stays with it across restarts.
 func (s *system) addPay(extraEnv ...string) *instance {
 	s.t.Helper()
-	upstream := testenv.HostPort(s.t, s.AMQPURL)
 	in := &instance{name: fmt.Sprintf("pay-%d", len(s.pays)+1), bin: s.Binary(s.t, "pay"), addr: testenv.FreeAddr(s.t)}
-	in.amqp = s.proxy(in.name+"-amqp", upstream)
+	amqpURL := s.amqpVia(in)
 	in.env = append(append(s.PayEnv(),
-		"PAY_HTTP_ADDR="+in.addr, "AMQP_URL="+proxiedURL(s.AMQPURL, upstream, in.amqp),
+		"PAY_HTTP_ADDR="+in.addr, "AMQP_URL="+amqpURL,
 		"PAY_OUTBOX_POLL_INTERVAL=200ms", "PAY_OUTBOX_RETRY_MAX_INTERVAL=2s",
 		"AMQP_HEARTBEAT=2s", "AMQP_RECONNECT_MAX_INTERVAL=2s", "LOG_LEVEL=info",
 	), s.wiring.payEnv...)
@@ -128,14 +153,13 @@ func (s *system) addPay(extraEnv ...string) *instance {
 // stays with it across restarts.
 func (s *system) addTrade(extraEnv ...string) *instance {
 	s.t.Helper()
-	amqpUp := testenv.HostPort(s.t, s.AMQPURL)
 	dbUp := testenv.HostPort(s.t, s.TradeDB)
 	in := &instance{name: fmt.Sprintf("trade-%d", len(s.trades)+1), bin: s.Binary(s.t, "trade"), addr: testenv.FreeAddr(s.t)}
-	in.amqp = s.proxy(in.name+"-amqp", amqpUp)
+	amqpURL := s.amqpVia(in)
 	in.database = s.proxy(in.name+"-db", dbUp)
 	in.env = append(append(s.TradeEnv("http://"+s.pays[0].addr),
 		"TRADE_DATABASE_URL="+proxiedURL(s.TradeDB, dbUp, in.database), "TRADE_HTTP_ADDR="+in.addr,
-		"AMQP_URL="+proxiedURL(s.AMQPURL, amqpUp, in.amqp),
+		"AMQP_URL="+amqpURL,
 		"TRADE_RETRY_INITIAL_INTERVAL=50ms", "TRADE_RETRY_MAX_INTERVAL=500ms",
 		// The fallback is the last line of defence; here it is kept out
 		// of the way so that what converges is the messaging path itself.

@@ -3,7 +3,8 @@
 # minimal Debian trixie root (debootstrap) holding trixie's rabbitmq-server,
 # run in a chroot beside the machine's own broker. Needs root.
 #
-#   rabbitmq4.sh root   build the root unless it is there (about 45 s, 370 MB)
+#   rabbitmq4.sh root   build the root unless it is there (about 45 s, 370 MB);
+#                       print its path
 #   rabbitmq4.sh up     root, mounts, and a broker on 127.0.0.1:$RABBITMQ4_PORT
 #   rabbitmq4.sh down   stop every process of the root, unmount; the root stays
 #   rabbitmq4.sh node-dir   the broker's directory, for rabbitmq-node.sh ctl
@@ -85,6 +86,7 @@ root_pids() {
 case ${1:-} in
 root)
   make_root
+  echo "$root"
   ;;
 up)
   make_root

@@ -20,7 +20,9 @@ trap 'scripts/rabbitmq4.sh down' EXIT
 scripts/rabbitmq4.sh up
 export AMQP_URL=amqp://guest:guest@127.0.0.1:${RABBITMQ4_PORT:-5674}/
 TEST_RABBITMQ_NODE_DIR=$(scripts/rabbitmq4.sh node-dir)
-export TEST_RABBITMQ_NODE_DIR
+# The fault suite's clusters run this RabbitMQ too.
+TEST_RABBITMQ_ROOT=$(scripts/rabbitmq4.sh root)
+export TEST_RABBITMQ_NODE_DIR TEST_RABBITMQ_ROOT
 # This broker is the run's own: the fault suite may restart it.
 export PAYTRADE_CHAOS_BROKER_RESTART=1
 $GO test -race -count=1 -timeout 20m ./internal/broker ./internal/outbox ./services/trade/amqp \

@@ -35,7 +35,13 @@ type System struct {
 // build tags of the binaries it will start.
 func New(tb testing.TB, prefix string, tags ...string) *System {
 	tb.Helper()
-	amqpURL := testenv.AMQPURL(tb)
+	return NewOnBroker(tb, prefix, testenv.AMQPURL(tb), tags...)
+}
+
+// NewOnBroker is New on the broker of amqpURL (a cluster's AMQP_URL, say)
+// rather than the test broker.
+func NewOnBroker(tb testing.TB, prefix, amqpURL string, tags ...string) *System {
+	tb.Helper()
 	return &System{
 		AMQPURL:  amqpURL,
 		PayDB:    testenv.NewEmptyDatabase(tb, prefix+"_pay"),

@@ -129,6 +129,27 @@ func StartRabbitCluster(tb testing.TB, n int) *RabbitCluster {
 	return c
 }
 
+// Running returns how many nodes the cluster's first node that answers
+// sees running in the cluster.
+func (c *RabbitCluster) Running(tb testing.TB) int {
+	tb.Helper()
+	for _, asked := range c.Nodes {
+		out, err := asked.script(nil, "ctl", "-q", "cluster_status", "--formatter", "json")
+		if err != nil {
+			continue
+		}
+		var status struct {
+			Running []string `json:"running_nodes"`
+		}
+		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &status); err != nil {
+			tb.Fatalf("cluster_status on %s: %v\n%s", asked.Name, err, out)
+		}
+		return len(status.Running)
+	}
+	tb.Fatal("no node of the cluster answers")
+	return 0
+}
+
 // Leader returns the node that leads the quorum queue.
 func (c *RabbitCluster) Leader(tb testing.TB, queue string) *RabbitNode {
 	tb.Helper()

@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/database"
 )
 
@@ -150,11 +151,11 @@ func Name(tb testing.TB, prefix string) string {
 }
 
 // DeleteOnCleanup removes the given exchanges and queues from the broker
-// when the test ends.
+// (any node that answers, if amqpURL lists a cluster's) when the test ends.
 func DeleteOnCleanup(tb testing.TB, amqpURL string, exchanges, queues []string) {
 	tb.Helper()
 	tb.Cleanup(func() {
-		conn, err := amqp.Dial(amqpURL)
+		conn, err := broker.Dial(broker.Config{URL: amqpURL, ConnectTimeout: 5 * time.Second})
 		if err != nil {
 			tb.Errorf("connect to clean up broker: %v", err)
 			return
