@@ -59,6 +59,8 @@ rabbitmq_user=${RABBITMQ_USER:-paytrade}
 rabbitmq_password=${RABBITMQ_PASSWORD:-$(random 24)}
 grafana_password=${GRAFANA_ADMIN_PASSWORD:-$(random 24)}
 jwt_secret=${AUTH_JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+# Shared by the RabbitMQ nodes of the cluster profile; hex, as Erlang wants.
+erlang_cookie=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 for v in "$postgres_password" "$rabbitmq_user" "$rabbitmq_password" "$grafana_password" "$jwt_secret"; do
   if [[ $v == *$'\n'* ]]; then
     echo "compose-env: a password or secret holds a line break; choose another" >&2
@@ -86,6 +88,7 @@ RABBITMQ_PASSWORD=$(quote "$rabbitmq_password")
 RABBITMQ_PASSWORD_URLENC=$(quote "$(urlencode "$rabbitmq_password")")
 GRAFANA_ADMIN_PASSWORD=$(quote "$grafana_password")
 AUTH_JWT_SECRET=$(quote "$jwt_secret")
+RABBITMQ_ERLANG_COOKIE=$(quote "$erlang_cookie")
 EOF
 mv "$tmp" "$file"
 echo "compose-env: wrote $file with new passwords and a new JWT secret" >&2

@@ -169,7 +169,7 @@ func TestDatabaseDownDuringConsumptionParksNothingAndAppliesEverythingOnceBack(t
 	t.Logf("consumer stats: %+v", r.consumer.Stats())
 }
 
-func TestTopologyIsQuorumByDefaultAndLazyClassicOnRequest(t *testing.T) {
+func TestTopologyIsQuorumByDefaultAndClassicOnRequest(t *testing.T) {
 	t.Parallel()
 	for _, typ := range []string{tradeamqp.QueueQuorum, tradeamqp.QueueClassic} {
 		t.Run(typ, func(t *testing.T) {
@@ -187,7 +187,8 @@ func TestTopologyIsQuorumByDefaultAndLazyClassicOnRequest(t *testing.T) {
 				t.Fatalf("declare again: %v", err)
 			}
 			// A plain classic queue differs from both: from the quorum
-			// queue in type, from the lazy classic one in mode.
+			// queue in type, from the declared classic one in its
+			// dead-letter route to the error exchange.
 			other := amqp091.Table{"x-queue-type": tradeamqp.QueueClassic}
 			_, err = ch.QueueDeclare(r.topo.Queue, true, false, false, false, other)
 			var amqpErr *amqp091.Error
