@@ -34,6 +34,8 @@ var dashboardMustShow = map[string]string{
 	"consumer parked":             "paytrade_consumer_parked_total",
 	"pay to paid latency":         "paytrade_pay_to_paid_seconds_bucket",
 	"broker reconnects":           "paytrade_broker_reconnects_total",
+	"refunds credited":            "paytrade_refunds_credited_total",
+	"refunds waiting":             "paytrade_refunds_waiting",
 }
 
 func TestPrometheusConfigPassesPromtoolAndScrapesWhereComposeRunsTheServices(t *testing.T) {
