@@ -104,6 +104,7 @@ const (
 	warmupCount      = 500
 	openLoopSeconds  = 20
 	relayFreshEvents = 10_000
+	refundCount      = 1000
 	ticksPerHistory  = 5
 )
 
@@ -124,6 +125,7 @@ type results struct {
 	halfPeak                 run
 	halfPeakRate             float64
 	brokerUp, brokerDown     run
+	refunds                  refundRun
 	tick                     map[int]time.Duration
 	relay                    map[int]relayResult
 	elapsed                  time.Duration
@@ -192,6 +194,9 @@ func TestBench(t *testing.T) {
 		pt.proxy.SetDown(false)
 		r.brokerDown = pt.settle(t, orders, attempts, 3*time.Minute)
 		r.brokerDown.conc = peak.conc
+
+		// Refunds end to end, at the peak's concurrency, on the same system.
+		r.refunds = pt.refundStep(t, cfg.count(refundCount), peak.conc)
 	})
 	t.Run("growth", func(t *testing.T) {
 		for _, h := range []int{cfg.smallHistory, cfg.largeHistory} {
@@ -315,6 +320,8 @@ func (r *results) print(w io.Writer) {
 		fmt.Sprintf(" (%d of %d accepted)", r.brokerDown.accepted, r.brokerDown.requests), "", "")
 	row("  then broker back: outbox drained, all orders paid in", fmt.Sprintf("%.1f s (%d of %d paid)",
 		r.brokerDown.drain.Seconds(), r.brokerDown.paid, r.brokerDown.accepted), "", "")
+	row(fmt.Sprintf("refunds end to end, c=%d: orders refunded/s (of %d)", r.refunds.conc, r.refunds.requested),
+		fmt.Sprintf("%s, request→refunded p50/p95/p99 %s ms (%d refunded)", rate(r.refunds.rate, "/s"), r.refunds.latency, r.refunds.refunded), "", "")
 	for _, h := range []int{r.cfg.smallHistory, r.cfg.largeHistory} {
 		tick := missing
 		if d := r.tick[h]; d > 0 {

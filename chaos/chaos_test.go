@@ -66,14 +66,15 @@ func TestChaosEveryInvariantHoldsUnderEveryFault(t *testing.T) {
 
 // TestChaosCatchesTheSeedStyleWiringLosingAndDoublingPayments proves the
 // suite can fail: against the wiring the course warns about, the checks
-// must find the lost events of a crash between commit and publish, the
-// double effects of a duplicate storm, and the silent drop of a message
-// with no id.
+// must find the double refunds of a buyer asking twice, the lost events of
+// a crash between commit and publish, the double effects of a duplicate
+// storm, and the silent drop of a message with no id.
 func TestChaosCatchesTheSeedStyleWiringLosingAndDoublingPayments(t *testing.T) {
 	if os.Getenv("PAYTRADE_CHAOS_UNSAFE") == "1" {
 		t.Skip("the main test runs the seed-style wiring itself")
 	}
 	want := map[string]func(state) bool{
+		"baseline, no faults":                      func(st state) bool { return st.doubleRefunds > 0 },
 		"pay SIGKILLed at crash points":            func(st state) bool { return st.lost > 0 },
 		"duplicate storm (5× same id, 2× new ids)": func(st state) bool { return st.applied > 0 },
 		"poison messages mixed in":                 func(st state) bool { return st.poisonUnparked > 0 },
@@ -129,6 +130,7 @@ func runScenario(t *testing.T, w wiring, sc scenario, n int) row {
 		r.settle = 15 * time.Second
 	}
 	res := sc.run(t, r)
+	res.refunds, res.refundsUnanswered = res.awaitRefunds()
 	settle := r.settle
 	if r.deadline > 0 {
 		settle = r.deadline + 5*time.Second
@@ -139,6 +141,9 @@ func runScenario(t *testing.T, w wiring, sc scenario, n int) row {
 	broken := st.broken()
 	if res.unanswered > 0 {
 		broken = append(broken, fmt.Sprintf("%d payments unanswered", res.unanswered))
+	}
+	if res.refundsUnanswered > 0 {
+		broken = append(broken, fmt.Sprintf("%d refunds not answered as one refund", res.refundsUnanswered))
 	}
 	if !st.converged() {
 		broken = append(broken, "did not converge")
@@ -161,16 +166,16 @@ func runScenario(t *testing.T, w wiring, sc scenario, n int) row {
 func table(w wiring, rows []row) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nwiring: %s\n\n", w.name)
-	b.WriteString("| scenario | payments tried | 2xx | debited | orders paid | lost | double effects | parked | converge s | verdict |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| scenario | payments tried | 2xx | debited | orders paid | lost | double effects | refunded | double refunds | parked | converge s | verdict |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
 		if r.skipped {
-			fmt.Fprintf(&b, "| %s | | | | | | | | | %s |\n", r.scenario, r.verdict)
+			fmt.Fprintf(&b, "| %s | | | | | | | | | | | %s |\n", r.scenario, r.verdict)
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %.1f | %s |\n",
-			r.scenario, r.load.tried, r.load.ok, r.st.debited, r.st.paid, r.st.lost, r.st.doubleEffects(), r.st.parked,
-			r.converge.Seconds(), r.verdict)
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.1f | %s |\n",
+			r.scenario, r.load.tried, r.load.ok, r.st.debited, r.st.paid, r.st.lost, r.st.doubleEffects(),
+			r.st.refunded, r.st.doubleRefunds, r.st.parked, r.converge.Seconds(), r.verdict)
 	}
 	return b.String()
 }

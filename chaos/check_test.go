@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/paytrade/paytrade/internal/broker"
@@ -36,6 +37,26 @@ func (s *system) observe(t *testing.T) {
 	if err != nil {
 		t.Fatalf("install the application audit in trade's database: %v", err)
 	}
+	// At pay, every UPDATE that leaves a pay order refunded: a refund
+	// takes effect exactly once, when it leaves 3 (paid). Counted here
+	// rather than from the ledger, so a credit that skips the ledger is
+	// seen too.
+	_, err = s.payPool.Exec(context.Background(), `
+		CREATE TABLE chaos_credits (
+			pay_order_id bigint      NOT NULL,
+			old_status   smallint    NOT NULL,
+			at           timestamptz NOT NULL DEFAULT clock_timestamp()
+		);
+		CREATE FUNCTION chaos_record_credit() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			INSERT INTO chaos_credits (pay_order_id, old_status) VALUES (NEW.id, OLD.status);
+			RETURN NULL;
+		END $$;
+		CREATE TRIGGER chaos_credits AFTER UPDATE ON pay_orders
+			FOR EACH ROW WHEN (NEW.status = 4) EXECUTE FUNCTION chaos_record_credit();`)
+	if err != nil {
+		t.Fatalf("install the credit audit in pay's database: %v", err)
+	}
 }
 
 // state is what the two databases and the broker say after a scenario.
@@ -48,7 +69,10 @@ type state struct {
 	lost           int // debited pay orders whose order is neither paid nor a recorded discrepancy (invariant 4)
 	free           int // orders paid without a matching successful payment (invariant 5)
 	applied        int // payments applied again, or orders moved back to paid (invariant 6)
-	outboxPending  int
+	refunded       int // orders refunded at trade whose pay order is refunded at pay
+	refundsWaiting int // refunds requested at trade not (yet) credited and marked (invariant 9)
+	doubleRefunds  int // credits beyond the first of a pay order, at pay, and refunds beyond the first of an order, at trade (invariant 8)
+	outboxPending  int // events waiting in pay's outbox and in trade's
 	queued         int // messages still waiting in mark.order.pay.queue
 	parked         int // messages in error.queue
 	parkedHealthy  int // of which real pay.success events (a healthy message parked)
@@ -56,7 +80,7 @@ type state struct {
 }
 
 func (st state) converged() bool {
-	return st.lost == 0 && st.outboxPending == 0 && st.queued == 0
+	return st.lost == 0 && st.refundsWaiting == 0 && st.outboxPending == 0 && st.queued == 0
 }
 
 // doubleEffects sums what happened more than once.
@@ -76,6 +100,8 @@ func (st state) broken() []string {
 	add(st.lost, "lost (inv 4)")
 	add(st.free, "paid for free (inv 5)")
 	add(st.applied, "applied again (inv 6)")
+	add(st.doubleRefunds, "double refund (inv 8)")
+	add(st.refundsWaiting, "refund not arrived (inv 9)")
 	add(st.parkedHealthy, "healthy parked")
 	add(st.poisonUnparked, "silently dropped (inv 7)")
 	return b
@@ -98,7 +124,10 @@ func (s *system) inspect(t *testing.T, pop population, poison map[string]bool, f
 		Scan(&debits, &st.debited), "debits")
 	st.doubleDebits = debits - st.debited
 	scan(s.payPool.QueryRow(ctx, `SELECT count(*) FROM accounts WHERE balance < 0`).Scan(&st.overdrawn), "balances")
-	scan(s.payPool.QueryRow(ctx, `SELECT count(*) FROM outbox_events`).Scan(&st.outboxPending), "outbox")
+	scan(s.payPool.QueryRow(ctx, `SELECT (SELECT count(*) FROM outbox_events)`).Scan(&st.outboxPending), "pay's outbox")
+	var tradeOutbox int
+	scan(s.trPool.QueryRow(ctx, `SELECT count(*) FROM outbox_events`).Scan(&tradeOutbox), "trade's outbox")
+	st.outboxPending += tradeOutbox
 
 	// Money: each wallet's funding is its balance plus what it paid, and
 	// its ledger adds up to its balance.
@@ -119,7 +148,7 @@ func (s *system) inspect(t *testing.T, pop population, poison map[string]bool, f
 
 	type payOrder struct{ user, amount int64 }
 	debited := map[int64]payOrder{} // by bizOrderNo
-	rows, err = s.payPool.Query(ctx, `SELECT biz_order_no, biz_user_id, amount FROM pay_orders WHERE status = 3`)
+	rows, err = s.payPool.Query(ctx, `SELECT biz_order_no, biz_user_id, amount FROM pay_orders WHERE status IN (3, 4)`)
 	scan(err, "pay orders")
 	for rows.Next() {
 		var biz int64
@@ -158,6 +187,7 @@ func (s *system) inspect(t *testing.T, pop population, poison map[string]bool, f
 		}
 	}
 	scan(s.trPool.QueryRow(ctx, `SELECT count(*) FROM chaos_applications WHERE old_status <> 1`).Scan(&st.applied), "applications")
+	s.inspectRefunds(t, &st)
 
 	st.queued = s.depth(t, s.PayQueue)
 	st.parked = s.depth(t, s.ErrorQueue)
@@ -165,6 +195,56 @@ func (s *system) inspect(t *testing.T, pop population, poison map[string]bool, f
 		s.readParked(t, &st, poison)
 	}
 	return st
+}
+
+// inspectRefunds compares the refunds of both databases. Refunded are the
+// orders refunded at trade (7) whose pay order is refunded at pay (4). A
+// refund trade recorded is waiting until pay credited it and trade marked
+// it refunded, both by its refund id. Double refunds are counted on both
+// sides: credits beyond the first of a pay order (the audit above), and
+// refunds beyond the first of an order.
+func (s *system) inspectRefunds(t *testing.T, st *state) {
+	t.Helper()
+	ctx := context.Background()
+	set := func(pool *pgxpool.Pool, query string) map[string]bool {
+		rows, err := pool.Query(ctx, query)
+		if err != nil {
+			t.Fatalf("inspect refunds: %v", err)
+		}
+		m := map[string]bool{}
+		for rows.Next() {
+			var key string
+			if err := rows.Scan(&key); err != nil {
+				t.Fatalf("inspect refunds: %v", err)
+			}
+			m[key] = true
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("inspect refunds: %v", err)
+		}
+		return m
+	}
+	credited := set(s.payPool, `SELECT refund_id::text FROM refunds WHERE outcome = 'refunded'`)
+	marked := set(s.trPool, `SELECT id::text FROM refunds WHERE status = 'refunded'`)
+	for id := range set(s.trPool, `SELECT id::text FROM refunds WHERE status <> 'rejected'`) {
+		if !credited[id] || !marked[id] {
+			st.refundsWaiting++
+		}
+	}
+	refundedAtPay := set(s.payPool, `SELECT biz_order_no::text FROM pay_orders WHERE status = 4`)
+	for order := range set(s.trPool, `SELECT id::text FROM orders WHERE status = 7`) {
+		if refundedAtPay[order] {
+			st.refunded++
+		}
+	}
+	var payDoubles, tradeDoubles int
+	if err := s.payPool.QueryRow(ctx, `SELECT count(*) - count(DISTINCT pay_order_id) FROM chaos_credits`).Scan(&payDoubles); err != nil {
+		t.Fatalf("inspect credits: %v", err)
+	}
+	if err := s.trPool.QueryRow(ctx, `SELECT count(*) - count(DISTINCT order_id) FROM refunds`).Scan(&tradeDoubles); err != nil {
+		t.Fatalf("inspect refunds: %v", err)
+	}
+	st.doubleRefunds = payDoubles + tradeDoubles
 }
 
 // depth is how many messages wait in queue, ready or unacked; -1 if the

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -94,7 +95,17 @@ type loadResult struct {
 	ok         int // answered 2xx, after the client's retries
 	refused    int // refused for want of money, as planned for some
 	unanswered int // no final answer within the client's patience
+	// refunds is how many paid orders the buyers had refunded (202);
+	// refundsUnanswered how many refunds they asked for in vain. Both are
+	// known once awaitRefunds has returned.
+	refunds, refundsUnanswered int
+	// awaitRefunds waits for the buyers' refunds, which outlive the
+	// payments: a scenario may hold trade down until the load is done.
+	awaitRefunds func() (refunds, unanswered int)
 }
+
+// refundEvery is how often a paid order is refunded: one in ten.
+const refundEvery = 10
 
 // pay pays every payment, paced evenly over spread, with concurrency
 // requests at most in flight, across the pay instances urls returns. A
@@ -102,11 +113,14 @@ type loadResult struct {
 // a lost connection or a 5xx it asks again with the same key, on another
 // instance if there is one, for up to 30 s. Every tenth payment is also
 // sent a second time at once with another key, as a double-clicking buyer
-// would: at most one of the two may debit.
-func pay(ctx context.Context, pop population, urls func() []string, spread time.Duration, concurrency int) loadResult {
+// would: at most one of the two may debit. One paid order in ten is then
+// refunded through the trade instances tradeURLs returns, its refund asked
+// for twice, as the same buyer clicking twice would.
+func pay(ctx context.Context, pop population, urls, tradeURLs func() []string, spread time.Duration, concurrency int) loadResult {
 	var (
-		wg                      sync.WaitGroup
+		wg, refunding           sync.WaitGroup
 		ok, refused, unanswered atomic.Int64
+		refunds, refundsLost    atomic.Int64
 		slots                   = make(chan struct{}, concurrency)
 		start                   = time.Now()
 		gap                     = spread / time.Duration(max(len(pop.payments), 1))
@@ -132,6 +146,17 @@ func pay(ctx context.Context, pop population, urls func() []string, spread time.
 			switch outcome {
 			case "paid":
 				ok.Add(1)
+				if i%refundEvery == refundEvery/2 {
+					// Outside the slot and the load: waiting for the order
+					// to show paid must not hold back the payments.
+					refunding.Go(func() {
+						if refundOnce(ctx, p, tradeURLs, i) {
+							refunds.Add(1)
+						} else {
+							refundsLost.Add(1)
+						}
+					})
+				}
 			case "insufficient_funds":
 				refused.Add(1)
 			default:
@@ -140,7 +165,44 @@ func pay(ctx context.Context, pop population, urls func() []string, spread time.
 		})
 	}
 	wg.Wait()
-	return loadResult{tried: len(pop.payments), ok: int(ok.Load()), refused: int(refused.Load()), unanswered: int(unanswered.Load())}
+	return loadResult{tried: len(pop.payments), ok: int(ok.Load()), refused: int(refused.Load()), unanswered: int(unanswered.Load()),
+		awaitRefunds: func() (int, int) {
+			refunding.Wait()
+			return int(refunds.Load()), int(refundsLost.Load())
+		}}
+}
+
+// refundOnce has a paid order refunded as a buyer would: it waits for the
+// order to show paid at trade (the payment's event may be held up by the
+// fault, or trade be down), then asks for the refund twice, and retries
+// through faults for up to a minute. Both answers must be the same refund.
+func refundOnce(ctx context.Context, p payment, urls func() []string, pick int) bool {
+	deadline := time.Now().Add(time.Minute)
+	var first string
+	for attempt := 0; time.Now().Before(deadline) && ctx.Err() == nil; attempt++ {
+		us := urls()
+		base := us[(pick+attempt)%len(us)]
+		status, body, err := client.Send(ctx, http.MethodPost, fmt.Sprintf("%s/orders/%d/refund", base, p.orderID), p.token, "", nil)
+		var r struct {
+			RefundID string `json:"refundId"`
+		}
+		switch {
+		case err == nil && status == http.StatusAccepted && json.Unmarshal(body, &r) == nil:
+			if first == "" {
+				first = r.RefundID
+				continue // ask again: the same refund must come back
+			}
+			return r.RefundID == first
+		case err == nil && status == http.StatusConflict && first != "":
+			// Refunded, and the refund forgotten: asking again must
+			// answer with it, not refuse.
+			return false
+		case err == nil && status == http.StatusConflict:
+			// not_refundable: the order is not paid at trade yet.
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return false
 }
 
 // payOnce is one buyer's request with its retries. It returns "paid" for

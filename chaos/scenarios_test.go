@@ -54,7 +54,7 @@ func (r *run) standard(t *testing.T, tradeEnv ...string) {
 // goLoad drives the payments in the background over spread.
 func (r *run) goLoad(spread time.Duration) <-chan loadResult {
 	done := make(chan loadResult, 1)
-	go func() { done <- pay(context.Background(), r.pop, r.payURLs, spread, 32) }()
+	go func() { done <- pay(context.Background(), r.pop, r.payURLs, r.tradeURLs, spread, 32) }()
 	return done
 }
 
@@ -159,14 +159,16 @@ var scenarios = []scenario{
 		r.observe(t)
 		r.pop = r.populate(t, r.n)
 		res, deaths := restartOnDeath(t, p, r.goLoad(r.spread),
-			[]string{"PAYTRADE_CRASH_POINTS=" + crashpoint.RelayAfterConfirm + "@3"}, []string{"PAYTRADE_CRASH_POINTS="})
+			[]string{"PAYTRADE_CRASH_POINTS=" + crashpoint.RelayAfterConfirm + "@3"},
+			[]string{"PAYTRADE_CRASH_POINTS=" + crashpoint.PayAfterRefundCommit + "@2"}, []string{"PAYTRADE_CRASH_POINTS="})
 		r.notes = append(r.notes, fmt.Sprintf("%d kills", deaths))
 		return res
 	}},
 	{name: "trade SIGKILLed after commit, before ack", run: func(t *testing.T, r *run) loadResult {
 		crash := "PAYTRADE_CRASH_POINTS=" + crashpoint.TradeAfterCommit + fmt.Sprintf("@%d", max(r.n/4, 2))
 		r.standard(t, crash)
-		res, deaths := restartOnDeath(t, r.trades[0], r.goLoad(r.spread), []string{crash}, []string{"PAYTRADE_CRASH_POINTS="})
+		res, deaths := restartOnDeath(t, r.trades[0], r.goLoad(r.spread), []string{crash},
+			[]string{"PAYTRADE_CRASH_POINTS=" + crashpoint.TradeAfterRefundCommit + "@2"}, []string{"PAYTRADE_CRASH_POINTS="})
 		r.notes = append(r.notes, fmt.Sprintf("%d kills", deaths))
 		return res
 	}},

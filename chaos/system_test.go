@@ -29,10 +29,11 @@ type wiring struct {
 var (
 	safeWiring = wiring{name: "paytrade"}
 	// seedWiring is what the course warns about: publish after the commit
-	// with no outbox and no confirms; acknowledge mode none; no inbox.
+	// with no outbox and no confirms; acknowledge mode none; no inbox; a
+	// refund asked for anew at every request and credited at every delivery.
 	seedWiring = wiring{
 		name:     "seed-style (UNSAFE)",
-		payEnv:   []string{"PAY_PUBLISH_MODE=inline"},
+		payEnv:   []string{"PAY_PUBLISH_MODE=inline", "PAY_IDEMPOTENCY=none"},
 		tradeEnv: []string{"TRADE_ACK_MODE=none", "TRADE_IDEMPOTENCY=none"},
 	}
 )
@@ -190,6 +191,17 @@ func (s *system) payURLs() []string {
 	defer s.mu.Unlock()
 	urls := make([]string, len(s.pays))
 	for i, in := range s.pays {
+		urls[i] = in.baseURL()
+	}
+	return urls
+}
+
+// tradeURLs are the base URLs of the trade processes, for the load's clients.
+func (s *system) tradeURLs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	urls := make([]string, len(s.trades))
+	for i, in := range s.trades {
 		urls[i] = in.baseURL()
 	}
 	return urls

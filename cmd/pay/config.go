@@ -36,6 +36,7 @@ type payConfig struct {
 	ShutdownGrace time.Duration
 	Crash         crashpoint.Set
 	PublishMode   string
+	Idempotent    bool // PAY_IDEMPOTENCY=inbox: refunds credited once
 }
 
 // The ways pay can get its pay.success events to the broker
@@ -49,10 +50,14 @@ const (
 
 // seedStyle lists the settings that depart from the safe wiring.
 func (c payConfig) seedStyle() []string {
-	if c.PublishMode == publishOutbox {
-		return nil
+	var s []string
+	if c.PublishMode != publishOutbox {
+		s = append(s, "PAY_PUBLISH_MODE="+c.PublishMode)
 	}
-	return []string{"PAY_PUBLISH_MODE=" + c.PublishMode}
+	if !c.Idempotent {
+		s = append(s, "PAY_IDEMPOTENCY=none")
+	}
+	return s
 }
 
 // defaultHTTPAddr is where pay listens unless PAY_HTTP_ADDR says otherwise.
@@ -85,6 +90,15 @@ func loadConfig(getenv func(string) string) (payConfig, error) {
 		r.Fail(fmt.Errorf("PAYTRADE_CRASH_POINTS: %w", err))
 	}
 	c.Crash = crash
+	// inbox: a refund is credited once per message and per refund, only
+	// from a paid pay order; none: seed-style, every delivery credits.
+	switch mode := r.String("PAY_IDEMPOTENCY", "inbox"); mode {
+	case "inbox":
+		c.Idempotent = true
+	case "none":
+	default:
+		r.Fail(fmt.Errorf("PAY_IDEMPOTENCY=%q: want inbox or none", mode))
+	}
 	c.Topology = payamqp.Topology{
 		Exchange:           c.Exchange,
 		TradeExchange:      r.String("MQ_TRADE_EXCHANGE", "trade.topic"),

@@ -108,7 +108,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	consumerCfg.Publisher = publisher
 	consumerCfg.Unavailable, consumerCfg.Probe = database.IsFailure, database.Writable(pool)
 	consumerCfg.Logger = log
-	refundConsumer := broker.NewConsumer(consumerSup, consumerCfg, payamqp.CreditRefund(store, refundCounts, log))
+	var refunder pay.Refunder = store
+	if !cfg.Idempotent {
+		refunder = postgres.SeedRefunds{Store: store}
+	}
+	refundConsumer := broker.NewConsumer(consumerSup, consumerCfg, payamqp.CreditRefund(refunder, refundCounts, log))
 	registerMetrics(reg, &payments, &locks, relay, refundConsumer, refundCounts, supervisor, consumerSup)
 	handler := httpapi.NewHandler(store, httpapi.Config{
 		Auth:              auth.NewAuthenticator(cfg.JWTSecret),

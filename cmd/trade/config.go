@@ -115,7 +115,8 @@ func loadConfig(getenv func(string) string) (tradeConfig, error) {
 		r.Fail(fmt.Errorf("TRADE_ACK_MODE=%q: want manual or none", mode))
 	}
 	// inbox: deduplicate by message id and update conditionally; none: the
-	// course's first markOrderPaySuccess, an unconditional update.
+	// course's first markOrderPaySuccess, an unconditional update, and a
+	// refund asked of pay anew at every request.
 	switch mode := r.String("TRADE_IDEMPOTENCY", "inbox"); mode {
 	case "inbox":
 		c.Idempotent = true

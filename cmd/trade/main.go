@@ -93,8 +93,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	store.WithEvents(postgres.Events{Exchange: cfg.Topology.TradeExchange, RefundRequestedKey: cfg.Topology.RefundRequestedKey, Committed: relay.Wake, Crash: cfg.Crash})
 	counts := &tradeamqp.Counts{}
 	markPaid := tradeamqp.MarkOrderPaid(store, counts, log, cfg.Crash)
+	var orders trade.Orders = store
 	if !cfg.Idempotent {
 		markPaid = tradeamqp.MarkOrderPaidUnconditionally(store, counts, log, cfg.Crash)
+		orders = postgres.SeedRefunds{Store: store}
 	}
 	consumerCfg := broker.ConsumerConfig{
 		Queue:           cfg.Topology.Queue,
@@ -122,7 +124,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	registerMetrics(reg, consumer, refundConsumer, relay, store, counts, fallback, consumerSup, publisherSup)
-	handler := httpapi.NewHandler(store, svc, httpapi.Config{
+	handler := httpapi.NewHandler(orders, svc, httpapi.Config{
 		Auth: auth.NewAuthenticator(cfg.JWTSecret),
 		Ready: map[string]func(context.Context) error{
 			"database": pool.Ping,

@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/paytrade/paytrade/internal/outbox"
 	"github.com/paytrade/paytrade/services/trade"
 )
 
@@ -19,4 +23,39 @@ func (s *Store) MarkPaidUnconditionally(ctx context.Context, p trade.Payment) (b
 		return false, fmt.Errorf("mark order %d paid unconditionally: %w", p.BizOrderNo, err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// SeedRefunds is the store with the refund request of seed-style code,
+// kept to be broken by make chaos UNSAFE=1 (TRADE_IDEMPOTENCY=none): a paid
+// order's refund is asked of pay anew every time, with a fresh refund id
+// and no refund recorded, so a buyer clicking twice, or an order paid again
+// by a late duplicate, is refunded again.
+type SeedRefunds struct{ *Store }
+
+// RequestRefund sends a new refund.requested for the user's paid order.
+func (s SeedRefunds) RequestRefund(ctx context.Context, userID, orderID int64, correlationID string) (trade.Refund, error) {
+	order, err := s.Order(ctx, orderID)
+	switch {
+	case err != nil:
+		return trade.Refund{}, err
+	case order.UserID != userID:
+		return trade.Refund{}, trade.ErrOrderNotFound
+	case order.Status != trade.Paid:
+		return trade.Refund{}, trade.ErrNotRefundable
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return trade.Refund{}, fmt.Errorf("new refund id: %w", err)
+	}
+	refund := trade.Refund{ID: id, OrderID: order.ID, UserID: order.UserID, Amount: order.TotalFee,
+		Reason: trade.ReasonUserRequest, Status: trade.RefundRequested, RequestedAt: s.clock()}
+	ev, err := outbox.NewEvent(s.events.Exchange, s.events.RefundRequestedKey, trade.RefundRequestedType, refund.Requested(), correlationID)
+	if err != nil {
+		return trade.Refund{}, err
+	}
+	if err := s.inTx(ctx, func(tx pgx.Tx) error { return outbox.Insert(ctx, tx, ev) }); err != nil {
+		return trade.Refund{}, fmt.Errorf("request refund of order %d: %w", orderID, err)
+	}
+	s.eventsCommitted()
+	return refund, nil
 }

@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/services/pay"
 	payhttp "github.com/paytrade/paytrade/services/pay/httpapi"
@@ -22,10 +24,11 @@ const Secret = "tradetest-secret"
 // a database of its own; no broker plays a part, as if every pay.success
 // event were lost. Pay's money invariants are checked when the test ends.
 type World struct {
-	Pay     *paypg.Store
-	PayURL  string
-	Orders  *postgres.Store
-	Service *trade.Service
+	Pay       *paypg.Store
+	PayURL    string
+	Orders    *postgres.Store
+	TradePool *pgxpool.Pool
+	Service   *trade.Service
 }
 
 // NewWorld starts a World for this test.
@@ -40,8 +43,9 @@ func NewWorld(tb testing.TB) *World {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	orders := postgres.New(NewPool(tb), nil)
-	return &World{Pay: payStore, PayURL: srv.URL, Orders: orders, Service: trade.NewService(orders, client, nil, nil)}
+	tradePool := NewPool(tb)
+	orders := postgres.New(tradePool, nil)
+	return &World{Pay: payStore, PayURL: srv.URL, Orders: orders, TradePool: tradePool, Service: trade.NewService(orders, client, nil, nil)}
 }
 
 // Order creates an order of userID and its pay order at pay, as a client would.
@@ -56,4 +60,41 @@ func (w *World) PayAtPay(tb testing.TB, po pay.PayOrder) error {
 	tb.Helper()
 	_, err := w.Pay.Pay(context.Background(), pay.Payment{PayOrderID: po.ID, UserID: po.BizUserID, Password: "123"})
 	return err
+}
+
+// DeliverRefunds hands every refund.requested waiting in trade's outbox to
+// pay, as the broker would, and empties the outbox: pay decides each one,
+// and whatever it announces is left unsent, as if refund.success were lost.
+func (w *World) DeliverRefunds(tb testing.TB) int {
+	tb.Helper()
+	ctx := context.Background()
+	rows, err := w.TradePool.Query(ctx, `DELETE FROM outbox_events WHERE message_type = $1 RETURNING id::text, payload`, trade.RefundRequestedType)
+	if err != nil {
+		tb.Fatalf("take refund requests from trade's outbox: %v", err)
+	}
+	type message struct {
+		id   string
+		body []byte
+	}
+	var msgs []message
+	for rows.Next() {
+		var m message
+		if err := rows.Scan(&m.id, &m.body); err != nil {
+			tb.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	for _, m := range msgs {
+		req, err := pay.DecodeRefundRequested(m.body)
+		if err != nil {
+			tb.Fatalf("refund.requested %s: %v", m.id, err)
+		}
+		if _, err := w.Pay.Refund(ctx, m.id, req, ""); err != nil {
+			tb.Fatalf("pay refund %s: %v", req.RefundID, err)
+		}
+	}
+	return len(msgs)
 }

@@ -1,0 +1,63 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/paytrade/paytrade/internal/outbox"
+	"github.com/paytrade/paytrade/services/pay"
+)
+
+// SeedRefunds is the store with the refund of seed-style code, kept to be
+// broken by make chaos UNSAFE=1 (PAY_IDEMPOTENCY=none): no inbox, no refund
+// id remembered, no condition on the pay order's status and no ledger row
+// — every refund.requested delivered credits the wallet again.
+type SeedRefunds struct{ *Store }
+
+var _ pay.Refunder = SeedRefunds{}
+
+// Refund credits the business order's payment back, whatever came before.
+func (s SeedRefunds) Refund(ctx context.Context, _ string, req pay.RefundRequest, correlationID string) (pay.RefundResult, error) {
+	var (
+		result pay.RefundResult
+		ev     outbox.Event
+	)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		now := s.now()
+		var id, user, amount int64
+		err := tx.QueryRow(ctx, `
+			UPDATE pay_orders SET status = $2, refund_time = $3, update_time = $3
+			WHERE biz_order_no = $1 AND pay_success_time IS NOT NULL
+			RETURNING id, biz_user_id, amount`, req.BizOrderNo, pay.Refunded, now).Scan(&id, &user, &amount)
+		if err == pgx.ErrNoRows {
+			result = pay.RefundRefused
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("mark pay order of business order %d refunded: %w", req.BizOrderNo, err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE accounts SET balance = balance + $2, updated_at = $3 WHERE user_id = $1`, user, amount, now); err != nil {
+			return fmt.Errorf("credit account %d: %w", user, err)
+		}
+		result = pay.RefundApplied
+		ev, err = outbox.NewEvent(s.cfg.Exchange, s.cfg.RefundSuccessKey, pay.RefundSuccessType, pay.RefundSuccess{
+			RefundID: req.RefundID, BizOrderNo: req.BizOrderNo, PayOrderID: id, UserID: user, Amount: amount, RefundedAt: now,
+		}, correlationID)
+		if err != nil || s.cfg.PublishAfterCommit != nil {
+			return err
+		}
+		return outbox.Insert(ctx, tx, ev)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("refund business order %d unconditionally: %w", req.BizOrderNo, err)
+	}
+	if result == pay.RefundApplied {
+		if s.cfg.PublishAfterCommit != nil {
+			s.cfg.PublishAfterCommit(ctx, ev)
+		}
+		s.cfg.EventsCommitted()
+	}
+	return result, nil
+}

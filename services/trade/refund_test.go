@@ -1,0 +1,133 @@
+package trade_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/paytrade/paytrade/services/pay"
+	"github.com/paytrade/paytrade/services/pay/paytest"
+	"github.com/paytrade/paytrade/services/trade"
+	"github.com/paytrade/paytrade/services/trade/tradetest"
+)
+
+// paidOrder is an order of user 7 for fee, paid at pay and marked paid by
+// the fallback.
+func paidOrder(t *testing.T, w *tradetest.World, fee int64) trade.Order {
+	t.Helper()
+	o, po := w.Order(t, 7, fee)
+	if err := w.PayAtPay(t, po); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := w.Service.CheckUnpaid(context.Background(), 0, 10); err != nil || r.Paid != 1 {
+		t.Fatalf("mark paid: %+v, %v", r, err)
+	}
+	return tradetest.Reload(t, w.Orders, o.ID)
+}
+
+func refundStatus(t *testing.T, w *tradetest.World, id int64) trade.RefundStatus {
+	t.Helper()
+	o := tradetest.Reload(t, w.Orders, id)
+	if o.RefundStatus == nil {
+		return ""
+	}
+	return *o.RefundStatus
+}
+
+func TestRefundFallbackAppliesWhatPaySays(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t)
+	paytest.Funded(t, w.Pay, 7, 100_000)
+
+	credited := paidOrder(t, w, 10_000)
+	if _, err := w.Orders.RequestRefund(ctx, 7, credited.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	// pay credits it; its refund.success is lost.
+	if n := w.DeliverRefunds(t); n != 1 {
+		t.Fatalf("%d refund requests delivered, want 1", n)
+	}
+
+	unheardOf := paidOrder(t, w, 2_000)
+	if _, err := w.Orders.RequestRefund(ctx, 7, unheardOf.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	// Its refund.requested has not reached pay: left to the outbox.
+
+	rejected := paidOrder(t, w, 3_000)
+	r, err := w.Orders.RequestRefund(ctx, 7, rejected.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pay receives this refund for another amount (a bug on the way) and
+	// rejects it.
+	bad := pay.RefundRequest{RefundID: r.ID, BizOrderNo: r.OrderID, UserID: r.UserID, Amount: r.Amount + 1, Reason: r.Reason, RequestedAt: r.RequestedAt}
+	if got, err := w.Pay.Refund(ctx, uuid.NewString(), bad, ""); err != nil || got != pay.RefundRefused {
+		t.Fatalf("pay's verdict: %v, %v; want rejected", got, err)
+	}
+
+	report, err := w.Service.CheckRefunds(ctx, 0, 2)
+	if err != nil || report.RefundsChecked != 3 || report.Refunded != 1 || report.RefundsRejected != 1 || report.Failed != 0 {
+		t.Fatalf("report %+v, %v; want 3 checked, 1 refunded, 1 rejected", report, err)
+	}
+	if got := tradetest.Reload(t, w.Orders, credited.ID); got.Status != trade.Refunded || refundStatus(t, w, credited.ID) != trade.RefundRefunded {
+		t.Errorf("credited: %+v, want refunded", got)
+	}
+	if got := tradetest.Reload(t, w.Orders, unheardOf.ID); got.Status != trade.Paid || refundStatus(t, w, unheardOf.ID) != trade.RefundRequested {
+		t.Errorf("not yet at pay: %+v, want paid, refund still requested", got)
+	}
+	if got := tradetest.Reload(t, w.Orders, rejected.ID); got.Status != trade.Paid || refundStatus(t, w, rejected.ID) != trade.RefundRejected {
+		t.Errorf("rejected: %+v, want paid with its refund rejected", got)
+	}
+	// Nothing is left for a second run to settle but the refund pay has
+	// not heard of.
+	again, err := w.Service.CheckRefunds(ctx, 0, 2)
+	if err != nil || again.RefundsChecked != 1 || again.Refunded != 0 {
+		t.Errorf("second run %+v, %v; want only the unheard-of refund checked", again, err)
+	}
+}
+
+// Before refunds, a payment trade could not apply stayed debited: cancel
+// answered already_paid and the fallback found it paid at every tick. Now
+// the discrepancy requests its refund, and the order ends settled.
+func TestAnOrderStuckByADiscrepancyIsRefundedAndEndsSettled(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t)
+	paytest.Funded(t, w.Pay, 7, 100_000)
+	o := tradetest.Ordered(t, w.Orders, 7, 10_000)
+	po := paytest.Applied(t, w.Pay, 7, o.ID, 9_999) // a buggy client asked pay for less
+	if err := w.PayAtPay(t, po); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := w.Service.CheckUnpaid(ctx, 0, 10); err != nil || r.Discrepancies != 1 {
+		t.Fatalf("report %+v, %v; want the discrepancy", r, err)
+	}
+	if got := refundStatus(t, w, o.ID); got != trade.RefundRequested {
+		t.Fatalf("refund status %q, want requested with the discrepancy", got)
+	}
+	if _, err := w.Service.Cancel(ctx, 7, o.ID); !errors.Is(err, trade.ErrAlreadyPaid) {
+		t.Fatalf("cancel before the refund: %v, want already_paid", err)
+	}
+
+	w.DeliverRefunds(t)
+	if r, err := w.Service.CheckRefunds(ctx, 0, 10); err != nil || r.Refunded != 1 {
+		t.Fatalf("refund fallback %+v, %v; want the refund marked refunded", r, err)
+	}
+	if r, err := w.Service.CheckUnpaid(ctx, 0, 10); err != nil || r.Discrepancies != 0 || r.Paid != 0 {
+		t.Errorf("unpaid check after the refund %+v, %v; want nothing found paid any more", r, err)
+	}
+	got, err := w.Service.Cancel(ctx, 7, o.ID)
+	if err != nil || got.Status != trade.Cancelled {
+		t.Fatalf("cancel after the refund: %+v, %v; want cancelled", got, err)
+	}
+	if a, err := w.Pay.Account(ctx, 7); err != nil || a.Balance != 100_000 {
+		t.Errorf("wallet %+v, %v; want the 9999 paid back", a, err)
+	}
+	if refundStatus(t, w, o.ID) != trade.RefundRefunded {
+		t.Errorf("refund status %q, want refunded", refundStatus(t, w, o.ID))
+	}
+}
