@@ -14,7 +14,7 @@
 // its defaults. PAYTRADE_BENCH_PROFILE=dir writes a CPU profile of pay and
 // of trade for every step of the sweep into dir (go tool pprof reads
 // them). Run one phase with -run 'TestBench/pipeline' (or bcrypt,
-// limitA, limitB, growth). The targets are reported, never asserted: a timed test that
+// limitA, limitB, cluster, latency, growth). The targets are reported, never asserted: a timed test that
 // fails on a slow machine says nothing about the code.
 package bench
 
@@ -108,6 +108,18 @@ const (
 	ticksPerHistory  = 5
 )
 
+// The course's seed wiring: publish in the request after the commit and
+// wait for the confirm; one message at a time.
+var (
+	seedStylePay   = []string{"PAY_PUBLISH_MODE=inline-confirmed"}
+	seedStyleTrade = []string{"TRADE_PREFETCH=1"}
+)
+
+// linkLatency is what the latency phase adds to each round trip between
+// the services and their servers: hosts of one data centre, which
+// loopback hides.
+const linkLatency = time.Millisecond
+
 // limitAConns are the connection counts limit A tries; the best is A.
 // 4 is what pay's pool opens on this machine (pgxpool's default).
 var limitAConns = []int{4, 8, 32}
@@ -122,6 +134,8 @@ type results struct {
 	limitA                   map[int]float64
 	limitB                   float64
 	paytrade, seedStyle      []run
+	cluster                  []run // paytrade on a three-node cluster
+	slowPaytrade, slowSeed   []run // the sweep with linkLatency on every link
 	halfPeak                 run
 	halfPeakRate             float64
 	brokerUp, brokerDown     run
@@ -158,12 +172,7 @@ func TestBench(t *testing.T) {
 		// its broker-down run differs from its broker-up run by the outage
 		// alone.
 		pt := startSystem(t, systemConfig{name: "paytrade", brokerProxy: true, payEnv: cfg.payEnv, tradeEnv: cfg.tradeEnv, profileDir: cfg.profileDir})
-		seed := startSystem(t, systemConfig{
-			name:       "seed-style",
-			profileDir: cfg.profileDir,
-			payEnv:     []string{"PAY_PUBLISH_MODE=inline-confirmed"},
-			tradeEnv:   []string{"TRADE_PREFETCH=1"},
-		})
+		seed := startSystem(t, systemConfig{name: "seed-style", profileDir: cfg.profileDir, payEnv: seedStylePay, tradeEnv: seedStyleTrade})
 		pt.sweepStep(t, cfg.count(warmupCount), 32)
 		seed.sweepStep(t, cfg.count(warmupCount), 32)
 		// Step by step, one wiring then the other: whatever else the
@@ -197,6 +206,31 @@ func TestBench(t *testing.T) {
 
 		// Refunds end to end, at the peak's concurrency, on the same system.
 		r.refunds = pt.refundStep(t, cfg.count(refundCount), peak.conc)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		// The same sweep on a cluster of three private nodes of the same
+		// RabbitMQ, sharing these cores: what replicating every message
+		// to two more nodes costs.
+		c := testenv.StartRabbitCluster(t, 3)
+		cl := startSystem(t, systemConfig{name: "paytrade-cluster", amqpURL: c.URL, payEnv: cfg.payEnv, tradeEnv: cfg.tradeEnv, profileDir: cfg.profileDir})
+		cl.sweepStep(t, cfg.count(warmupCount), 32)
+		for _, conc := range cfg.concurrency {
+			r.cluster = append(r.cluster, cl.sweepStep(t, cfg.count(sweepCount), conc))
+		}
+		cl.stop(t)
+	})
+	t.Run("latency", func(t *testing.T) {
+		pt := startSystem(t, systemConfig{name: "paytrade-latency", latency: linkLatency, payEnv: cfg.payEnv, tradeEnv: cfg.tradeEnv, profileDir: cfg.profileDir})
+		seed := startSystem(t, systemConfig{name: "seed-style-latency", latency: linkLatency, profileDir: cfg.profileDir,
+			payEnv: seedStylePay, tradeEnv: seedStyleTrade})
+		pt.sweepStep(t, cfg.count(warmupCount), 32)
+		seed.sweepStep(t, cfg.count(warmupCount), 32)
+		for _, conc := range cfg.concurrency {
+			r.slowPaytrade = append(r.slowPaytrade, pt.sweepStep(t, cfg.count(sweepCount), conc))
+			r.slowSeed = append(r.slowSeed, seed.sweepStep(t, cfg.count(sweepCount), conc))
+		}
+		seed.stop(t)
+		pt.stop(t)
 	})
 	t.Run("growth", func(t *testing.T) {
 		for _, h := range []int{cfg.smallHistory, cfg.largeHistory} {
@@ -390,6 +424,29 @@ func (r *results) print(w io.Writer) {
 			fmt.Fprintf(w, "%-18s %4d %13.0f %10.0f %22s %25s %8s %8s%s\n", s.name, x.conc, x.paidRate, x.acceptRate,
 				x.pay, x.payToPaid, busy, batch, note)
 		}
+	}
+	if cl := best(r.cluster); cl.paidRate > 0 {
+		fmt.Fprintf(w, "\n%-18s %4s %13s %10s %22s %25s\n", "three-node cluster", "conc", "orders paid/s", "accepted/s",
+			"pay p50/p95/p99 ms", "pay→paid p50/p95/p99 ms")
+		for _, x := range r.cluster {
+			fmt.Fprintf(w, "%-18s %4d %13.0f %10.0f %22s %25s\n", "paytrade (outbox)", x.conc, x.paidRate, x.acceptRate, x.pay, x.payToPaid)
+		}
+		fmt.Fprintf(w, "paytrade best: cluster %s, single node %s; ratio cluster / single node %.2f\n",
+			rateAt(cl), rateAt(pt), ratio(cl.paidRate, pt.paidRate))
+	}
+	if slowPT, slowSeed := best(r.slowPaytrade), best(r.slowSeed); slowPT.paidRate > 0 {
+		fmt.Fprintf(w, "\n%-18s %4s %13s %10s %22s %25s   (+%v per round trip to PostgreSQL and RabbitMQ)\n", "sweep, slow links", "conc",
+			"orders paid/s", "accepted/s", "pay p50/p95/p99 ms", "pay→paid p50/p95/p99 ms", linkLatency)
+		for _, s := range []struct {
+			name string
+			runs []run
+		}{{"paytrade (outbox)", r.slowPaytrade}, {"seed-style", r.slowSeed}} {
+			for _, x := range s.runs {
+				fmt.Fprintf(w, "%-18s %4d %13.0f %10.0f %22s %25s\n", s.name, x.conc, x.paidRate, x.acceptRate, x.pay, x.payToPaid)
+			}
+		}
+		fmt.Fprintf(w, "ratio paytrade / seed-style with +%v per round trip: %.2f (best %s against %s; on loopback %.2f)\n",
+			linkLatency, ratio(slowPT.paidRate, slowSeed.paidRate), rateAt(slowPT), rateAt(slowSeed), ratio(pt.paidRate, seed.paidRate))
 	}
 	fmt.Fprintf(w, "\n%-18s %4s  %s\n", "CPU per order paid", "conc", "ms of CPU = pay + trade + postgres + rabbitmq + load generator")
 	for _, s := range []struct {

@@ -36,6 +36,13 @@ type systemConfig struct {
 	// brokerProxy puts pay's AMQP connection through a proxy the bench can
 	// take down; trade keeps a direct one, so it drains the queue meanwhile.
 	brokerProxy bool
+	// amqpURL, when set, is the broker to run on (a cluster's AMQP_URL)
+	// instead of the test broker.
+	amqpURL string
+	// latency, when set, is added to every round trip of pay and trade to
+	// PostgreSQL and RabbitMQ, through toxiproxy: hosts of one data centre
+	// rather than loopback.
+	latency time.Duration
 }
 
 // system is one pay and one trade binary, each on a database of its own,
@@ -61,7 +68,7 @@ type buyer struct {
 // fallback pushed out to an hour so that only the broker path pays orders.
 func startSystem(tb testing.TB, cfg systemConfig) *system {
 	tb.Helper()
-	sys := systest.New(tb, "bench")
+	sys := systest.NewOnBroker(tb, "bench", cfg.amqpURL)
 	// One keep-alive connection per worker, even at the sweep's highest
 	// concurrency: the bench must not measure TCP handshakes.
 	s := &system{cfg: cfg, client: systest.NewClient(1024, 30*time.Second)}
@@ -71,11 +78,25 @@ func startSystem(tb testing.TB, cfg systemConfig) *system {
 		// is measured, not the reconnect backoff.
 		"AMQP_RECONNECT_INITIAL_INTERVAL=100ms", "AMQP_RECONNECT_MAX_INTERVAL=1s",
 	)
+	payAMQP, tradeAMQP := sys.AMQPURL, sys.AMQPURL
 	if cfg.brokerProxy {
 		s.proxy = testenv.NewProxy(tb, testenv.HostPort(tb, sys.AMQPURL))
-		payEnv = append(payEnv, "AMQP_URL="+s.proxy.RewriteURL(tb, sys.AMQPURL))
+		payAMQP = s.proxy.RewriteURL(tb, sys.AMQPURL)
 	}
 	var tradeEnv []string
+	if cfg.latency > 0 {
+		x := testenv.NewToxiproxy()
+		slow := func(name, rawURL string) string {
+			u, p := x.Via(tb, name, rawURL)
+			testenv.AddLatency(tb, p, cfg.latency)
+			return u
+		}
+		payEnv = append(payEnv, "PAY_DATABASE_URL="+slow("pay-db", sys.PayDB))
+		tradeEnv = append(tradeEnv, "TRADE_DATABASE_URL="+slow("trade-db", sys.TradeDB))
+		payAMQP, tradeAMQP = slow("pay-amqp", payAMQP), slow("trade-amqp", tradeAMQP)
+	}
+	payEnv = append(payEnv, "AMQP_URL="+payAMQP)
+	tradeEnv = append(tradeEnv, "AMQP_URL="+tradeAMQP)
 	if cfg.profileDir != "" {
 		s.payDebug, s.tradeDebug = testenv.FreeAddr(tb), testenv.FreeAddr(tb)
 		payEnv = append(payEnv, "PAY_DEBUG_ADDR="+s.payDebug)

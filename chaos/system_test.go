@@ -10,8 +10,6 @@ import (
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/systest"
@@ -49,7 +47,7 @@ type system struct {
 	wiring  wiring
 	payPool *pgxpool.Pool
 	trPool  *pgxpool.Pool
-	proxies *toxiproxy.ApiServer
+	proxies *testenv.Toxiproxy
 
 	mu     sync.Mutex
 	pays   []*instance
@@ -72,17 +70,15 @@ type instance struct {
 // it is not nil.
 func newSystem(t *testing.T, w wiring, cluster *testenv.RabbitCluster) *system {
 	t.Helper()
-	var sys *systest.System
+	amqpURL := ""
 	if cluster != nil {
-		sys = systest.NewOnBroker(t, "chaos", cluster.URL)
-	} else {
-		sys = systest.New(t, "chaos")
+		amqpURL = cluster.URL
 	}
 	s := &system{
-		System:  sys,
+		System:  systest.NewOnBroker(t, "chaos", amqpURL),
 		t:       t,
 		wiring:  w,
-		proxies: toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop()),
+		proxies: testenv.NewToxiproxy(),
 	}
 	s.payPool = pool(t, s.PayDB)
 	s.trPool = pool(t, s.TradeDB)
@@ -102,12 +98,7 @@ func pool(t *testing.T, url string) *pgxpool.Pool {
 // proxy starts a toxiproxy proxy to upstream on a port of its own.
 func (s *system) proxy(name, upstream string) *toxiproxy.Proxy {
 	s.t.Helper()
-	p := toxiproxy.NewProxy(s.proxies, name, "127.0.0.1:0", upstream)
-	if err := p.Start(); err != nil {
-		s.t.Fatalf("start proxy %s: %v", name, err)
-	}
-	s.t.Cleanup(p.Stop)
-	return p
+	return s.proxies.Proxy(s.t, name, upstream)
 }
 
 // proxiedURL is rawURL with its host:port replaced by the proxy's.

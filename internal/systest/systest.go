@@ -35,13 +35,16 @@ type System struct {
 // build tags of the binaries it will start.
 func New(tb testing.TB, prefix string, tags ...string) *System {
 	tb.Helper()
-	return NewOnBroker(tb, prefix, testenv.AMQPURL(tb), tags...)
+	return NewOnBroker(tb, prefix, "", tags...)
 }
 
-// NewOnBroker is New on the broker of amqpURL (a cluster's AMQP_URL, say)
-// rather than the test broker.
+// NewOnBroker is New on the broker of amqpURL (a cluster's AMQP_URL, say);
+// "" is the test broker.
 func NewOnBroker(tb testing.TB, prefix, amqpURL string, tags ...string) *System {
 	tb.Helper()
+	if amqpURL == "" {
+		amqpURL = testenv.AMQPURL(tb)
+	}
 	return &System{
 		AMQPURL:  amqpURL,
 		PayDB:    testenv.NewEmptyDatabase(tb, prefix+"_pay"),
