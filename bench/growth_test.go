@@ -134,8 +134,8 @@ func lostPayments(tb testing.TB, w *tradetest.World, pool *pgxpool.Pool) int {
 		tb.Fatal(err)
 	}
 	err = systest.Parallel(tickPayers, len(lost), func(i int) error {
-		po, _, err := w.Pay.ApplyPayOrder(ctx, lost[i].user, pay.Apply{
-			BizOrderNo: lost[i].id, Amount: orderFee, PayChannelCode: pay.ChannelBalance, PayType: pay.PayTypeBalance,
+		po, _, err := w.Pay.ApplyPayOrder(ctx, pay.Apply{
+			BizOrderNo: lost[i].id, BizUserID: lost[i].user, Amount: orderFee, PayChannelCode: pay.ChannelBalance, PayType: pay.PayTypeBalance,
 		})
 		if err != nil {
 			return err

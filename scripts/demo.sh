@@ -103,11 +103,12 @@ expect 201
 expect_field status 1
 order=$(field id)
 
-step "its pay order at pay: status 1 (waiting)"
-request POST "$pay/pay-orders" "$alice" \
-  "{\"bizOrderNo\":$order,\"amount\":2500,\"payChannelCode\":\"balance\",\"payType\":5,\"orderInfo\":\"2 books\"}"
+step "its pay order, applied for at pay by trade for the order's owner and total: status 1 (waiting)"
+request POST "$trade/orders/$order/pay-order" "$alice" '{"payChannelCode":"balance","payType":5}'
 expect 201
 expect_field status 1
+expect_field bizUserId "$user"
+expect_field amount 2500
 payorder=$(field id)
 
 step "pay it, with an Idempotency-Key: status 3 (paid)"

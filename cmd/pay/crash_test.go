@@ -77,8 +77,8 @@ func (w *crashWorld) prepare(t *testing.T, p *testenv.Process) string {
 	if code, err := post(t, p, "/accounts", svc, `{"userId":1,"password":"123","balance":1000}`); err != nil || code != 201 {
 		t.Fatalf("create wallet: %d %v", code, err)
 	}
-	user := w.token(t, auth.User(1))
-	if code, err := post(t, p, "/pay-orders", user, `{"bizOrderNo":9,"amount":300,"payChannelCode":"balance","payType":5}`); err != nil || code != 201 {
+	trade := w.token(t, auth.Service("trade"))
+	if code, err := post(t, p, "/pay-orders", trade, `{"bizOrderNo":9,"bizUserId":1,"amount":300,"payChannelCode":"balance","payType":5}`); err != nil || code != 201 {
 		t.Fatalf("apply: %d %v", code, err)
 	}
 	return "/pay-orders/1"

@@ -26,12 +26,16 @@ func (c *Client) CreateOrder(tradeURL, token string, fee int64) (int64, error) {
 }
 
 // CreatePayOrder gets the pay order of the order (of fee cents, of the user
-// of token) as the course's front end does, and returns its id. Every suite
-// creates pay orders through here and only here.
+// of token) as a client does: trade applies at pay for the order's owner
+// and total. It returns the pay order's id. Every suite creates pay orders
+// through here and only here.
 func (c *Client) CreatePayOrder(svc Services, token string, orderID, fee int64) (int64, error) {
-	var po struct{ ID int64 }
-	body := fmt.Sprintf(`{"bizOrderNo":%d,"amount":%d,"payChannelCode":"balance","payType":5,"orderInfo":"systest"}`, orderID, fee)
-	err := c.Call(http.MethodPost, svc.Pay+"/pay-orders", token, body, http.StatusCreated, &po)
+	var po struct{ ID, Amount int64 }
+	err := c.Call(http.MethodPost, fmt.Sprintf("%s/orders/%d/pay-order", svc.Trade, orderID), token,
+		`{"payChannelCode":"balance","payType":5}`, http.StatusCreated, &po)
+	if err == nil && po.Amount != fee {
+		err = fmt.Errorf("pay order %d of order %d is for %d, want %d", po.ID, orderID, po.Amount, fee)
+	}
 	return po.ID, err
 }
 

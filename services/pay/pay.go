@@ -70,9 +70,12 @@ type NewAccount struct {
 	Balance  int64  `json:"balance"`
 }
 
-// Apply is a user's request for a pay order for one of their business orders.
+// Apply is trade's request for the pay order of one of its orders: for
+// that order's owner and exact total, which trade vouches for. A user
+// cannot apply, so nobody can block or underpay another user's order.
 type Apply struct {
 	BizOrderNo     int64  `json:"bizOrderNo"`
+	BizUserID      int64  `json:"bizUserId"`
 	Amount         int64  `json:"amount"`
 	PayChannelCode string `json:"payChannelCode"`
 	PayType        int    `json:"payType"`
@@ -142,7 +145,7 @@ type Service interface {
 	CreateAccount(ctx context.Context, req NewAccount) (Account, error)
 	Deposit(ctx context.Context, d Deposit) (DepositResult, error)
 	Account(ctx context.Context, userID int64) (Account, error)
-	ApplyPayOrder(ctx context.Context, userID int64, req Apply) (order PayOrder, created bool, err error)
+	ApplyPayOrder(ctx context.Context, req Apply) (order PayOrder, created bool, err error)
 	Pay(ctx context.Context, p Payment) (PaymentResult, error)
 	PayOrder(ctx context.Context, id int64) (PayOrder, error)
 	PayOrderByBizOrderNo(ctx context.Context, bizOrderNo int64) (PayOrder, error)

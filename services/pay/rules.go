@@ -50,6 +50,8 @@ func (a Apply) Validate() error {
 	switch {
 	case a.BizOrderNo <= 0:
 		return problem.Invalidf("bizOrderNo must be a positive integer")
+	case a.BizUserID <= 0:
+		return problem.Invalidf("bizUserId must be a positive integer")
 	case a.Amount <= 0:
 		return problem.Invalidf("amount must be a positive number of cents")
 	case a.PayChannelCode != ChannelBalance:
@@ -79,8 +81,8 @@ func (p Payment) Validate() error {
 
 // SameRequest reports whether an apply for an existing pay order asks for
 // the same thing: then the existing pay order is the answer.
-func (o PayOrder) SameRequest(userID int64, a Apply) bool {
-	return o.BizUserID == userID && o.Amount == a.Amount
+func (o PayOrder) SameRequest(a Apply) bool {
+	return o.BizUserID == a.BizUserID && o.Amount == a.Amount
 }
 
 // CheckPayable says why a pay order cannot be paid now, or nil.

@@ -12,6 +12,7 @@ var (
 	ErrAlreadyPaid         = problem.New(problem.Conflict, "already_paid", "the order is already paid")
 	ErrOrderNotCancellable = problem.New(problem.Conflict, "order_not_cancellable", "the order has moved on and can no longer be cancelled")
 	ErrNotRefundable       = problem.New(problem.Conflict, "not_refundable", "only a paid order can be refunded")
+	ErrOrderNotUnpaid      = problem.New(problem.Conflict, "order_not_unpaid", "only an unpaid order can be paid")
 	ErrPayUnavailable      = problem.New(problem.Unavailable, "pay_unavailable", "the pay service did not answer; try again")
 )
 

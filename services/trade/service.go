@@ -31,6 +31,31 @@ func NewService(orders Orders, pay PayGateway, log *slog.Logger, now func() time
 	return &Service{orders: orders, pay: pay, log: log, now: now}
 }
 
+// PayOrder returns the pay order of the user's unpaid order, applying for
+// it at pay with trade's service token for the order's owner and exact
+// total. A user never names the amount or the owner, so nobody can block
+// or underpay another user's order.
+func (s *Service) PayOrder(ctx context.Context, userID, orderID int64, req PayOrderRequest) (PayOrder, bool, error) {
+	order, err := s.orders.Order(ctx, orderID)
+	if err != nil {
+		return PayOrder{}, false, err
+	}
+	switch {
+	case order.UserID != userID:
+		return PayOrder{}, false, ErrOrderNotFound
+	case order.Status != Unpaid:
+		return PayOrder{}, false, ErrOrderNotUnpaid
+	}
+	return s.pay.ApplyPayment(ctx, PayApplication{
+		BizOrderNo:     order.ID,
+		BizUserID:      order.UserID,
+		Amount:         order.TotalFee,
+		PayChannelCode: req.PayChannelCode,
+		PayType:        req.PayType,
+		OrderInfo:      fmt.Sprintf("trade order %d", order.ID),
+	})
+}
+
 // Cancel cancels the user's unpaid order by the close-then-cancel protocol.
 // Another user's order does not exist for them. An order pay reports paid is
 // marked paid, and the cancellation is refused with ErrAlreadyPaid.

@@ -45,7 +45,7 @@ func TestCancelClosesThePayOrderFirstSoALaterPaymentIsRefused(t *testing.T) {
 	if _, err := w.Service.Cancel(ctx, 7, bare.ID); err != nil {
 		t.Fatalf("cancel order without pay order: %v", err)
 	}
-	_, _, err = w.Pay.ApplyPayOrder(ctx, 7, pay.Apply{BizOrderNo: bare.ID, Amount: 500, PayChannelCode: pay.ChannelBalance, PayType: pay.PayTypeBalance})
+	_, _, err = w.Pay.ApplyPayOrder(ctx, pay.Apply{BizOrderNo: bare.ID, BizUserID: 7, Amount: 500, PayChannelCode: pay.ChannelBalance, PayType: pay.PayTypeBalance})
 	if !errors.Is(err, pay.ErrPayOrderClosed) {
 		t.Fatalf("apply for a cancelled order: %v, want pay_order_closed", err)
 	}

@@ -54,6 +54,39 @@ type NewOrder struct {
 	PaymentType int   `json:"paymentType"`
 }
 
+// PayOrderRequest is an order owner's request for the order's pay order:
+// how they will pay. What and for whom come from the order, never from them.
+type PayOrderRequest struct {
+	PayChannelCode string `json:"payChannelCode"`
+	PayType        int    `json:"payType"`
+}
+
+// PayApplication is what trade asks pay for: the pay order of one of its
+// unpaid orders, for the order's owner and exact total.
+type PayApplication struct {
+	BizOrderNo     int64
+	BizUserID      int64
+	Amount         int64
+	PayChannelCode string
+	PayType        int
+	OrderInfo      string
+}
+
+// PayOrder is pay's pay order of an order, as trade passes it on.
+type PayOrder struct {
+	ID             int64      `json:"id"`
+	BizOrderNo     int64      `json:"bizOrderNo"`
+	BizUserID      int64      `json:"bizUserId"`
+	Amount         int64      `json:"amount"`
+	Status         int        `json:"status"`
+	PayChannelCode string     `json:"payChannelCode"`
+	PayType        int        `json:"payType"`
+	PaySuccessTime *time.Time `json:"paySuccessTime"`
+	RefundTime     *time.Time `json:"refundTime"`
+	PayOverTime    time.Time  `json:"payOverTime"`
+	CreateTime     time.Time  `json:"createTime"`
+}
+
 // OrderFilter selects a user's orders, newest first.
 type OrderFilter struct {
 	UserID int64
@@ -149,6 +182,10 @@ type Orders interface {
 
 // PayGateway is what trade asks of the pay service.
 type PayGateway interface {
+	// ApplyPayment returns the order's pay order at pay, created unless it
+	// existed; it returns ErrOrderNotUnpaid if pay has closed the order's
+	// payment.
+	ApplyPayment(ctx context.Context, a PayApplication) (po PayOrder, created bool, err error)
 	// PaymentFor returns the successful payment of bizOrderNo, or
 	// found=false if it has not been paid (or has no pay order).
 	PaymentFor(ctx context.Context, bizOrderNo int64) (p Payment, found bool, err error)

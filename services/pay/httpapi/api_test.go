@@ -79,6 +79,23 @@ func TestPayFlowDebitsAndPublishesPaySuccessWithEveryProperty(t *testing.T) {
 	testenv.WaitFor(t, 20*time.Second, "the relay to delete the published event", func() bool { return h.pendingEvents(t) == 0 })
 }
 
+// The issue's attack: a user applied for the next order numbers of trade
+// with an amount of 1, and their real owners got 409 biz_order_conflict.
+// Only trade, for its orders' owners and totals, applies now.
+func TestUsersCannotApplyForPayOrders(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	for next := int64(1); next <= 3; next++ {
+		if r := h.call(t, "POST", "/pay-orders", userToken(t, 2), fmt.Sprintf(
+			`{"bizOrderNo":%d,"bizUserId":2,"amount":1,"payChannelCode":"balance","payType":5}`, next)); r.status != 403 || r.code() != "forbidden" {
+			t.Errorf("user 2 applies for order %d: %d %s, want 403 forbidden", next, r.status, r.body)
+		}
+	}
+	if o := h.apply(t, 1, 1, 2_500); o.BizUserID != 1 || o.Amount != 2_500 {
+		t.Errorf("trade applies for the real owner: %+v, want user 1 and 2500", o)
+	}
+}
+
 // Trade's service token is in every trade process; if it could open a
 // wallet or deposit, anyone who took one could mint money.
 func TestOnlyAnOperatorCreatesMoney(t *testing.T) {
@@ -149,12 +166,14 @@ func TestBadRequestsAreRefusedClearlyAndChangeNothing(t *testing.T) {
 		{"empty password", "POST", payPath, user1, `{"pw":""}`, nil, 400, "invalid_request"},
 		{"path id not a number", "POST", "/pay-orders/abc", user1, `{"pw":"123"}`, nil, 400, "invalid_request"},
 		{"path id overflowing", "POST", "/pay-orders/9223372036854775808", user1, `{"pw":"123"}`, nil, 400, "invalid_request"},
-		{"negative amount", "POST", "/pay-orders", user1, `{"bizOrderNo":2,"amount":-1,"payChannelCode":"balance","payType":5}`, nil, 400, "invalid_request"},
-		{"overflowing amount", "POST", "/pay-orders", user1, `{"bizOrderNo":2,"amount":9223372036854775808,"payChannelCode":"balance","payType":5}`, nil, 400, "invalid_json"},
-		{"fractional amount", "POST", "/pay-orders", user1, `{"bizOrderNo":2,"amount":10.5,"payChannelCode":"balance","payType":5}`, nil, 400, "invalid_json"},
-		{"amount as a string", "POST", "/pay-orders", user1, `{"bizOrderNo":2,"amount":"10","payChannelCode":"balance","payType":5}`, nil, 400, "invalid_json"},
-		{"other pay type", "POST", "/pay-orders", user1, `{"bizOrderNo":2,"amount":10,"payChannelCode":"balance","payType":1}`, nil, 400, "invalid_request"},
-		{"same biz order, other amount", "POST", "/pay-orders", user1, `{"bizOrderNo":1,"amount":999,"payChannelCode":"balance","payType":5}`, nil, 409, "biz_order_conflict"},
+		{"negative amount", "POST", "/pay-orders", svc, `{"bizOrderNo":2,"bizUserId":1,"amount":-1,"payChannelCode":"balance","payType":5}`, nil, 400, "invalid_request"},
+		{"overflowing amount", "POST", "/pay-orders", svc, `{"bizOrderNo":2,"bizUserId":1,"amount":9223372036854775808,"payChannelCode":"balance","payType":5}`, nil, 400, "invalid_json"},
+		{"fractional amount", "POST", "/pay-orders", svc, `{"bizOrderNo":2,"bizUserId":1,"amount":10.5,"payChannelCode":"balance","payType":5}`, nil, 400, "invalid_json"},
+		{"amount as a string", "POST", "/pay-orders", svc, `{"bizOrderNo":2,"bizUserId":1,"amount":"10","payChannelCode":"balance","payType":5}`, nil, 400, "invalid_json"},
+		{"other pay type", "POST", "/pay-orders", svc, `{"bizOrderNo":2,"bizUserId":1,"amount":10,"payChannelCode":"balance","payType":1}`, nil, 400, "invalid_request"},
+		{"user cannot apply", "POST", "/pay-orders", user1, `{"bizOrderNo":2,"bizUserId":1,"amount":10,"payChannelCode":"balance","payType":5}`, nil, 403, "forbidden"},
+		{"apply for nobody", "POST", "/pay-orders", svc, `{"bizOrderNo":2,"amount":10,"payChannelCode":"balance","payType":5}`, nil, 400, "invalid_request"},
+		{"same biz order, other amount", "POST", "/pay-orders", svc, `{"bizOrderNo":1,"bizUserId":1,"amount":999,"payChannelCode":"balance","payType":5}`, nil, 409, "biz_order_conflict"},
 		{"user cannot create accounts", "POST", "/accounts", user1, `{"userId":3,"password":"p","balance":5}`, nil, 403, "forbidden"},
 		{"negative opening balance", "POST", "/accounts", ops, `{"userId":3,"password":"p","balance":-5}`, nil, 400, "invalid_request"},
 		{"wallet exists", "POST", "/accounts", ops, `{"userId":1,"password":"p","balance":5}`, nil, 409, "account_exists"},
@@ -236,7 +255,7 @@ func TestOwnerAndServiceCanReadAPayOrderAndServiceCanClose(t *testing.T) {
 	if fmt.Sprint(none) != "map[bizOrderNo:78 status:2]" {
 		t.Errorf("closing with no pay order = %v, want {bizOrderNo:78, status:2}", none)
 	}
-	if r := h.call(t, "POST", "/pay-orders", userToken(t, 1), `{"bizOrderNo":78,"amount":5,"payChannelCode":"balance","payType":5}`); r.status != 409 || r.code() != "pay_order_closed" {
+	if r := h.call(t, "POST", "/pay-orders", serviceToken(t), `{"bizOrderNo":78,"bizUserId":1,"amount":5,"payChannelCode":"balance","payType":5}`); r.status != 409 || r.code() != "pay_order_closed" {
 		t.Errorf("apply after close: %d %s, want 409 pay_order_closed", r.status, r.body)
 	}
 }

@@ -80,8 +80,7 @@ func handleApply(svc pay.Service, log *slog.Logger) http.HandlerFunc {
 			jsonhttp.Error(w, r, log, err)
 			return
 		}
-		caller, _ := auth.FromContext(r.Context())
-		order, created, err := svc.ApplyPayOrder(r.Context(), caller.UserID, req)
+		order, created, err := svc.ApplyPayOrder(r.Context(), req)
 		if err != nil {
 			jsonhttp.Error(w, r, log, err)
 			return

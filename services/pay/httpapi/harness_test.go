@@ -193,12 +193,13 @@ func (h *harness) wallet(tb testing.TB, userID, balance int64) {
 		map[string]any{"userId": userID, "password": "123", "balance": balance})
 }
 
-// apply applies for a pay order over HTTP.
+// apply applies for a pay order over HTTP, as trade does for its order
+// bizOrderNo of userID.
 func (h *harness) apply(tb testing.TB, userID, bizOrderNo, amount int64) payOrder {
 	tb.Helper()
 	var o payOrder
-	h.mustCall(tb, http.StatusCreated, "POST", "/pay-orders", userToken(tb, userID), map[string]any{
-		"bizOrderNo": bizOrderNo, "amount": amount, "payChannelCode": "balance", "payType": 5, "orderInfo": "test",
+	h.mustCall(tb, http.StatusCreated, "POST", "/pay-orders", serviceToken(tb), map[string]any{
+		"bizOrderNo": bizOrderNo, "bizUserId": userID, "amount": amount, "payChannelCode": "balance", "payType": 5, "orderInfo": "test",
 	}).decode(tb, &o)
 	return o
 }

@@ -49,7 +49,9 @@ func NewHandler(svc pay.Service, cfg Config) http.Handler {
 		r.With(operator).Post("/accounts/{userId}/deposits", handleDeposit(svc, log))
 		r.With(auth.RequireUser).Get("/accounts/me", handleMyAccount(svc, log))
 
-		r.With(auth.RequireUser).Post("/pay-orders", handleApply(svc, log))
+		// Trade applies for its orders' owners and totals; a user applying
+		// could block or underpay anyone's next order.
+		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Post("/pay-orders", handleApply(svc, log))
 		r.With(auth.RequireUser).Post("/pay-orders/{id}", handlePay(svc, cfg.IdempotencySecret, log))
 		r.Get("/pay-orders/{id}", handleGetPayOrder(svc, log))
 		r.Get("/pay-orders/biz/{bizOrderNo}", handleGetPayOrderByBiz(svc, log))

@@ -39,8 +39,8 @@ func Funded(tb testing.TB, svc pay.Service, userID, balance int64) pay.Account {
 // Applied applies for a pay order of bizOrderNo by userID.
 func Applied(tb testing.TB, svc pay.Service, userID, bizOrderNo, amount int64) pay.PayOrder {
 	tb.Helper()
-	o, _, err := svc.ApplyPayOrder(context.Background(), userID, pay.Apply{
-		BizOrderNo: bizOrderNo, Amount: amount, PayChannelCode: pay.ChannelBalance, PayType: pay.PayTypeBalance,
+	o, _, err := svc.ApplyPayOrder(context.Background(), pay.Apply{
+		BizOrderNo: bizOrderNo, BizUserID: userID, Amount: amount, PayChannelCode: pay.ChannelBalance, PayType: pay.PayTypeBalance,
 	})
 	if err != nil {
 		tb.Fatalf("apply pay order for business order %d: %v", bizOrderNo, err)

@@ -15,9 +15,9 @@ import (
 )
 
 // ApplyPayOrder returns the business order's pay order, creating it if
-// there is none. Asking again with the same user and amount returns the same
+// there is none. Asking again for the same user and amount returns the same
 // pay order; anything else is a conflict.
-func (s *Store) ApplyPayOrder(ctx context.Context, userID int64, req pay.Apply) (pay.PayOrder, bool, error) {
+func (s *Store) ApplyPayOrder(ctx context.Context, req pay.Apply) (pay.PayOrder, bool, error) {
 	if err := req.Validate(); err != nil {
 		return pay.PayOrder{}, false, err
 	}
@@ -35,7 +35,7 @@ func (s *Store) ApplyPayOrder(ctx context.Context, userID int64, req pay.Apply) 
 			if existing.Status == pay.Closed {
 				return pay.ErrPayOrderClosed
 			}
-			if !existing.SameRequest(userID, req) {
+			if !existing.SameRequest(req) {
 				return pay.ErrBizOrderConflict
 			}
 			order = existing
@@ -56,7 +56,7 @@ func (s *Store) ApplyPayOrder(ctx context.Context, userID int64, req pay.Apply) 
 				order_info, pay_over_time, create_time, update_time)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
 			RETURNING `+payOrderColumns,
-			req.BizOrderNo, userID, req.Amount, pay.Waiting, req.PayChannelCode, req.PayType,
+			req.BizOrderNo, req.BizUserID, req.Amount, pay.Waiting, req.PayChannelCode, req.PayType,
 			req.OrderInfo, now.Add(pay.PayWindow), now))
 		if err != nil {
 			return fmt.Errorf("insert pay order for business order %d: %w", req.BizOrderNo, err)

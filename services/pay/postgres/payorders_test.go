@@ -10,42 +10,49 @@ import (
 	"github.com/paytrade/paytrade/services/pay/paytest"
 )
 
+// apply is trade's request for business order biz of user 1.
 func apply(biz, amount int64) pay.Apply {
-	return pay.Apply{BizOrderNo: biz, Amount: amount, PayChannelCode: pay.ChannelBalance, PayType: pay.PayTypeBalance}
+	return pay.Apply{BizOrderNo: biz, BizUserID: 1, Amount: amount, PayChannelCode: pay.ChannelBalance, PayType: pay.PayTypeBalance}
+}
+
+// of is req for another user.
+func of(userID int64, req pay.Apply) pay.Apply {
+	req.BizUserID = userID
+	return req
 }
 
 func TestApplyIsIdempotentOnBizOrderNo(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	store, _ := newStore(t)
-	first, created, err := store.ApplyPayOrder(ctx, 1, apply(7, 500))
+	first, created, err := store.ApplyPayOrder(ctx, apply(7, 500))
 	if err != nil || !created {
 		t.Fatalf("first apply: created=%v err=%v", created, err)
 	}
 	if first.Status != pay.Waiting || first.PayOverTime.Sub(first.CreateTime) != pay.PayWindow {
 		t.Errorf("new pay order = %+v, want status 1 and a %v pay window", first, pay.PayWindow)
 	}
-	again, created, err := store.ApplyPayOrder(ctx, 1, apply(7, 500))
+	again, created, err := store.ApplyPayOrder(ctx, apply(7, 500))
 	if err != nil || created || again.ID != first.ID {
 		t.Errorf("same apply again: id %d created=%v err=%v, want the same pay order %d", again.ID, created, err, first.ID)
 	}
 	tests := []struct {
-		name   string
-		userID int64
-		req    pay.Apply
-		want   error
+		name string
+		req  pay.Apply
+		want error
 	}{
-		{"another amount", 1, apply(7, 501), pay.ErrBizOrderConflict},
-		{"another user", 2, apply(7, 500), pay.ErrBizOrderConflict},
-		{"zero amount", 1, apply(8, 0), errInvalid()},
-		{"negative amount", 1, apply(8, -1), errInvalid()},
-		{"zero biz order", 1, apply(0, 1), errInvalid()},
-		{"other pay type", 1, pay.Apply{BizOrderNo: 8, Amount: 1, PayChannelCode: "balance", PayType: 1}, errInvalid()},
-		{"other channel", 1, pay.Apply{BizOrderNo: 8, Amount: 1, PayChannelCode: "wxPay", PayType: 5}, errInvalid()},
+		{"another amount", apply(7, 501), pay.ErrBizOrderConflict},
+		{"another user", of(2, apply(7, 500)), pay.ErrBizOrderConflict},
+		{"no user", of(0, apply(8, 500)), errInvalid()},
+		{"zero amount", apply(8, 0), errInvalid()},
+		{"negative amount", apply(8, -1), errInvalid()},
+		{"zero biz order", apply(0, 1), errInvalid()},
+		{"other pay type", pay.Apply{BizOrderNo: 8, BizUserID: 1, Amount: 1, PayChannelCode: "balance", PayType: 1}, errInvalid()},
+		{"other channel", pay.Apply{BizOrderNo: 8, BizUserID: 1, Amount: 1, PayChannelCode: "wxPay", PayType: 5}, errInvalid()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, _, err := store.ApplyPayOrder(ctx, tt.userID, tt.req); !errors.Is(err, tt.want) {
+			if _, _, err := store.ApplyPayOrder(ctx, tt.req); !errors.Is(err, tt.want) {
 				t.Errorf("apply: %v, want %v", err, tt.want)
 			}
 		})
@@ -60,7 +67,7 @@ func TestCloseBeforeApplyRefusesAnyLaterApplyOrPayment(t *testing.T) {
 	if err != nil || closure.PayOrder != nil || closure.BizOrderNo != 42 {
 		t.Fatalf("close with no pay order: %+v, %v; want the closure recorded", closure, err)
 	}
-	if _, _, err := store.ApplyPayOrder(ctx, 1, apply(42, 100)); !errors.Is(err, pay.ErrPayOrderClosed) {
+	if _, _, err := store.ApplyPayOrder(ctx, apply(42, 100)); !errors.Is(err, pay.ErrPayOrderClosed) {
 		t.Errorf("apply after close: %v, want %v", err, pay.ErrPayOrderClosed)
 	}
 	if _, err := store.ClosePayOrder(ctx, 42); err != nil {
@@ -81,7 +88,7 @@ func TestCloseWaitingPayOrderThenPaymentIsRefused(t *testing.T) {
 	if _, err := store.Pay(ctx, payment(order, "123")); !errors.Is(err, pay.ErrPayOrderClosed) {
 		t.Errorf("pay after close: %v, want %v", err, pay.ErrPayOrderClosed)
 	}
-	if _, _, err := store.ApplyPayOrder(ctx, 1, apply(5, 100)); !errors.Is(err, pay.ErrPayOrderClosed) {
+	if _, _, err := store.ApplyPayOrder(ctx, apply(5, 100)); !errors.Is(err, pay.ErrPayOrderClosed) {
 		t.Errorf("apply after close: %v, want %v", err, pay.ErrPayOrderClosed)
 	}
 }
@@ -134,7 +141,7 @@ func TestApplyRacingCloseNeverLeavesAPayableOrder(t *testing.T) {
 		biz := int64(2000 + i)
 		var applyErr, closeErr error
 		var wg sync.WaitGroup
-		wg.Go(func() { _, _, applyErr = store.ApplyPayOrder(ctx, 1, apply(biz, 100)) })
+		wg.Go(func() { _, _, applyErr = store.ApplyPayOrder(ctx, apply(biz, 100)) })
 		wg.Go(func() { _, closeErr = store.ClosePayOrder(ctx, biz) })
 		wg.Wait()
 		if closeErr != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/services/pay"
 	"github.com/paytrade/paytrade/services/pay/paytest"
 	"github.com/paytrade/paytrade/services/trade"
 	"github.com/paytrade/paytrade/services/trade/httpapi"
@@ -177,5 +178,48 @@ func TestCancelThroughTheAPIClosesThePayOrderAndAnswersPaidOrdersWithConflict(t 
 	}
 	if got := tradetest.Reload(t, w.Orders, paid.ID); got.Status != trade.Paid {
 		t.Fatalf("order paid at pay has status %d after cancel, want paid", got.Status)
+	}
+}
+
+// A pay order exists only for a real order, for its owner and exact total:
+// whatever a caller sends, trade applies with the order's user and total,
+// for the owner only and only while the order is unpaid.
+func TestPayOrderIsAppliedForTheOrdersOwnerAndExactTotal(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	paytest.Funded(t, a.world.Pay, 7, 10_000)
+	_, o := a.call(t, "POST", "/orders", user(t, 7), `{"totalFee":2500,"paymentType":3}`)
+	path := fmt.Sprintf("/orders/%.0f/pay-order", o["id"])
+	const how = `{"payChannelCode":"balance","payType":5}`
+
+	if code, got := a.call(t, "POST", path, user(t, 8), how); code != 404 || got["code"] != "order_not_found" {
+		t.Errorf("another user asks: %d %v, want 404 order_not_found", code, got)
+	}
+	if code, got := a.call(t, "POST", path, user(t, 7), `{"payChannelCode":"balance","payType":5,"amount":1}`); code != 400 || got["code"] != "invalid_json" {
+		t.Errorf("the owner names an amount: %d %v, want 400 invalid_json", code, got)
+	}
+	if code, got := a.call(t, "POST", path, user(t, 7), `{"payChannelCode":"balance","payType":1}`); code != 400 || got["code"] != "invalid_request" {
+		t.Errorf("another pay type: %d %v, want 400 invalid_request", code, got)
+	}
+	code, po := a.call(t, "POST", path, user(t, 7), how)
+	if code != 201 || po["bizOrderNo"] != o["id"] || po["bizUserId"] != 7.0 || po["amount"] != 2500.0 || po["status"] != 1.0 {
+		t.Fatalf("the owner asks: %d %v, want 201 and a waiting pay order of the order, user 7, 2500", code, po)
+	}
+	if code, again := a.call(t, "POST", path, user(t, 7), how); code != 200 || again["id"] != po["id"] {
+		t.Errorf("asked again: %d %v, want 200 and pay order %v", code, again, po["id"])
+	}
+	if err := a.world.PayAtPay(t, pay.PayOrder{ID: int64(po["id"].(float64)), BizUserID: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.world.Service.CheckUnpaid(t.Context(), 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	if code, got := a.call(t, "POST", path, user(t, 7), how); code != 409 || got["code"] != "order_not_unpaid" {
+		t.Errorf("a paid order: %d %v, want 409 order_not_unpaid", code, got)
+	}
+	_, cancelled := a.call(t, "POST", "/orders", user(t, 7), `{"totalFee":100,"paymentType":3}`)
+	a.call(t, "POST", fmt.Sprintf("/orders/%.0f/cancel", cancelled["id"]), user(t, 7), "")
+	if code, got := a.call(t, "POST", fmt.Sprintf("/orders/%.0f/pay-order", cancelled["id"]), user(t, 7), how); code != 409 || got["code"] != "order_not_unpaid" {
+		t.Errorf("a cancelled order: %d %v, want 409 order_not_unpaid", code, got)
 	}
 }

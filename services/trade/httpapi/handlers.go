@@ -89,6 +89,34 @@ func orderFilter(r *http.Request) (trade.OrderFilter, error) {
 	return f, nil
 }
 
+// handlePayOrder gets the caller's unpaid order its pay order at pay: 201
+// when created, 200 when it existed.
+func handlePayOrder(svc *trade.Service, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := jsonhttp.PathID(r, "id")
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		var req trade.PayOrderRequest
+		if err := jsonhttp.Decode(w, r, &req); err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		caller, _ := auth.FromContext(r.Context())
+		po, created, err := svc.PayOrder(r.Context(), caller.UserID, id, req)
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		status := http.StatusOK
+		if created {
+			status = http.StatusCreated
+		}
+		jsonhttp.Encode(w, status, po)
+	}
+}
+
 func handleCancel(svc *trade.Service, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, err := jsonhttp.PathID(r, "id")

@@ -43,6 +43,7 @@ func NewHandler(orders trade.Orders, svc *trade.Service, cfg Config) http.Handle
 		r.With(auth.RequireUser).Post("/orders", handleCreateOrder(orders, log))
 		r.With(auth.RequireUser).Get("/orders", handleListOrders(orders, log))
 		r.Get("/orders/{id}", handleGetOrder(orders, log))
+		r.With(auth.RequireUser).Post("/orders/{id}/pay-order", handlePayOrder(svc, log))
 		r.With(auth.RequireUser).Post("/orders/{id}/cancel", handleCancel(svc, log))
 		r.With(auth.RequireUser).Post("/orders/{id}/refund", handleRefund(orders, log))
 	})

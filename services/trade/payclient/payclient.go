@@ -2,6 +2,7 @@
 package payclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/correlation"
+	"github.com/paytrade/paytrade/internal/problem"
 	"github.com/paytrade/paytrade/services/trade"
 )
 
@@ -55,6 +57,7 @@ const (
 	codePayOrderNotFound = "pay_order_not_found"
 	codeAlreadyPaid      = "already_paid"
 	codeRefundNotFound   = "refund_not_found"
+	codePayOrderClosed   = "pay_order_closed"
 )
 
 // Config is how to reach pay.
@@ -205,6 +208,54 @@ func (c *Client) paymentFor(ctx context.Context, bizOrderNo int64) (trade.Paymen
 	}, true, nil
 }
 
+// ApplyPayment returns the order's pay order at pay, created unless it
+// existed, for the owner and amount trade gives.
+func (c *Client) ApplyPayment(ctx context.Context, a trade.PayApplication) (trade.PayOrder, bool, error) {
+	po, created, err := c.applyPayment(ctx, a)
+	if err != nil {
+		return trade.PayOrder{}, false, fmt.Errorf("apply at pay for order %d: %w", a.BizOrderNo, err)
+	}
+	return po, created, nil
+}
+
+func (c *Client) applyPayment(ctx context.Context, a trade.PayApplication) (trade.PayOrder, bool, error) {
+	body, err := json.Marshal(struct {
+		BizOrderNo     int64  `json:"bizOrderNo"`
+		BizUserID      int64  `json:"bizUserId"`
+		Amount         int64  `json:"amount"`
+		PayChannelCode string `json:"payChannelCode"`
+		PayType        int    `json:"payType"`
+		OrderInfo      string `json:"orderInfo"`
+	}{a.BizOrderNo, a.BizUserID, a.Amount, a.PayChannelCode, a.PayType, a.OrderInfo})
+	if err != nil {
+		return trade.PayOrder{}, false, fmt.Errorf("encode application: %w", err)
+	}
+	status, answer, err := c.send(ctx, http.MethodPost, c.base.JoinPath("pay-orders"), body)
+	switch {
+	case err != nil:
+		return trade.PayOrder{}, false, err
+	case status == http.StatusOK, status == http.StatusCreated:
+	case status == http.StatusConflict && refusalCode(answer) == codePayOrderClosed:
+		return trade.PayOrder{}, false, trade.ErrOrderNotUnpaid
+	case status == http.StatusBadRequest:
+		// The owner's channel or pay type, which trade passes on as it got them.
+		var r refusal
+		_ = json.Unmarshal(answer, &r)
+		return trade.PayOrder{}, false, problem.Invalidf(r.Message)
+	default:
+		return trade.PayOrder{}, false, answerError(status, answer)
+	}
+	var po trade.PayOrder
+	if err := json.Unmarshal(answer, &po); err != nil {
+		return trade.PayOrder{}, false, fmt.Errorf("decode pay order: %w", err)
+	}
+	if po.BizOrderNo != a.BizOrderNo || po.BizUserID != a.BizUserID || po.Amount != a.Amount {
+		return trade.PayOrder{}, false, fmt.Errorf("pay answered with pay order %d of order %d, user %d, amount %d",
+			po.ID, po.BizOrderNo, po.BizUserID, po.Amount)
+	}
+	return po, status == http.StatusCreated, nil
+}
+
 // ClosePayment makes bizOrderNo unpayable at pay, whether or not it has a
 // pay order, and returns an error matching trade.ErrPaidAtPay if it has
 // been paid already.
@@ -291,15 +342,28 @@ func (c *Client) refundVerdict(ctx context.Context, id uuid.UUID) (trade.RefundV
 
 // do sends a bodiless request as trade and returns pay's status and body.
 func (c *Client) do(ctx context.Context, method string, u *url.URL) (int, []byte, error) {
+	return c.send(ctx, method, u, nil)
+}
+
+// send sends a request with a JSON body (none if nil) as trade and returns
+// pay's status and body.
+func (c *Client) send(ctx context.Context, method string, u *url.URL, body []byte) (int, []byte, error) {
 	token, err := c.serviceToken()
 	if err != nil {
 		return 0, nil, err
 	}
 	reqCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(reqCtx, method, u.String(), http.NoBody)
+	var reqBody io.Reader = http.NoBody
+	if body != nil {
+		reqBody = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(reqCtx, method, u.String(), reqBody)
 	if err != nil {
 		return 0, nil, fmt.Errorf("build request: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "application/json")
@@ -313,12 +377,12 @@ func (c *Client) do(ctx context.Context, method string, u *url.URL) (int, []byte
 		return 0, nil, unreachable(ctx, err)
 	}
 	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, maxAnswerBytes))
+	answer, err := io.ReadAll(io.LimitReader(res.Body, maxAnswerBytes))
 	if err != nil {
 		// An answer cut short is no answer.
 		return 0, nil, unreachable(ctx, fmt.Errorf("read answer to %s %s: %w", method, u.Path, err))
 	}
-	return res.StatusCode, body, nil
+	return res.StatusCode, answer, nil
 }
 
 // serviceToken returns trade's service token, minting a new one when the

@@ -17,6 +17,7 @@ import (
 
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/correlation"
+	"github.com/paytrade/paytrade/internal/problem"
 	"github.com/paytrade/paytrade/services/pay/httpapi"
 	"github.com/paytrade/paytrade/services/pay/paytest"
 	"github.com/paytrade/paytrade/services/pay/postgres"
@@ -139,6 +140,27 @@ type testPayOrder struct {
 	PaySuccessTime *time.Time `json:"paySuccessTime"`
 }
 
+// Trade applies with its own service token for the owner and amount it
+// gives, and gets the same pay order when it asks again.
+func TestApplyPaymentAppliesAsTradeForTheOwnerAndAmountItGives(t *testing.T) {
+	t.Parallel()
+	p := startPay(t, nil)
+	c := newClient(t, p.srv.URL)
+	po, created, err := c.ApplyPayment(t.Context(), application(4, 401, 2_500))
+	if err != nil || !created || po.BizOrderNo != 401 || po.BizUserID != 4 || po.Amount != 2_500 || po.Status != 1 {
+		t.Fatalf("ApplyPayment = %+v, created %v, %v; want a new waiting pay order of order 401, user 4, 2500", po, created, err)
+	}
+	again, created, err := c.ApplyPayment(t.Context(), application(4, 401, 2_500))
+	if err != nil || created || again.ID != po.ID {
+		t.Errorf("again = %+v, created %v, %v; want pay order %d again", again, created, err, po.ID)
+	}
+	bad := application(4, 402, 2_500)
+	bad.PayType = 1
+	if _, _, err := c.ApplyPayment(t.Context(), bad); !errors.Is(err, problem.Invalidf("")) {
+		t.Errorf("another pay type: %v, want invalid_request", err)
+	}
+}
+
 // wallet opens a wallet with password "123".
 func (p *payService) wallet(tb testing.TB, userID, balance int64) {
 	tb.Helper()
@@ -146,16 +168,18 @@ func (p *payService) wallet(tb testing.TB, userID, balance int64) {
 		map[string]any{"userId": userID, "password": "123", "balance": balance}, nil)
 }
 
-// applyRequest is userID's request for a pay order of bizOrderNo.
-func applyRequest(bizOrderNo, amount int64) map[string]any {
-	return map[string]any{"bizOrderNo": bizOrderNo, "amount": amount, "payChannelCode": "balance", "payType": 5, "orderInfo": "test"}
+// application is trade's application for the pay order of bizOrderNo of userID.
+func application(userID, bizOrderNo, amount int64) trade.PayApplication {
+	return trade.PayApplication{BizOrderNo: bizOrderNo, BizUserID: userID, Amount: amount, PayChannelCode: "balance", PayType: 5, OrderInfo: "test"}
 }
 
-// apply applies, as userID, for a pay order of bizOrderNo.
+// apply applies, as an operator, for a pay order of bizOrderNo of userID.
 func (p *payService) apply(tb testing.TB, userID, bizOrderNo, amount int64) testPayOrder {
 	tb.Helper()
 	var o testPayOrder
-	p.mustCall(tb, http.StatusCreated, "POST", "/pay-orders", userToken(tb, userID), applyRequest(bizOrderNo, amount), &o)
+	p.mustCall(tb, http.StatusCreated, "POST", "/pay-orders", operatorToken(tb), map[string]any{
+		"bizOrderNo": bizOrderNo, "bizUserId": userID, "amount": amount, "payChannelCode": "balance", "payType": 5,
+	}, &o)
 	return o
 }
 
@@ -247,8 +271,8 @@ func TestClosePaymentClosesAndLaterPaymentIsRefused(t *testing.T) {
 	if a := p.pay(t, 3, o.ID); a.status != http.StatusConflict || a.code() != "pay_order_closed" {
 		t.Errorf("paying after close: %d %s, want 409 pay_order_closed", a.status, a.body)
 	}
-	if a := p.call(t, "POST", "/pay-orders", userToken(t, 3), applyRequest(301, 1_000)); a.status != http.StatusConflict || a.code() != "pay_order_closed" {
-		t.Errorf("applying after close: %d %s, want 409 pay_order_closed", a.status, a.body)
+	if _, _, err := c.ApplyPayment(t.Context(), application(3, 301, 1_000)); !errors.Is(err, trade.ErrOrderNotUnpaid) {
+		t.Errorf("applying after close: %v, want %v", err, trade.ErrOrderNotUnpaid)
 	}
 	if got := p.balance(t, 3); got != 10_000 {
 		t.Errorf("balance = %d, want 10000 untouched", got)
@@ -302,12 +326,12 @@ func TestClosePaymentTwiceOrWithoutPayOrderIsFine(t *testing.T) {
 				}
 			}
 			// Either way the order must now be unpayable.
-			a := p.call(t, "POST", "/pay-orders", userToken(t, 5), applyRequest(tt.bizOrderNo, 700))
 			if tt.applied {
-				a = p.pay(t, 5, o.ID)
-			}
-			if a.status != http.StatusConflict || a.code() != "pay_order_closed" {
-				t.Errorf("after closing: %d %s, want 409 pay_order_closed", a.status, a.body)
+				if a := p.pay(t, 5, o.ID); a.status != http.StatusConflict || a.code() != "pay_order_closed" {
+					t.Errorf("after closing: %d %s, want 409 pay_order_closed", a.status, a.body)
+				}
+			} else if _, _, err := c.ApplyPayment(t.Context(), application(5, tt.bizOrderNo, 700)); !errors.Is(err, trade.ErrOrderNotUnpaid) {
+				t.Errorf("after closing: %v, want %v", err, trade.ErrOrderNotUnpaid)
 			}
 		})
 	}

@@ -48,11 +48,22 @@ func NewWorld(tb testing.TB) *World {
 	return &World{Pay: payStore, PayURL: srv.URL, Orders: orders, TradePool: tradePool, Service: trade.NewService(orders, client, nil, nil)}
 }
 
-// Order creates an order of userID and its pay order at pay, as a client would.
+// Order creates an order of userID and gets its pay order, as a client
+// would: trade applies at pay, over HTTP.
 func (w *World) Order(tb testing.TB, userID, fee int64) (trade.Order, pay.PayOrder) {
 	tb.Helper()
 	o := Ordered(tb, w.Orders, userID, fee)
-	return o, paytest.Applied(tb, w.Pay, userID, o.ID, fee)
+	po, _, err := w.Service.PayOrder(context.Background(), userID, o.ID, trade.PayOrderRequest{
+		PayChannelCode: pay.ChannelBalance, PayType: pay.PayTypeBalance,
+	})
+	if err != nil {
+		tb.Fatalf("pay order of order %d: %v", o.ID, err)
+	}
+	paid, err := w.Pay.PayOrder(context.Background(), po.ID)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return o, paid
 }
 
 // PayAtPay pays the pay order with the password paytest.Funded gives.
