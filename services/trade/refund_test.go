@@ -117,8 +117,8 @@ func TestAnOrderStuckByADiscrepancyIsRefundedAndEndsSettled(t *testing.T) {
 	if r, err := w.Service.CheckRefunds(ctx, 0, 10); err != nil || r.Refunded != 1 {
 		t.Fatalf("refund fallback %+v, %v; want the refund marked refunded", r, err)
 	}
-	if r, err := w.Service.CheckUnpaid(ctx, 0, 10); err != nil || r.Discrepancies != 0 || r.Paid != 0 {
-		t.Errorf("unpaid check after the refund %+v, %v; want nothing found paid any more", r, err)
+	if r, err := w.Service.CheckUnpaid(ctx, 0, 10); err != nil || r.Checked != 1 || r.Discrepancies != 0 || r.Paid != 0 || r.Failed != 0 {
+		t.Errorf("unpaid check after the refund %+v, %v; want the order asked about and found not paid any more", r, err)
 	}
 	got, err := w.Service.Cancel(ctx, 7, o.ID)
 	if err != nil || got.Status != trade.Cancelled {
