@@ -131,13 +131,11 @@ printf '%s' "$headers" | grep -qi '^Idempotent-Replayed: true' || fail "no Idemp
 request GET "$pay/accounts/me" "$alice"
 expect_field balance 7500
 
-step "refund the order: 202, refund requested"
+step "refund the order: 202, refund requested; asking again answers with the same refund"
 request POST "$trade/orders/$order/refund" "$alice"
 expect 202
 refund_id=$(printf '%s' "$body" | sed -En 's/.*"refundId":"([^"]+)".*/\1/p')
 [[ -n $refund_id ]] || fail "no refundId in $body"
-
-step "asking again answers with the same refund, not a second one"
 request POST "$trade/orders/$order/refund" "$alice"
 expect 202
 [[ $body == *"\"refundId\":\"$refund_id\""* ]] || fail "another refund: $body, want $refund_id"
