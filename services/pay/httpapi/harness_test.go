@@ -36,6 +36,7 @@ type harness struct {
 	proxy      *testenv.Proxy
 	supervisor *broker.Supervisor
 	relay      *outbox.Relay
+	store      *postgres.Store
 }
 
 func newHarness(tb testing.TB) *harness {
@@ -64,6 +65,7 @@ func newHarness(tb testing.TB) *harness {
 		c.EventsCommitted = h.relay.Wake
 		return c
 	}())
+	h.store = store
 	h.srv = httptest.NewServer(httpapi.NewHandler(store, httpapi.Config{
 		Auth:              auth.NewAuthenticator([]byte(secret)),
 		IdempotencySecret: []byte("idem"),

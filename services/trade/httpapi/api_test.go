@@ -223,3 +223,41 @@ func TestPayOrderIsAppliedForTheOrdersOwnerAndExactTotal(t *testing.T) {
 		t.Errorf("a cancelled order: %d %v, want 409 order_not_unpaid", code, got)
 	}
 }
+
+// The same refund asked for twice over HTTP is one refund; only the owner
+// of a paid order may ask, and a service may not.
+func TestRefundRequestedTwiceOverHTTPIsOneRefundForThePaidOrdersOwnerOnly(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	w := a.world
+	paytest.Funded(t, w.Pay, 7, 100_000)
+	unpaid, _ := w.Order(t, 7, 1000)
+	paid, po := w.Order(t, 7, 1000)
+	if err := w.PayAtPay(t, po); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Service.CheckUnpaid(t.Context(), 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	path := fmt.Sprintf("/orders/%d/refund", paid.ID)
+
+	if code, got := a.call(t, "POST", fmt.Sprintf("/orders/%d/refund", unpaid.ID), user(t, 7), ""); code != 409 || got["code"] != "not_refundable" {
+		t.Errorf("an unpaid order: %d %v, want 409 not_refundable", code, got)
+	}
+	if code, got := a.call(t, "POST", path, user(t, 8), ""); code != 404 || got["code"] != "order_not_found" {
+		t.Errorf("another user asks: %d %v, want 404 order_not_found", code, got)
+	}
+	if code, got := a.call(t, "POST", path, token(t, auth.Service("trade")), ""); code != 403 {
+		t.Errorf("a service asks: %d %v, want 403", code, got)
+	}
+	code, first := a.call(t, "POST", path, user(t, 7), "")
+	if code != 202 || first["refundId"] == nil || first["status"] != "requested" || first["amount"] != 1000.0 || first["reason"] != "user_request" {
+		t.Fatalf("the owner asks: %d %v, want 202 and a requested refund of 1000", code, first)
+	}
+	if code, again := a.call(t, "POST", path, user(t, 7), ""); code != 202 || again["refundId"] != first["refundId"] {
+		t.Errorf("asked again: %d %v, want 202 and refund %v", code, again, first["refundId"])
+	}
+	if _, o := a.call(t, "GET", fmt.Sprintf("/orders/%d", paid.ID), user(t, 7), ""); o["refundStatus"] != "requested" || o["refundTime"] != nil || o["status"] != 2.0 {
+		t.Errorf("the order: %v, want still paid with refundStatus requested and no refundTime", o)
+	}
+}
