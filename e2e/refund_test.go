@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -222,6 +223,36 @@ func TestTradeKilledBetweenItsRefundCommitAndThePublishLosesNoRefundRequested(t 
 	trade := s.startTrade(t)
 	testenv.WaitFor(t, 10*time.Second, "the order to be refunded", func() bool { return refundedOrder(t, trade, b, o.ID).Status == 7 })
 	if got := balance(t, s.pay, b); got != 100_000 {
+		t.Errorf("balance %d, want 100000", got)
+	}
+}
+
+// Invariant 9 without the broker path: the refund.requested is lost before
+// pay sees it, and trade's fallback has pay decide the refund within one
+// period.
+func TestLostRefundRequestIsSettledByTheCronFallbackWithinOnePeriod(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, "TRADE_PAY_CHECK_SPEC=@every 1s", "TRADE_PAY_CHECK_GRACE=100ms")
+	trade := s.startTrade(t)
+	b, o := s.paidOrder(t, trade)
+	s.pay.Stop(t, 10*time.Second) // its consumer goes with it: refund.requested waits in the queue
+
+	s.refund(t, trade, b, o.ID)
+	testenv.WaitFor(t, 10*time.Second, "the refund request in pay's queue", func() bool { return s.queueDepth(t, s.PayRefundQueue) == 1 })
+	s.withChannel(t, func(ch *amqp.Channel) int {
+		n, err := ch.QueuePurge(s.PayRefundQueue, false)
+		if err != nil || n != 1 {
+			t.Fatalf("purge: %d, %v", n, err)
+		}
+		return n
+	})
+
+	// pay comes back where trade expects it, with nothing to consume.
+	pay := s.StartPay(t, append(s.PayEnv(), "PAY_HTTP_ADDR="+strings.TrimPrefix(s.pay.BaseURL, "http://")))
+	started := time.Now()
+	testenv.WaitFor(t, 3*time.Second, "the fallback to settle the refund", func() bool { return refundedOrder(t, trade, b, o.ID).Status == 7 })
+	t.Logf("refund settled by the fallback %v after pay came back", time.Since(started).Round(time.Millisecond))
+	if got := balance(t, pay, b); got != 100_000 {
 		t.Errorf("balance %d, want 100000", got)
 	}
 }

@@ -152,6 +152,9 @@ type Service interface {
 	ClosePayOrder(ctx context.Context, bizOrderNo int64) (PayOrderClosure, error)
 	// RefundDecision returns what pay decided about a refund request.
 	RefundDecision(ctx context.Context, refundID uuid.UUID) (RefundDecision, error)
+	// DecideRefund decides a refund request now, as its refund.requested
+	// would — once per refund id — and returns the decision.
+	DecideRefund(ctx context.Context, req RefundRequest, correlationID string) (RefundDecision, error)
 }
 
 // IdempotencyKeyRetention is how long a completed payment's idempotency key

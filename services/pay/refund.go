@@ -127,19 +127,27 @@ func DecodeRefundRequested(body []byte) (RefundRequest, error) {
 		return RefundRequest{}, fmt.Errorf("refund.requested %w", err)
 	}
 	r := RefundRequest{RefundID: *raw.RefundID, BizOrderNo: *raw.BizOrderNo, UserID: *raw.UserID, Amount: *raw.Amount, Reason: *raw.Reason, RequestedAt: *raw.RequestedAt}
-	switch {
-	case r.RefundID == uuid.Nil:
-		return RefundRequest{}, errors.New("refund.requested refundId is nil")
-	case r.BizOrderNo <= 0:
-		return RefundRequest{}, fmt.Errorf("refund.requested bizOrderNo %d is not positive", r.BizOrderNo)
-	case r.UserID <= 0:
-		return RefundRequest{}, fmt.Errorf("refund.requested userId %d is not positive", r.UserID)
-	case r.Amount <= 0:
-		return RefundRequest{}, fmt.Errorf("refund.requested amount %d is not positive", r.Amount)
-	case r.Reason == "" || len(r.Reason) > 200:
-		return RefundRequest{}, errors.New("refund.requested reason is empty or longer than 200 bytes")
-	case r.RequestedAt.IsZero():
-		return RefundRequest{}, errors.New("refund.requested requestedAt is zero")
+	if err := r.Validate(); err != nil {
+		return RefundRequest{}, err
 	}
 	return r, nil
+}
+
+// Validate checks that every field of a refund request is in range.
+func (r RefundRequest) Validate() error {
+	switch {
+	case r.RefundID == uuid.Nil:
+		return errors.New("refund.requested refundId is nil")
+	case r.BizOrderNo <= 0:
+		return fmt.Errorf("refund.requested bizOrderNo %d is not positive", r.BizOrderNo)
+	case r.UserID <= 0:
+		return fmt.Errorf("refund.requested userId %d is not positive", r.UserID)
+	case r.Amount <= 0:
+		return fmt.Errorf("refund.requested amount %d is not positive", r.Amount)
+	case r.Reason == "" || len(r.Reason) > 200:
+		return errors.New("refund.requested reason is empty or longer than 200 bytes")
+	case r.RequestedAt.IsZero():
+		return errors.New("refund.requested requestedAt is zero")
+	}
+	return nil
 }

@@ -207,7 +207,8 @@ func (s *Service) CheckUnpaid(ctx context.Context, grace time.Duration, batch in
 // CheckRefunds asks pay about every refund requested longer than grace ago
 // and still waiting, and applies what pay says: the fallback for a
 // refund.requested or refund.success that was lost or is stuck. A refund
-// pay has not heard of yet is left to its event, which the outbox keeps.
+// pay has not heard of is handed to it to decide now, so refunds arrive
+// within a cron period even while the broker is away.
 func (s *Service) CheckRefunds(ctx context.Context, grace time.Duration, batch int) (FallbackReport, error) {
 	var r FallbackReport
 	var after Refund
@@ -242,11 +243,14 @@ func (s *Service) CheckRefunds(ctx context.Context, grace time.Duration, batch i
 
 func (s *Service) settleRefund(ctx context.Context, refund Refund, r *FallbackReport) error {
 	v, err := s.pay.RefundVerdict(ctx, refund.ID)
+	if err == nil && !v.Decided {
+		// Its refund.requested has not reached pay (the broker is away, or
+		// the message was lost): pay decides it now, once per refund id.
+		v, err = s.pay.DecideRefund(ctx, refund)
+	}
 	switch {
 	case err != nil:
 		return err
-	case !v.Decided:
-		return nil
 	case v.Credit != nil:
 		outcome, err := s.orders.ApplyRefundCredit(ctx, "", *v.Credit)
 		if err != nil {

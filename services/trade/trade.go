@@ -194,4 +194,7 @@ type PayGateway interface {
 	ClosePayment(ctx context.Context, bizOrderNo int64) error
 	// RefundVerdict says what pay decided about the refund id, if anything.
 	RefundVerdict(ctx context.Context, id uuid.UUID) (RefundVerdict, error)
+	// DecideRefund has pay decide the refund now, as its refund.requested
+	// would (once per refund id), and returns the verdict.
+	DecideRefund(ctx context.Context, r Refund) (RefundVerdict, error)
 }

@@ -224,3 +224,22 @@ func handleGetRefund(svc pay.Service, log *slog.Logger) http.HandlerFunc {
 		jsonhttp.Encode(w, http.StatusOK, decision)
 	}
 }
+
+// handleDecideRefund decides a refund request now: trade's fallback sends
+// it for a refund whose refund.requested has not reached pay, so a refund
+// arrives within a cron period even while the broker is away.
+func handleDecideRefund(svc pay.Service, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req pay.RefundRequest
+		if err := jsonhttp.Decode(w, r, &req); err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		decision, err := svc.DecideRefund(r.Context(), req, correlation.ID(r.Context()))
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		jsonhttp.Encode(w, http.StatusOK, decision)
+	}
+}

@@ -56,6 +56,7 @@ func NewHandler(svc pay.Service, cfg Config) http.Handler {
 		r.Get("/pay-orders/{id}", handleGetPayOrder(svc, log))
 		r.Get("/pay-orders/biz/{bizOrderNo}", handleGetPayOrderByBiz(svc, log))
 		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Post("/pay-orders/biz/{bizOrderNo}/close", handleClose(svc, log))
+		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Post("/refunds", handleDecideRefund(svc, log))
 		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Get("/refunds/{refundId}", handleGetRefund(svc, log))
 	})
 	return r

@@ -10,6 +10,7 @@ import (
 
 	"github.com/paytrade/paytrade/internal/crashpoint"
 	"github.com/paytrade/paytrade/internal/outbox"
+	"github.com/paytrade/paytrade/internal/problem"
 	"github.com/paytrade/paytrade/services/pay"
 )
 
@@ -181,4 +182,17 @@ func (s *Store) RefundDecision(ctx context.Context, refundID uuid.UUID) (pay.Ref
 		d.RefundedAt = &t
 	}
 	return d, nil
+}
+
+// DecideRefund decides req now, without a message: trade's fallback asks
+// it for a refund whose refund.requested has not reached pay. The refund
+// id keeps it to one decision, whichever way the request comes first.
+func (s *Store) DecideRefund(ctx context.Context, req pay.RefundRequest, correlationID string) (pay.RefundDecision, error) {
+	if err := req.Validate(); err != nil {
+		return pay.RefundDecision{}, problem.Invalidf(err.Error())
+	}
+	if _, err := s.Refund(ctx, "", req, correlationID); err != nil {
+		return pay.RefundDecision{}, err
+	}
+	return s.RefundDecision(ctx, req.RefundID)
 }

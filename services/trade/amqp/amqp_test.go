@@ -306,7 +306,9 @@ func TestDatabaseThatStopsAnsweringPausesConsumptionAndShutdownStillEnds(t *test
 		t.Fatalf("%d healthy messages parked while the database did not answer", parked)
 	}
 	proxy.SetStalled(false)
-	t.Cleanup(func() { t.Logf("stats %+v applied %d queue %d", r.consumer.Stats(), r.counts.Applied.Load(), r.depth(t, r.topo.Queue)) })
+	t.Cleanup(func() {
+		t.Logf("stats %+v applied %d queue %d", r.consumer.Stats(), r.counts.Applied.Load(), r.depth(t, r.topo.Queue))
+	})
 	testenv.WaitFor(t, 20*time.Second, "every order paid", func() bool { return r.counts.Applied.Load() == n })
 
 	proxy.SetStalled(true)

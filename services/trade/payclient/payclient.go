@@ -306,12 +306,49 @@ func (c *Client) refundVerdict(ctx context.Context, id uuid.UUID) (trade.RefundV
 	switch {
 	case err != nil:
 		return trade.RefundVerdict{}, err
-	case status == http.StatusOK:
 	case status == http.StatusNotFound && refusalCode(body) == codeRefundNotFound:
 		return trade.RefundVerdict{}, nil
-	default:
+	case status != http.StatusOK:
 		return trade.RefundVerdict{}, answerError(status, body)
 	}
+	return decodeVerdict(id, body)
+}
+
+// DecideRefund has pay decide r now: what the fallback does for a refund
+// whose refund.requested has not reached pay, so it arrives within a cron
+// period even while the broker is away. pay decides a refund id once,
+// whichever way it comes first.
+func (c *Client) DecideRefund(ctx context.Context, r trade.Refund) (trade.RefundVerdict, error) {
+	v, err := c.decideRefund(ctx, r)
+	if err != nil {
+		return trade.RefundVerdict{}, fmt.Errorf("have pay decide refund %s: %w", r.ID, err)
+	}
+	return v, nil
+}
+
+func (c *Client) decideRefund(ctx context.Context, r trade.Refund) (trade.RefundVerdict, error) {
+	body, err := json.Marshal(r.Requested())
+	if err != nil {
+		return trade.RefundVerdict{}, fmt.Errorf("encode refund request: %w", err)
+	}
+	status, answer, err := c.send(ctx, http.MethodPost, c.base.JoinPath("refunds"), body)
+	switch {
+	case err != nil:
+		return trade.RefundVerdict{}, err
+	case status != http.StatusOK:
+		return trade.RefundVerdict{}, answerError(status, answer)
+	}
+	v, err := decodeVerdict(r.ID, answer)
+	if err == nil && !v.Decided {
+		err = fmt.Errorf("pay answered refund %s undecided", r.ID)
+	}
+	return v, err
+}
+
+// decodeVerdict reads pay's decision about refund id. What trade does with
+// it can mark an order refunded, so an answer that is not plainly about
+// this refund is refused rather than guessed at.
+func decodeVerdict(id uuid.UUID, body []byte) (trade.RefundVerdict, error) {
 	var r refund
 	if err := json.Unmarshal(body, &r); err != nil {
 		return trade.RefundVerdict{}, fmt.Errorf("decode refund: %w", err)
