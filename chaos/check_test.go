@@ -72,15 +72,18 @@ type state struct {
 	refunded       int // orders refunded at trade whose pay order is refunded at pay
 	refundsWaiting int // refunds requested at trade not (yet) credited and marked (invariant 9)
 	doubleRefunds  int // credits beyond the first of a pay order, at pay, and refunds beyond the first of an order, at trade (invariant 8)
+	discrepancies  int // payments recorded as not applicable; in the suite every payment is the owner's, for the exact total
+	chargedCancel  int // pay orders paid (not refunded) whose order is cancelled: charged but cancelled
 	outboxPending  int // events waiting in pay's outbox and in trade's
-	queued         int // messages still waiting in mark.order.pay.queue
-	parked         int // messages in error.queue
+	queued         int // messages in mark.order.pay.queue, ready or unacked; -1 unreadable
+	parked         int // messages in error.queue, ready or unacked; -1 unreadable
 	parkedHealthy  int // of which real pay.success events (a healthy message parked)
 	poisonUnparked int // poison messages nowhere to be found (invariant 7)
+	unreadable     string
 }
 
 func (st state) converged() bool {
-	return st.lost == 0 && st.refundsWaiting == 0 && st.outboxPending == 0 && st.queued == 0
+	return st.lost == 0 && st.refundsWaiting == 0 && st.outboxPending == 0 && st.queued == 0 && st.unreadable == ""
 }
 
 // doubleEffects sums what happened more than once.
@@ -102,8 +105,13 @@ func (st state) broken() []string {
 	add(st.applied, "applied again (inv 6)")
 	add(st.doubleRefunds, "double refund (inv 8)")
 	add(st.refundsWaiting, "refund not arrived (inv 9)")
+	add(st.discrepancies, "discrepancy (a payment of the owner for the exact total not applied)")
+	add(st.chargedCancel, "charged but cancelled (inv 4)")
 	add(st.parkedHealthy, "healthy parked")
 	add(st.poisonUnparked, "silently dropped (inv 7)")
+	if st.unreadable != "" {
+		b = append(b, "broker unreadable: "+st.unreadable)
+	}
 	return b
 }
 
@@ -181,18 +189,35 @@ func (s *system) inspect(t *testing.T, pop population, poison map[string]bool, f
 		recorded[biz] = true
 	}
 	scan(rows.Err(), "discrepancies")
+	st.discrepancies = len(recorded)
 	for biz := range debited {
 		if !paidOrders[biz] && !recorded[biz] {
 			st.lost++
 		}
 	}
+	// Charged but cancelled: paid at pay, not refunded, cancelled at trade.
+	var charged []int64
+	rows, err = s.payPool.Query(ctx, `SELECT biz_order_no FROM pay_orders WHERE status = 3`)
+	scan(err, "paid pay orders")
+	for rows.Next() {
+		var biz int64
+		scan(rows.Scan(&biz), "paid pay order")
+		charged = append(charged, biz)
+	}
+	scan(rows.Err(), "paid pay orders")
+	scan(s.trPool.QueryRow(ctx, `SELECT count(*) FROM orders WHERE status = 5 AND id = ANY($1)`, charged).Scan(&st.chargedCancel), "cancelled orders")
 	scan(s.trPool.QueryRow(ctx, `SELECT count(*) FROM chaos_applications WHERE old_status <> 1`).Scan(&st.applied), "applications")
 	s.inspectRefunds(t, &st)
 
-	st.queued = s.depth(t, s.PayQueue)
-	st.parked = s.depth(t, s.ErrorQueue)
-	if final {
-		s.readParked(t, &st, poison)
+	depths, err := s.depths(s.PayQueue, s.ErrorQueue)
+	st.queued, st.parked = depths[0], depths[1]
+	if err != nil {
+		st.unreadable = err.Error()
+	}
+	if final && err == nil {
+		if err := s.readParked(t, &st, poison); err != nil {
+			st.unreadable = err.Error()
+		}
 	}
 	return st
 }
@@ -247,28 +272,73 @@ func (s *system) inspectRefunds(t *testing.T, st *state) {
 	st.doubleRefunds = payDoubles + tradeDoubles
 }
 
-// depth is how many messages wait in queue, ready or unacked; -1 if the
-// broker cannot say right now (it is being restarted, say).
-func (s *system) depth(t *testing.T, queue string) int {
-	t.Helper()
-	n := -1
-	s.withChannel(t, func(ch *amqp.Channel) error {
-		q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-		if err == nil {
-			n = q.Messages
+// depths is how many messages each queue holds, ready or delivered and
+// not yet acked (-1 each, and an error, when the broker cannot say). The
+// ready ones are counted over AMQP, as they are now; the unacked ones only
+// the broker's own tool counts, from statistics up to statsLag old.
+func (s *system) depths(queues ...string) ([]int, error) {
+	n := make([]int, len(queues))
+	for i := range n {
+		n[i] = -1
+	}
+	ready := make([]int, len(queues))
+	err := s.withChannel(func(ch *amqp.Channel) error {
+		for i, q := range queues {
+			info, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+			if err != nil {
+				return err
+			}
+			ready[i] = info.Messages
 		}
 		return nil
 	})
-	return n
+	if err != nil {
+		return n, err
+	}
+	out, err := s.ctl("list_queues", "-q", "--no-table-headers", "name", "messages_unacknowledged")
+	if err != nil {
+		return n, err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		var name string
+		var unacked int
+		if _, err := fmt.Sscan(line, &name, &unacked); err != nil {
+			continue
+		}
+		for i, q := range queues {
+			if q == name {
+				n[i] = ready[i] + unacked
+			}
+		}
+	}
+	for i, q := range queues {
+		if n[i] < 0 {
+			return n, fmt.Errorf("queue %s not listed by the broker", q)
+		}
+	}
+	return n, nil
+}
+
+// statsLag is how old the broker's statistics of a queue may be
+// (RabbitMQ's collect_statistics_interval, 5 s by default): a judgement
+// that counts unacked messages waits this long after the system seems
+// settled.
+const statsLag = 5500 * time.Millisecond
+
+// depth is depths of one queue: -1 if the broker cannot say right now (it
+// is being restarted, say).
+func (s *system) depth(queue string) int {
+	n, _ := s.depths(queue)
+	return n[0]
 }
 
 // readParked empties the error queue and sorts what was in it: poison
 // published on purpose must be there with a reason; a real pay.success
 // must not be.
-func (s *system) readParked(t *testing.T, st *state, poison map[string]bool) {
+func (s *system) readParked(t *testing.T, st *state, poison map[string]bool) error {
 	t.Helper()
 	found := map[string]bool{}
-	s.withChannel(t, func(ch *amqp.Channel) error {
+	err := s.withChannel(func(ch *amqp.Channel) error {
 		for {
 			d, ok, err := ch.Get(s.ErrorQueue, true)
 			if err != nil {
@@ -287,29 +357,30 @@ func (s *system) readParked(t *testing.T, st *state, poison map[string]bool) {
 			}
 		}
 	})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", s.ErrorQueue, err)
+	}
 	for body := range poison {
 		if !found[body] {
 			st.poisonUnparked++
 		}
 	}
+	return nil
 }
 
 // withChannel runs fn on a channel of a connection of its own, straight
 // to the broker (a node that answers, of a cluster), not through any proxy.
-func (s *system) withChannel(t *testing.T, fn func(ch *amqp.Channel) error) {
-	t.Helper()
+func (s *system) withChannel(fn func(ch *amqp.Channel) error) error {
 	conn, err := broker.Dial(broker.Config{URL: s.AMQPURL, ConnectTimeout: 2 * time.Second})
 	if err != nil {
-		return
+		return err
 	}
 	defer conn.Close()
 	ch, err := conn.Channel()
 	if err != nil {
-		return
+		return err
 	}
-	if err := fn(ch); err != nil {
-		t.Errorf("broker: %v", err)
-	}
+	return fn(ch)
 }
 
 // converge inspects the system until it has settled — every debit applied,

@@ -94,6 +94,7 @@ type loadResult struct {
 	tried      int
 	ok         int // answered 2xx, after the client's retries
 	refused    int // refused for want of money, as planned for some
+	closed     int // refused because the order was cancelled or timed out first
 	unanswered int // no final answer within the client's patience
 	// refunds is how many paid orders the buyers had refunded (202);
 	// refundsUnanswered how many refunds they asked for in vain. Both are
@@ -118,12 +119,13 @@ const refundEvery = 10
 // for twice, as the same buyer clicking twice would.
 func pay(ctx context.Context, pop population, urls, tradeURLs func() []string, spread time.Duration, concurrency int) loadResult {
 	var (
-		wg, refunding           sync.WaitGroup
-		ok, refused, unanswered atomic.Int64
-		refunds, refundsLost    atomic.Int64
-		slots                   = make(chan struct{}, concurrency)
-		start                   = time.Now()
-		gap                     = spread / time.Duration(max(len(pop.payments), 1))
+		wg, refunding        sync.WaitGroup
+		ok, refused, closed  atomic.Int64
+		unanswered           atomic.Int64
+		refunds, refundsLost atomic.Int64
+		slots                = make(chan struct{}, concurrency)
+		start                = time.Now()
+		gap                  = spread / time.Duration(max(len(pop.payments), 1))
 	)
 	for i, p := range pop.payments {
 		time.Sleep(time.Until(start.Add(time.Duration(i) * gap)))
@@ -159,13 +161,16 @@ func pay(ctx context.Context, pop population, urls, tradeURLs func() []string, s
 				}
 			case "insufficient_funds":
 				refused.Add(1)
+			case "pay_order_closed":
+				closed.Add(1)
 			default:
 				unanswered.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	return loadResult{tried: len(pop.payments), ok: int(ok.Load()), refused: int(refused.Load()), unanswered: int(unanswered.Load()),
+	return loadResult{tried: len(pop.payments), ok: int(ok.Load()), refused: int(refused.Load()),
+		closed: int(closed.Load()), unanswered: int(unanswered.Load()),
 		awaitRefunds: func() (int, int) {
 			refunding.Wait()
 			return int(refunds.Load()), int(refundsLost.Load())

@@ -3,6 +3,9 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 type run struct {
 	*system
 	cluster  *testenv.RabbitCluster // the broker, for scenarios that run on a cluster
+	node     *testenv.RabbitNode    // the broker, for scenarios that run on a private node
 	pop      population
 	n        int
 	spread   time.Duration // the load is paced over this long
@@ -39,7 +43,11 @@ type scenario struct {
 	// cluster runs the scenario on a three-node cluster of its own
 	// (testenv.StartRabbitCluster) rather than the test broker.
 	cluster bool
-	run     func(t *testing.T, r *run) loadResult
+	// privateBroker runs the scenario on a RabbitMQ node of its own
+	// (testenv.StartRabbitNode), for faults that must not touch the broker
+	// other tests share.
+	privateBroker bool
+	run           func(t *testing.T, r *run) loadResult
 }
 
 // standard starts one pay and one trade and the audit.
@@ -142,11 +150,11 @@ var scenarios = []scenario{
 		trade.proc.Stop(t, 20*time.Second)
 		res := <-r.goLoad(r.spread)
 		r.waitOutboxEmpty(t)
-		before := r.depth(t, r.PayQueue)
+		before := r.depth(r.PayQueue)
 		restartBroker(t)
 		after := -1
 		testenv.WaitFor(t, 30*time.Second, "the queue to be back", func() bool {
-			after = r.depth(t, r.PayQueue)
+			after = r.depth(r.PayQueue)
 			return after >= 0
 		})
 		r.notes = append(r.notes, fmt.Sprintf("backlog %d → %d across the restart", before, after))
@@ -176,6 +184,43 @@ var scenarios = []scenario{
 		load := r.goLoad(r.spread)
 		time.Sleep(r.spread / 3)
 		cut(t, r.trades[0].database, 3*time.Second)
+		return <-load
+	}},
+	{name: "trade's database read-only mid-load", run: func(t *testing.T, r *run) loadResult {
+		r.standard(t)
+		load := r.goLoad(r.spread)
+		time.Sleep(r.spread / 3)
+		// What a failover to a standby looks like to trade: the database
+		// answers, and refuses every write.
+		testenv.SetDatabase(t, r.TradeDB, "default_transaction_read_only", "on")
+		time.Sleep(3 * time.Second)
+		testenv.SetDatabase(t, r.TradeDB, "default_transaction_read_only", "")
+		r.notes = append(r.notes, "read-only 3 s")
+		return <-load
+	}},
+	{name: "broker memory alarm mid-load (private node)", privateBroker: true, run: func(t *testing.T, r *run) loadResult {
+		r.standard(t)
+		load := r.goLoad(max(r.spread, 10*time.Second))
+		time.Sleep(max(r.spread, 10*time.Second) / 3)
+		r.node.Ctl(t, "set_vm_memory_high_watermark", "0")
+		time.Sleep(5 * time.Second)
+		r.node.Ctl(t, "set_vm_memory_high_watermark", "0.4")
+		r.notes = append(r.notes, "publishing blocked 5 s")
+		return <-load
+	}},
+	{name: "order timeouts race payments", run: func(t *testing.T, r *run) loadResult {
+		// Every order times out halfway through the load: the payments
+		// around that moment race the fallback closing their pay orders.
+		timeout := r.spread / 2
+		r.standard(t, "TRADE_PAY_CHECK_SPEC=@every 1s", "TRADE_PAY_CHECK_GRACE=200ms", fmt.Sprintf("TRADE_ORDER_TIMEOUT=%v", timeout))
+		r.notes = append(r.notes, fmt.Sprintf("orders time out after %v", timeout))
+		return <-r.goLoad(r.spread)
+	}},
+	{name: "user cancels race payments", run: func(t *testing.T, r *run) loadResult {
+		r.standard(t)
+		load := r.goLoad(r.spread)
+		cancelled := r.cancelRacing(t, r.spread)
+		r.notes = append(r.notes, fmt.Sprintf("%d cancelled of %d tried", cancelled, len(r.pop.payments)/4))
 		return <-load
 	}},
 	{name: "duplicate storm (5× same id, 2× new ids)", run: func(t *testing.T, r *run) loadResult {
@@ -394,7 +439,7 @@ func (r *run) publishPoison(t *testing.T, n int, spread time.Duration) map[strin
 		},
 	}
 	bodies := map[string]bool{}
-	r.withChannel(t, func(ch *amqp.Channel) error {
+	err := r.withChannel(func(ch *amqp.Channel) error {
 		for i := range n {
 			body, id := kinds[i%len(kinds)](i)
 			bodies[body] = true
@@ -408,6 +453,9 @@ func (r *run) publishPoison(t *testing.T, n int, spread time.Duration) map[strin
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatalf("publish poison: %v", err)
+	}
 	return bodies
 }
 
@@ -415,10 +463,39 @@ func (r *run) publishPoison(t *testing.T, n int, spread time.Duration) map[strin
 func (r *run) purge(t *testing.T) int {
 	t.Helper()
 	purged := 0
-	r.withChannel(t, func(ch *amqp.Channel) error {
+	err := r.withChannel(func(ch *amqp.Channel) error {
 		n, err := ch.QueuePurge(r.PayQueue, false)
 		purged = n
 		return err
 	})
+	if err != nil {
+		t.Fatalf("purge %s: %v", r.PayQueue, err)
+	}
 	return purged
+}
+
+// cancelRacing has the buyer of every fourth payment cancel the order at
+// the moment the load pays it, and returns how many cancels succeeded.
+func (r *run) cancelRacing(t *testing.T, spread time.Duration) int {
+	t.Helper()
+	var wg sync.WaitGroup
+	var cancelled atomic.Int64
+	start := time.Now()
+	gap := spread / time.Duration(max(len(r.pop.payments), 1))
+	trade := r.trades[0].baseURL()
+	for i, p := range r.pop.payments {
+		if i%4 != 1 {
+			continue
+		}
+		time.Sleep(time.Until(start.Add(time.Duration(i) * gap)))
+		wg.Go(func() {
+			url := fmt.Sprintf("%s/orders/%d/cancel", trade, p.orderID)
+			status, _, err := client.Send(context.Background(), http.MethodPost, url, p.token, "", nil)
+			if err == nil && status == http.StatusOK {
+				cancelled.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(cancelled.Load())
 }

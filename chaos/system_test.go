@@ -48,6 +48,9 @@ type system struct {
 	payPool *pgxpool.Pool
 	trPool  *pgxpool.Pool
 	proxies *testenv.Toxiproxy
+	// ctl runs rabbitmqctl against the system's broker (a node of it that
+	// answers).
+	ctl func(args ...string) (string, error)
 
 	mu     sync.Mutex
 	pays   []*instance
@@ -66,23 +69,32 @@ type instance struct {
 	proc     *testenv.Process
 }
 
-// newSystem is a scenario's system on the test broker, or on cluster if
-// it is not nil.
-func newSystem(t *testing.T, w wiring, cluster *testenv.RabbitCluster) *system {
+// newSystem is a scenario's system on the broker at amqpURL (the test
+// broker, a private node, a cluster), which ctl speaks to.
+func newSystem(t *testing.T, w wiring, amqpURL string, ctl func(args ...string) (string, error)) *system {
 	t.Helper()
-	amqpURL := ""
-	if cluster != nil {
-		amqpURL = cluster.URL
-	}
 	s := &system{
 		System:  systest.NewOnBroker(t, "chaos", amqpURL),
 		t:       t,
 		wiring:  w,
 		proxies: testenv.NewToxiproxy(),
+		ctl:     ctl,
 	}
 	s.payPool = pool(t, s.PayDB)
 	s.trPool = pool(t, s.TradeDB)
 	return s
+}
+
+// rabbitmqctl returns a function that runs rabbitmqctl against the node of
+// the test broker.
+func rabbitmqctl(t *testing.T) func(args ...string) (string, error) {
+	return func(args ...string) (string, error) {
+		out, err := testenv.RabbitCtl(t, args...).CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("rabbitmqctl %s: %w\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out), nil
+	}
 }
 
 func pool(t *testing.T, url string) *pgxpool.Pool {

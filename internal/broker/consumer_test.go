@@ -582,7 +582,13 @@ func TestConsumerHandlesEveryMessageAcrossConnectionCut(t *testing.T) {
 		defer mu.Unlock()
 		return len(handled) == len(msgs)
 	})
+	testenv.WaitFor(t, 10*time.Second, "the queue to drain", func() bool { return depth(t, topo.url, topo.queue) == 0 })
 	c.stop(t)
+	// Stopping closes the consumer's channel, which puts back whatever it
+	// held unacked: an ack lost across the cut would show here.
+	if n := depth(t, topo.url, topo.queue); n != 0 {
+		t.Errorf("%d messages back in the queue after the consumer stopped: handled but never acked", n)
+	}
 
 	if got := env.sup.Reconnects(); got < 1 {
 		t.Errorf("Reconnects() = %d, want at least 1", got)

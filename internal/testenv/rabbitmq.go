@@ -129,6 +129,26 @@ func StartRabbitCluster(tb testing.TB, n int) *RabbitCluster {
 	return c
 }
 
+// TryCtl runs rabbitmqctl with args against the node and returns its
+// output, or the error, for a caller that can live with a node that does
+// not answer.
+func (n *RabbitNode) TryCtl(args ...string) (string, error) {
+	return n.script(nil, "ctl", args...)
+}
+
+// Ctl runs rabbitmqctl with args against the first node that answers.
+func (c *RabbitCluster) Ctl(args ...string) (string, error) {
+	var errs []error
+	for _, node := range c.Nodes {
+		out, err := node.TryCtl(args...)
+		if err == nil {
+			return out, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", node.Name, err))
+	}
+	return "", errors.Join(errs...)
+}
+
 // Running returns how many nodes the cluster's first node that answers
 // sees running in the cluster.
 func (c *RabbitCluster) Running(tb testing.TB) int {

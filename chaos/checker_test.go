@@ -1,0 +1,150 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/paytrade/paytrade/internal/testenv"
+)
+
+// TestChaosCheckerSeesEveryInvariantBroken proves the checker itself: on a
+// system that converged cleanly, it breaks each promise on purpose, in the
+// databases or the broker, and wants the counter of the table that watches
+// that promise to fire — and the run to be judged broken.
+func TestChaosCheckerSeesEveryInvariantBroken(t *testing.T) {
+	r := &run{system: newSystem(t, safeWiring, testenv.AMQPURL(t), rabbitmqctl(t)), n: 40}
+	r.standard(t)
+	res := <-r.goLoad(r.spread)
+	res.awaitRefunds()
+	r.converge(t, r.pop, 30*time.Second)
+	time.Sleep(statsLag)
+	st := r.inspect(t, r.pop, nil, false)
+	if b := st.broken(); len(b) > 0 || !st.converged() || st.debited != res.ok {
+		t.Fatalf("the clean run is judged broken before any sabotage: %v (converged %v, %d debited, %d answered 2xx)",
+			b, st.converged(), st.debited, res.ok)
+	}
+
+	ctx := context.Background()
+	var paid, unpaid []int64 // orders of the run, by state
+	rows, err := r.trPool.Query(ctx, `SELECT id, status FROM orders ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int64
+		var status int
+		if err := rows.Scan(&id, &status); err != nil {
+			t.Fatal(err)
+		}
+		if status == 2 {
+			paid = append(paid, id)
+		} else {
+			unpaid = append(unpaid, id)
+		}
+	}
+	if rows.Err() != nil || len(paid) < 6 || len(unpaid) < 1 {
+		t.Fatalf("want 6 paid orders and 1 unpaid to break, have %d and %d (%v)", len(paid), len(unpaid), rows.Err())
+	}
+	sabotages := []struct {
+		name    string
+		breakIt func(t *testing.T)
+		counter func(state) int
+	}{
+		{"lost: a paid order set back to unpaid", func(t *testing.T) {
+			mustExec(t, r.trPool.Exec, `UPDATE orders SET status = 1, pay_time = NULL WHERE id = $1`, paid[0])
+		}, func(st state) int { return st.lost }},
+		{"double debit: a second debit of a pay order", func(t *testing.T) {
+			mustExec(t, r.payPool.Exec, `DROP INDEX ledger_entries_one_debit_per_pay_order`)
+			mustExec(t, r.payPool.Exec, `
+				INSERT INTO ledger_entries (user_id, kind, amount, balance_after, pay_order_id)
+				SELECT user_id, kind, amount, balance_after, pay_order_id FROM ledger_entries
+				WHERE kind = 'debit' AND pay_order_id = (SELECT id FROM pay_orders WHERE biz_order_no = $1)`, paid[1])
+		}, func(st state) int { return st.doubleDebits }},
+		{"unbalanced: a balance changed outside the ledger", func(t *testing.T) {
+			mustExec(t, r.payPool.Exec, `UPDATE accounts SET balance = balance + 1 WHERE user_id = (SELECT max(user_id) FROM accounts)`)
+		}, func(st state) int { return st.unbalanced }},
+		{"paid for free: an unpaid order marked paid", func(t *testing.T) {
+			mustExec(t, r.trPool.Exec, `UPDATE orders SET status = 2, pay_time = now() WHERE id = $1`, unpaid[0])
+		}, func(st state) int { return st.free }},
+		{"double effect: a paid order paid again", func(t *testing.T) {
+			mustExec(t, r.trPool.Exec, `UPDATE orders SET status = 2, pay_time = now() WHERE id = $1`, paid[2])
+		}, func(st state) int { return st.doubleEffects() }},
+		{"discrepancy: a payment recorded instead of applied", func(t *testing.T) {
+			mustExec(t, r.trPool.Exec, `
+				INSERT INTO payment_discrepancies (biz_order_no, pay_order_id, user_id, amount, paid_at, reason, source)
+				SELECT id, id, user_id, total_fee, now(), 'sabotage', 'chaos' FROM orders WHERE id = $1`, paid[3])
+		}, func(st state) int { return st.discrepancies }},
+		{"charged but cancelled: a paid order cancelled", func(t *testing.T) {
+			mustExec(t, r.trPool.Exec, `UPDATE orders SET status = 5, close_time = now() WHERE id = $1`, paid[4])
+		}, func(st state) int { return st.chargedCancel }},
+		{"parked healthy: a real payment in the error queue", func(t *testing.T) {
+			body := fmt.Sprintf(`{"bizOrderNo":%d,"payOrderId":1,"userId":1,"amount":100,"paidAt":"2026-11-21T10:00:00Z"}`, paid[5])
+			err := r.withChannel(func(ch *amqp.Channel) error {
+				return ch.Publish("", r.ErrorQueue, false, false, amqp.Publishing{Body: []byte(body), MessageId: "sabotage"})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}, func(st state) int { return st.parkedHealthy }},
+	}
+	for _, sb := range sabotages {
+		t.Run(sb.name, func(t *testing.T) {
+			before := sb.counter(r.inspect(t, r.pop, nil, false))
+			sb.breakIt(t)
+			after := r.inspect(t, r.pop, nil, true)
+			if sb.counter(after) <= before {
+				t.Errorf("counter stayed at %d after breaking it on purpose", sb.counter(after))
+			}
+			if len(after.broken()) == 0 {
+				t.Errorf("the run is not judged broken")
+			}
+		})
+	}
+
+	t.Run("unacked messages: the system has not converged", func(t *testing.T) {
+		r.trades[0].proc.Stop(t, 20*time.Second)
+		err := r.withChannel(func(ch *amqp.Channel) error {
+			if err := ch.Publish(r.PayExchange, "pay.success", false, false, amqp.Publishing{Body: []byte(`{}`), MessageId: "held"}); err != nil {
+				return err
+			}
+			if err := ch.Qos(1, 0, false); err != nil {
+				return err
+			}
+			held, err := ch.Consume(r.PayQueue, "", false, false, false, false, nil)
+			if err != nil {
+				return err
+			}
+			<-held // delivered, never acked while the channel is open
+			time.Sleep(statsLag)
+			st := r.inspect(t, r.pop, nil, false)
+			if st.queued != 1 || st.converged() {
+				t.Errorf("one message delivered and unacked: queued %d, converged %v; want 1 and not converged", st.queued, st.converged())
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("broker unreadable: an error, not 0 parked", func(t *testing.T) {
+		r.ctl = func(...string) (string, error) { return "", errors.New("broker not answering") }
+		st := r.inspect(t, r.pop, nil, true)
+		if st.unreadable == "" || st.converged() || len(st.broken()) == 0 {
+			t.Errorf("an unreadable broker: unreadable %q, converged %v, broken %v; want it judged broken", st.unreadable, st.converged(), st.broken())
+		}
+	})
+}
+
+// mustExec runs sql with exec and fails the test on an error.
+func mustExec[T any](t *testing.T, exec func(context.Context, string, ...any) (T, error), sql string, args ...any) {
+	t.Helper()
+	if _, err := exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
