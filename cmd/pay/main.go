@@ -141,7 +141,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	brokerDone.Go(func() { _ = consumerSup.Run(brokerCtx) })
 	consumerDone.Go(func() { _ = refundConsumer.Run(consumerCtx) })
 	relayDone.Go(func() { _ = relay.Run(relayCtx) })
-	relayDone.Go(func() { purgeIdempotencyKeys(relayCtx, store, log) })
+	relayDone.Go(func() {
+		database.PurgeEvery(relayCtx, time.Hour, "idempotency keys older than "+pay.IdempotencyKeyRetention.String(), store.PurgeIdempotencyKeys, log)
+	})
 
 	err = httpserver.Serve(ctx, "pay", cfg.HTTPAddr, handler, log, cfg.ShutdownGrace)
 	// The consumer first: its last transactions can write refund.success
@@ -164,24 +166,6 @@ func publishAfterCommit(inline *broker.InlinePublisher, log *slog.Logger) func(c
 	return func(ctx context.Context, ev outbox.Event) {
 		if err := inline.Publish(context.WithoutCancel(ctx), ev.Message("pay", time.Now())); err != nil {
 			log.ErrorContext(ctx, "publish pay.success after commit failed; the event is lost", "message_id", ev.ID, "err", err)
-		}
-	}
-}
-
-// purgeIdempotencyKeys forgets expired idempotency keys once an hour.
-func purgeIdempotencyKeys(ctx context.Context, store *postgres.Store, log *slog.Logger) {
-	tick := time.NewTicker(time.Hour)
-	defer tick.Stop()
-	for {
-		if n, err := store.PurgeIdempotencyKeys(ctx); err != nil {
-			log.Warn("purge idempotency keys", "err", err)
-		} else if n > 0 {
-			log.Info("purged idempotency keys", "count", n, "older_than", pay.IdempotencyKeyRetention)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
 		}
 	}
 }

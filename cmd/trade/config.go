@@ -14,6 +14,9 @@ import (
 	tradeamqp "github.com/paytrade/paytrade/services/trade/amqp"
 )
 
+// minInboxRetention is the shortest TRADE_INBOX_RETENTION accepted.
+const minInboxRetention = 24 * time.Hour
+
 // tradeConfig is everything the trade service reads from its environment.
 type tradeConfig struct {
 	DatabaseURL string
@@ -30,6 +33,8 @@ type tradeConfig struct {
 	Recoverer   broker.Recoverer
 	// AttemptTimeout bounds each attempt at handling a message.
 	AttemptTimeout time.Duration
+	// InboxRetention is how long a processed message id is remembered.
+	InboxRetention time.Duration
 	Confirm        time.Duration
 	OutboxBatch    int
 	OutboxPoll     time.Duration
@@ -97,6 +102,8 @@ func loadConfig(getenv func(string) string) (tradeConfig, error) {
 		CheckBatch:    r.Int("TRADE_PAY_CHECK_BATCH", 100, 1),
 		OrderTimeout:  r.Duration("TRADE_ORDER_TIMEOUT", 30*time.Minute),
 		ShutdownGrace: r.Duration("TRADE_SHUTDOWN_GRACE", 10*time.Second),
+		// A week: longer than any copy of a message can be late.
+		InboxRetention: r.Duration("TRADE_INBOX_RETENTION", 7*24*time.Hour),
 	}
 	crash, err := crashpoint.Parse(r.String("PAYTRADE_CRASH_POINTS", ""))
 	if err != nil {
@@ -130,6 +137,11 @@ func loadConfig(getenv func(string) string) (tradeConfig, error) {
 	}
 	if _, err := robfig.ParseStandard(c.CheckSpec); err != nil {
 		r.Fail(fmt.Errorf("TRADE_PAY_CHECK_SPEC=%q: %w", c.CheckSpec, err))
+	}
+	// A copy of a message can be late by as long as trade was down or
+	// paused, or the broker held it: days, not minutes.
+	if c.InboxRetention < minInboxRetention {
+		r.Fail(fmt.Errorf("TRADE_INBOX_RETENTION=%v: want at least %v, longer than any copy of a message can be late", c.InboxRetention, minInboxRetention))
 	}
 	if c.OrderTimeout <= c.CheckGrace {
 		r.Fail(fmt.Errorf("TRADE_ORDER_TIMEOUT=%v must be longer than TRADE_PAY_CHECK_GRACE=%v", c.OrderTimeout, c.CheckGrace))

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/broker"
@@ -152,6 +153,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	consumerDone.Go(func() { _ = consumer.Run(consumerCtx) })
 	consumerDone.Go(func() { _ = refundConsumer.Run(consumerCtx) })
 	relayDone.Go(func() { _ = relay.Run(relayCtx) })
+	consumerDone.Go(func() {
+		database.PurgeEvery(consumerCtx, time.Hour, "processed message ids older than "+cfg.InboxRetention.String(),
+			func(ctx context.Context) (int64, error) { return store.PurgeProcessedMessages(ctx, cfg.InboxRetention) }, log)
+	})
 	fallback.Start(context.WithoutCancel(ctx))
 
 	err = httpserver.Serve(ctx, "trade", cfg.HTTPAddr, handler, log, cfg.ShutdownGrace)

@@ -60,12 +60,13 @@ func TestTradeRefusesMalformedConfiguration(t *testing.T) {
 	env := map[string]string{
 		"TRADE_PREFETCH": "0", "TRADE_RECOVERER": "retry-forever", "MQ_QUEUE_TYPE": "stream",
 		"TRADE_PAY_CHECK_GRACE": "1h", "TRADE_PAY_CHECK_SPEC": "every minute", "TRADE_ORDER_TIMEOUT": "30m", "TRADE_RETRY_MULTIPLIER": "0.5",
+		"TRADE_INBOX_RETENTION": "1h",
 	}
 	err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
 	if err == nil {
 		t.Fatal("run with bad settings: no error")
 	}
-	for _, name := range []string{"TRADE_PREFETCH", "TRADE_RECOVERER", "MQ_QUEUE_TYPE", "TRADE_ORDER_TIMEOUT", "TRADE_RETRY_MULTIPLIER", "TRADE_PAY_CHECK_SPEC"} {
+	for _, name := range []string{"TRADE_PREFETCH", "TRADE_RECOVERER", "MQ_QUEUE_TYPE", "TRADE_ORDER_TIMEOUT", "TRADE_RETRY_MULTIPLIER", "TRADE_PAY_CHECK_SPEC", "TRADE_INBOX_RETENTION"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error %q does not name %s", err, name)
 		}

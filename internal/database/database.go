@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"time"
 
@@ -162,4 +163,25 @@ func IsUnavailable(err error) bool {
 		return true
 	}
 	return pgconn.SafeToRetry(err) || pgconn.Timeout(err) || errors.Is(err, pgx.ErrTxClosed)
+}
+
+// PurgeEvery runs purge at once and then every interval until ctx ends,
+// logging what it removed: the housekeeping of a table that would
+// otherwise only grow (idempotency keys, the inbox). A failed purge is
+// logged and tried again at the next interval.
+func PurgeEvery(ctx context.Context, interval time.Duration, what string, purge func(context.Context) (int64, error), log *slog.Logger) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if n, err := purge(ctx); err != nil {
+			log.Warn("purge "+what, "err", err)
+		} else if n > 0 {
+			log.Info("purged "+what, "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

@@ -178,3 +178,29 @@ func (s *Store) Discrepancies(ctx context.Context) ([]DiscrepancyRecord, error) 
 		return d, err
 	})
 }
+
+// purgeBatch bounds one purge statement, so that forgetting a long
+// backlog holds no lock for long.
+const purgeBatch = 10_000
+
+// PurgeProcessedMessages forgets the inbox's message ids processed more
+// than retention ago, by the database's clock, and returns how many. A copy
+// of a message that arrives later still changes nothing, since the order
+// has moved on from unpaid, but it is no longer recognised by its id: so
+// retention must be longer than any copy can be late.
+func (s *Store) PurgeProcessedMessages(ctx context.Context, retention time.Duration) (int64, error) {
+	var purged int64
+	for {
+		tag, err := s.pool.Exec(ctx, `
+			DELETE FROM processed_messages WHERE message_id IN (
+				SELECT message_id FROM processed_messages WHERE processed_at < now() - $1::interval LIMIT $2)`,
+			retention, purgeBatch)
+		if err != nil {
+			return purged, fmt.Errorf("purge processed messages: %w", err)
+		}
+		purged += tag.RowsAffected()
+		if tag.RowsAffected() < purgeBatch {
+			return purged, nil
+		}
+	}
+}

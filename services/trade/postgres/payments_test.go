@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -211,5 +212,51 @@ func TestInboxRecordsWhatEachMessageDid(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("inbox = %v, want %v", got, want)
+	}
+}
+
+// TestInboxPurgeForgetsOnlyMessagesOlderThanTheRetention ages three
+// processed messages by 8 days, 6 days and none, purges with a retention
+// of 7 days, and wants only the first forgotten: the others are still
+// recognised by their id when a copy arrives. Even the forgotten one's copy
+// changes nothing, its order having moved on.
+func TestInboxPurgeForgetsOnlyMessagesOlderThanTheRetention(t *testing.T) {
+	t.Parallel()
+	pool := tradetest.NewPool(t)
+	store := postgres.New(pool, nil)
+	ctx := context.Background()
+	ages := []string{"8 days", "6 days", "0"}
+	ids := make([]string, len(ages))
+	payments := make([]trade.Payment, len(ages))
+	for i, age := range ages {
+		payments[i] = tradetest.PaymentOf(tradetest.Ordered(t, store, 7, 10_000))
+		ids[i] = uuid.NewString()
+		apply(t, store, ids[i], payments[i])
+		if _, err := pool.Exec(ctx, `UPDATE processed_messages SET processed_at = now() - $2::interval WHERE message_id = $1`, ids[i], age); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	purged, err := store.PurgeProcessedMessages(ctx, 7*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if purged != 1 {
+		t.Errorf("purged %d message ids, want 1 (the one older than 7 days)", purged)
+	}
+	for i, id := range ids {
+		var kept bool
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM processed_messages WHERE message_id = $1)`, id).Scan(&kept); err != nil {
+			t.Fatal(err)
+		}
+		if want := i > 0; kept != want {
+			t.Errorf("message %d days %s old: kept %v, want %v", i, ages[i], kept, want)
+		}
+		if got := apply(t, store, id, payments[i]); got != trade.Duplicate {
+			t.Errorf("a copy of the message %s old: outcome %v, want duplicate", ages[i], got)
+		}
+	}
+	if d := tradetest.Discrepancies(t, store); len(d) != 0 {
+		t.Fatalf("discrepancies = %+v, want none", d)
 	}
 }

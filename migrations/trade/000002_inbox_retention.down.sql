@@ -1,0 +1,1 @@
+DROP INDEX processed_messages_processed_at;
