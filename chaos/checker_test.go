@@ -41,9 +41,10 @@ func TestChaosCheckerSeesEveryInvariantBroken(t *testing.T) {
 		if err := rows.Scan(&id, &status); err != nil {
 			t.Fatal(err)
 		}
-		if status == 2 {
+		switch status {
+		case 2:
 			paid = append(paid, id)
-		} else {
+		case 1:
 			unpaid = append(unpaid, id)
 		}
 	}
