@@ -73,3 +73,25 @@ func TestLoadConfigReadsCrashPointsAndRefusesAnNthBelowOne(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadConfigReadsTheRefundConsumerAndItsSeedStyleSwitch(t *testing.T) {
+	c, err := loadConfigFrom(map[string]string{
+		"PAY_PREFETCH": "4", "PAY_RETRY_MAX_ATTEMPTS": "5", "PAY_RECOVERER": "requeue",
+		"MQ_PAY_REFUND_QUEUE": "q", "MQ_TRADE_EXCHANGE": "x", "PAY_IDEMPOTENCY": "none",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Consumer.Prefetch != 4 || c.Consumer.Retry.MaxAttempts != 5 || c.Consumer.Recoverer != "requeue" ||
+		c.Topology.RefundQueue != "q" || c.Topology.TradeExchange != "x" || c.Idempotent {
+		t.Errorf("config = %+v, %+v", c.Consumer, c.Topology)
+	}
+	if got := c.seedStyle(); !slices.Equal(got, []string{"PAY_IDEMPOTENCY=none"}) {
+		t.Errorf("seedStyle() = %#v, want PAY_IDEMPOTENCY=none listed", got)
+	}
+	for name, value := range map[string]string{"PAY_IDEMPOTENCY": "off", "PAY_RECOVERER": "drop", "PAY_PREFETCH": "0", "MQ_QUEUE_TYPE": "stream"} {
+		if _, err := loadConfigFrom(map[string]string{name: value}); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%q: %v, want a refusal naming it", name, value, err)
+		}
+	}
+}
