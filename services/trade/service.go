@@ -13,10 +13,11 @@ import (
 // about orders whose pay.success never arrived and closes those that were
 // never paid.
 type Service struct {
-	orders Orders
-	pay    PayGateway
-	log    *slog.Logger
-	now    func() time.Time
+	orders  Orders
+	pay     PayGateway
+	log     *slog.Logger
+	now     func() time.Time
+	backoff *orderBackoff // of the fallback's failing orders
 }
 
 // NewService returns a service over orders and pay; now is its clock (nil:
@@ -28,7 +29,7 @@ func NewService(orders Orders, pay PayGateway, log *slog.Logger, now func() time
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{orders: orders, pay: pay, log: log, now: now}
+	return &Service{orders: orders, pay: pay, log: log, now: now, backoff: newOrderBackoff(time.Minute, 30*time.Minute)}
 }
 
 // PayOrder returns the pay order of the user's unpaid order, applying for
@@ -146,6 +147,7 @@ type FallbackReport struct {
 	Closed        int // timed out: closed at pay and cancelled
 	PaidInstead   int // timed out, but pay had them paid
 	Failed        int // could not be settled this time; tried again next run
+	BackingOff    int // failed in earlier runs, and not tried again yet
 
 	RefundsChecked  int // refunds waiting past the grace period, asked about at pay
 	Refunded        int // found credited at pay and marked refunded here
@@ -160,7 +162,7 @@ const maxConsecutiveFailures = 3
 // timeout after they were created, batch by batch.
 func (s *Service) CloseExpired(ctx context.Context, timeout time.Duration, batch int) (FallbackReport, error) {
 	var r FallbackReport
-	err := s.eachUnpaid(ctx, s.now().Add(-timeout), batch, &r, func(o Order) error {
+	err := s.eachUnpaid(ctx, timeout, batch, &r, func(o Order) error {
 		_, err := s.closeThenCancel(ctx, o)
 		switch {
 		case err == nil:
@@ -182,7 +184,7 @@ func (s *Service) CloseExpired(ctx context.Context, timeout time.Duration, batch
 // that was lost or is stuck.
 func (s *Service) CheckUnpaid(ctx context.Context, grace time.Duration, batch int) (FallbackReport, error) {
 	var r FallbackReport
-	err := s.eachUnpaid(ctx, s.now().Add(-grace), batch, &r, func(o Order) error {
+	err := s.eachUnpaid(ctx, grace, batch, &r, func(o Order) error {
 		r.Checked++
 		p, found, err := s.pay.PaymentFor(ctx, o.ID)
 		if err != nil || !found {
@@ -274,14 +276,16 @@ func (s *Service) settleRefund(ctx context.Context, refund Refund, r *FallbackRe
 	return nil
 }
 
-// eachUnpaid calls fn for each order unpaid since before cutoff, a page at
-// a time through the (status, create_time) index. A failing order is
-// counted and skipped; a run of failures ends the walk with the last error.
-func (s *Service) eachUnpaid(ctx context.Context, cutoff time.Time, batch int, r *FallbackReport, fn func(Order) error) error {
+// eachUnpaid calls fn on every order unpaid for longer than olderThan, by
+// the database's clock, oldest first, batch by batch. An order whose fn
+// fails is counted and skipped, and tried again in a later run as its
+// backoff allows: it holds up no order behind it. Only pay being
+// unavailable stops the walk, since every order behind would fail alike;
+// the next run starts over.
+func (s *Service) eachUnpaid(ctx context.Context, olderThan time.Duration, batch int, r *FallbackReport, fn func(Order) error) error {
 	var after Order
-	failures := 0
 	for {
-		page, err := s.orders.UnpaidOrders(ctx, cutoff, after, batch)
+		page, err := s.orders.UnpaidOrders(ctx, olderThan, after, batch)
 		if err != nil {
 			return err
 		}
@@ -289,16 +293,20 @@ func (s *Service) eachUnpaid(ctx context.Context, cutoff time.Time, batch int, r
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			if !s.backoff.due(o.ID, s.now()) {
+				r.BackingOff++
+				continue
+			}
 			if err := fn(o); err != nil {
 				r.Failed++
-				failures++
-				s.log.WarnContext(ctx, "fallback could not settle order; next run tries again", "order_id", o.ID, "err", err)
-				if failures >= maxConsecutiveFailures {
-					return fmt.Errorf("fallback stopped after %d failures in a row: %w", failures, err)
+				s.backoff.failed(o.ID, s.now())
+				s.log.WarnContext(ctx, "fallback could not settle order; a later run tries again", "order_id", o.ID, "err", err)
+				if errors.Is(err, ErrPayUnavailable) {
+					return fmt.Errorf("fallback stopped, pay unavailable: %w", err)
 				}
 				continue
 			}
-			failures = 0
+			s.backoff.succeeded(o.ID)
 		}
 		if len(page) < batch {
 			return nil

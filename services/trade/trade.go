@@ -161,10 +161,11 @@ type Orders interface {
 	// CancelUnpaid moves the order from unpaid to cancelled and returns it
 	// as it is afterwards, cancelled or not.
 	CancelUnpaid(ctx context.Context, id int64) (Order, error)
-	// UnpaidOrders returns up to limit unpaid orders created before
-	// createdBefore, oldest first, that come after the order after (the
-	// last of the previous page; zero for the first page).
-	UnpaidOrders(ctx context.Context, createdBefore time.Time, after Order, limit int) ([]Order, error)
+	// UnpaidOrders returns up to limit orders unpaid for longer than
+	// olderThan by the database's clock (the replicas' clocks may
+	// disagree), oldest first, that come after the order after (the last
+	// of the previous page; zero for the first page).
+	UnpaidOrders(ctx context.Context, olderThan time.Duration, after Order, limit int) ([]Order, error)
 	// RequestRefund refunds the user's paid order: the refund and its
 	// refund.requested event are written in one transaction. Asking again
 	// returns the same refund; an order that is not paid is ErrNotRefundable.

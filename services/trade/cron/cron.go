@@ -6,6 +6,7 @@ package cron
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -104,20 +105,20 @@ func (f *Fallback) Stop() {
 func (f *Fallback) Tick(ctx context.Context) (trade.FallbackReport, error) {
 	var closed, checked, refunds trade.FallbackReport
 	ran, err := f.lock.Exclusively(ctx, lockName, func(ctx context.Context) error {
+		// Each pass runs whatever the one before met: a timeout pass that
+		// fails must not keep paid orders from being found.
+		var errs []error
 		var err error
-		closed, err = f.svc.CloseExpired(ctx, f.cfg.Timeout, f.cfg.Batch)
-		if err != nil {
-			return fmt.Errorf("close expired orders: %w", err)
+		if closed, err = f.svc.CloseExpired(ctx, f.cfg.Timeout, f.cfg.Batch); err != nil {
+			errs = append(errs, fmt.Errorf("close expired orders: %w", err))
 		}
-		checked, err = f.svc.CheckUnpaid(ctx, f.cfg.Grace, f.cfg.Batch)
-		if err != nil {
-			return fmt.Errorf("check unpaid orders at pay: %w", err)
+		if checked, err = f.svc.CheckUnpaid(ctx, f.cfg.Grace, f.cfg.Batch); err != nil {
+			errs = append(errs, fmt.Errorf("check unpaid orders at pay: %w", err))
 		}
-		refunds, err = f.svc.CheckRefunds(ctx, f.cfg.Grace, f.cfg.Batch)
-		if err != nil {
-			return fmt.Errorf("check requested refunds at pay: %w", err)
+		if refunds, err = f.svc.CheckRefunds(ctx, f.cfg.Grace, f.cfg.Batch); err != nil {
+			errs = append(errs, fmt.Errorf("check requested refunds at pay: %w", err))
 		}
-		return nil
+		return errors.Join(errs...)
 	})
 	if !ran && err == nil {
 		f.skipped.Add(1)
@@ -131,6 +132,7 @@ func (f *Fallback) Tick(ctx context.Context) (trade.FallbackReport, error) {
 		Closed:        closed.Closed,
 		PaidInstead:   closed.PaidInstead,
 		Failed:        closed.Failed + checked.Failed + refunds.Failed,
+		BackingOff:    closed.BackingOff + checked.BackingOff,
 
 		RefundsChecked:  refunds.RefundsChecked,
 		Refunded:        refunds.Refunded,
@@ -147,7 +149,7 @@ func (f *Fallback) Tick(ctx context.Context) (trade.FallbackReport, error) {
 		f.log.Warn("fallback tick failed; the next tick tries again", "err", err, "report", report)
 		return report, err
 	}
-	if report != (trade.FallbackReport{Checked: report.Checked, RefundsChecked: report.RefundsChecked}) {
+	if report != (trade.FallbackReport{Checked: report.Checked, RefundsChecked: report.RefundsChecked, BackingOff: report.BackingOff}) {
 		f.log.Info("fallback tick settled orders", "report", report)
 	}
 	return report, nil

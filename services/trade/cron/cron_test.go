@@ -96,3 +96,95 @@ func TestNewRefusesAScheduleThatDoesNotParse(t *testing.T) {
 		}
 	}
 }
+
+// holdLocked makes the orders fail every attempt to settle them, as a row
+// that stays locked does: another session holds them, and the trade
+// database's sessions give up on a lock after 50 ms.
+func holdLocked(t *testing.T, w *tradetest.World, ids ...int64) {
+	t.Helper()
+	testenv.SetDatabase(t, w.TradePool.Config().ConnString(), "lock_timeout", "50ms")
+	w.TradePool.Reset()
+	ctx := context.Background()
+	tx, err := w.TradePool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, `SELECT id FROM orders WHERE id = ANY($1) FOR UPDATE`, ids); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOrdersThatAlwaysFailHoldUpNoOrderBehindThemAndBackOff(t *testing.T) {
+	t.Parallel()
+	w := tradetest.NewWorld(t)
+	paytest.Funded(t, w.Pay, 7, 100_000)
+	var stuck []int64
+	var behind []trade.Order
+	for i := range 8 {
+		o, po := w.Order(t, 7, 1_000)
+		if err := w.PayAtPay(t, po); err != nil {
+			t.Fatal(err)
+		}
+		if i < 3 {
+			stuck = append(stuck, o.ID) // the oldest three
+		} else {
+			behind = append(behind, o)
+		}
+	}
+	holdLocked(t, w, stuck...)
+	f, err := New(w.Service, w.Orders, Config{Spec: "@every 1h", Grace: 0, Timeout: time.Hour, Batch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	r, err := f.Tick(ctx)
+	if err != nil || r.Paid != len(behind) || r.Failed != len(stuck) {
+		t.Fatalf("first tick: %+v, %v; want the %d orders behind the stuck ones paid and the %d stuck ones failed", r, err, len(behind), len(stuck))
+	}
+	for _, o := range behind {
+		if got := tradetest.Reload(t, w.Orders, o.ID); got.Status != trade.Paid {
+			t.Fatalf("order %d behind the stuck ones: status %d, want paid", o.ID, got.Status)
+		}
+	}
+	// Failed once: tried again at the next run, within one period.
+	if r, err := f.Tick(ctx); err != nil || r.Failed != len(stuck) {
+		t.Fatalf("second tick: %+v, %v; want the stuck orders tried again", r, err)
+	}
+	// Failed twice: left alone for a while.
+	if r, err := f.Tick(ctx); err != nil || r.Failed != 0 || r.BackingOff != len(stuck) {
+		t.Fatalf("third tick: %+v, %v; want the stuck orders backing off, not tried", r, err)
+	}
+}
+
+func TestFailingTimeoutPassDoesNotSkipThePaymentCheck(t *testing.T) {
+	t.Parallel()
+	w := tradetest.NewWorld(t)
+	paytest.Funded(t, w.Pay, 7, 100_000)
+	var expired []int64
+	for range 3 {
+		o, _ := w.Order(t, 7, 1_000)
+		expired = append(expired, o.ID)
+	}
+	if _, err := w.TradePool.Exec(context.Background(), `UPDATE orders SET create_time = now() - interval '2 hours' WHERE id = ANY($1)`, expired); err != nil {
+		t.Fatal(err)
+	}
+	paid, po := w.Order(t, 7, 1_000)
+	if err := w.PayAtPay(t, po); err != nil {
+		t.Fatal(err)
+	}
+	holdLocked(t, w, expired...)
+	f, err := New(w.Service, w.Orders, Config{Spec: "@every 1h", Grace: 0, Timeout: time.Hour, Batch: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r, _ := f.Tick(context.Background())
+	if r.Paid != 1 {
+		t.Fatalf("tick: %+v; want the paid order found although the timed-out ones could not be cancelled", r)
+	}
+	if got := tradetest.Reload(t, w.Orders, paid.ID); got.Status != trade.Paid {
+		t.Fatalf("order %d: status %d, want paid", paid.ID, got.Status)
+	}
+}

@@ -168,15 +168,15 @@ func (s *Store) CancelUnpaid(ctx context.Context, id int64) (trade.Order, error)
 	return o, nil
 }
 
-// UnpaidOrders returns up to limit unpaid orders created before
-// createdBefore, oldest first, after the order after (zero: from the
-// start), walking the (status, create_time, id) index.
-func (s *Store) UnpaidOrders(ctx context.Context, createdBefore time.Time, after trade.Order, limit int) ([]trade.Order, error) {
+// UnpaidOrders returns up to limit orders unpaid for longer than
+// olderThan by the database's clock, oldest first, after the order after
+// (zero: from the start), walking the (status, create_time, id) index.
+func (s *Store) UnpaidOrders(ctx context.Context, olderThan time.Duration, after trade.Order, limit int) ([]trade.Order, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT `+orderColumns+` FROM orders
-		WHERE status = $1 AND create_time < $2 AND (create_time, id) > ($3, $4)
+		WHERE status = $1 AND create_time < now() - $2::interval AND (create_time, id) > ($3, $4)
 		ORDER BY create_time, id LIMIT $5`,
-		trade.Unpaid, createdBefore, after.CreateTime, after.ID, limit)
+		trade.Unpaid, olderThan, after.CreateTime, after.ID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list unpaid orders: %w", err)
 	}

@@ -109,7 +109,7 @@ func TestUnpaidOrdersWalksOldestFirstPageByPage(t *testing.T) {
 	var got []int64
 	var after trade.Order
 	for {
-		page, err := store.UnpaidOrders(ctx, time.Unix(2_000_000, 0), after, 2)
+		page, err := store.UnpaidOrders(ctx, time.Hour, after, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
