@@ -167,7 +167,8 @@ var scenarios = []scenario{
 		r.observe(t)
 		r.pop = r.populate(t, r.n)
 		res, deaths := restartOnDeath(t, p, r.goLoad(r.spread),
-			[]string{"PAYTRADE_CRASH_POINTS=" + crashpoint.RelayAfterConfirm + "@3"}, []string{"PAYTRADE_CRASH_POINTS="})
+			[]string{"PAYTRADE_CRASH_POINTS=" + crashpoint.RelayAfterConfirm + "@3"},
+			[]string{"PAYTRADE_CRASH_POINTS=" + crashpoint.PayAfterRefundCommit + "@2"}, []string{"PAYTRADE_CRASH_POINTS="})
 		r.notes = append(r.notes, fmt.Sprintf("%d kills", deaths))
 		return res
 	}},
