@@ -14,6 +14,9 @@ import (
 	tradeamqp "github.com/paytrade/paytrade/services/trade/amqp"
 )
 
+// maxCheckBatch is the most business orders pay reads in one call.
+const maxCheckBatch = 500
+
 // minInboxRetention is the shortest TRADE_INBOX_RETENTION accepted.
 const minInboxRetention = 24 * time.Hour
 
@@ -142,6 +145,10 @@ func loadConfig(getenv func(string) string) (tradeConfig, error) {
 	// paused, or the broker held it: days, not minutes.
 	if c.InboxRetention < minInboxRetention {
 		r.Fail(fmt.Errorf("TRADE_INBOX_RETENTION=%v: want at least %v, longer than any copy of a message can be late", c.InboxRetention, minInboxRetention))
+	}
+	// The fallback asks pay about a batch in one call, which pay bounds.
+	if c.CheckBatch > maxCheckBatch {
+		r.Fail(fmt.Errorf("TRADE_PAY_CHECK_BATCH=%d: want at most %d, what pay answers in one call", c.CheckBatch, maxCheckBatch))
 	}
 	if c.OrderTimeout <= c.CheckGrace {
 		r.Fail(fmt.Errorf("TRADE_ORDER_TIMEOUT=%v must be longer than TRADE_PAY_CHECK_GRACE=%v", c.OrderTimeout, c.CheckGrace))

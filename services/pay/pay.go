@@ -149,6 +149,9 @@ type Service interface {
 	Pay(ctx context.Context, p Payment) (PaymentResult, error)
 	PayOrder(ctx context.Context, id int64) (PayOrder, error)
 	PayOrderByBizOrderNo(ctx context.Context, bizOrderNo int64) (PayOrder, error)
+	// PayOrdersByBizOrderNos returns the pay orders of the business
+	// orders that have one, in one read: trade's fallback asks in batches.
+	PayOrdersByBizOrderNos(ctx context.Context, bizOrderNos []int64) ([]PayOrder, error)
 	ClosePayOrder(ctx context.Context, bizOrderNo int64) (PayOrderClosure, error)
 	// RefundDecision returns what pay decided about a refund request.
 	RefundDecision(ctx context.Context, refundID uuid.UUID) (RefundDecision, error)

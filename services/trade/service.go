@@ -162,7 +162,7 @@ const maxConsecutiveFailures = 3
 // timeout after they were created, batch by batch.
 func (s *Service) CloseExpired(ctx context.Context, timeout time.Duration, batch int) (FallbackReport, error) {
 	var r FallbackReport
-	err := s.eachUnpaid(ctx, timeout, batch, &r, func(o Order) error {
+	err := s.eachUnpaid(ctx, timeout, batch, &r, nil, func(o Order) error {
 		_, err := s.closeThenCancel(ctx, o)
 		switch {
 		case err == nil:
@@ -184,11 +184,21 @@ func (s *Service) CloseExpired(ctx context.Context, timeout time.Duration, batch
 // that was lost or is stuck.
 func (s *Service) CheckUnpaid(ctx context.Context, grace time.Duration, batch int) (FallbackReport, error) {
 	var r FallbackReport
-	err := s.eachUnpaid(ctx, grace, batch, &r, func(o Order) error {
+	var payments map[int64]Payment
+	ask := func(page []Order) error {
+		ids := make([]int64, len(page))
+		for i, o := range page {
+			ids[i] = o.ID
+		}
+		var err error
+		payments, err = s.pay.PaymentsFor(ctx, ids)
+		return err
+	}
+	err := s.eachUnpaid(ctx, grace, batch, &r, ask, func(o Order) error {
 		r.Checked++
-		p, found, err := s.pay.PaymentFor(ctx, o.ID)
-		if err != nil || !found {
-			return err
+		p, found := payments[o.ID]
+		if !found {
+			return nil
 		}
 		outcome, err := s.orders.ApplyPayment(ctx, "", p, FromPoll)
 		if err != nil {
@@ -277,25 +287,38 @@ func (s *Service) settleRefund(ctx context.Context, refund Refund, r *FallbackRe
 }
 
 // eachUnpaid calls fn on every order unpaid for longer than olderThan, by
-// the database's clock, oldest first, batch by batch. An order whose fn
+// the database's clock, oldest first, batch by batch; prepare, if not nil,
+// first gets each batch's orders that are due, to ask pay about them in
+// one call, and its failure stops the walk. An order whose fn
 // fails is counted and skipped, and tried again in a later run as its
 // backoff allows: it holds up no order behind it. Only pay being
 // unavailable stops the walk, since every order behind would fail alike;
 // the next run starts over.
-func (s *Service) eachUnpaid(ctx context.Context, olderThan time.Duration, batch int, r *FallbackReport, fn func(Order) error) error {
+func (s *Service) eachUnpaid(ctx context.Context, olderThan time.Duration, batch int, r *FallbackReport,
+	prepare func(due []Order) error, fn func(Order) error) error {
 	var after Order
 	for {
 		page, err := s.orders.UnpaidOrders(ctx, olderThan, after, batch)
 		if err != nil {
 			return err
 		}
+		var due []Order
 		for _, o := range page {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
 			if !s.backoff.due(o.ID, s.now()) {
 				r.BackingOff++
 				continue
+			}
+			due = append(due, o)
+		}
+		if prepare != nil && len(due) > 0 {
+			if err := prepare(due); err != nil {
+				r.Failed += len(due)
+				return fmt.Errorf("fallback stopped: %w", err)
+			}
+		}
+		for _, o := range due {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
 			if err := fn(o); err != nil {
 				r.Failed++

@@ -190,6 +190,9 @@ type PayGateway interface {
 	// PaymentFor returns the successful payment of bizOrderNo, or
 	// found=false if it has not been paid (or has no pay order).
 	PaymentFor(ctx context.Context, bizOrderNo int64) (p Payment, found bool, err error)
+	// PaymentsFor returns the successful payments of the business orders
+	// that have one, by business order number, in one call.
+	PaymentsFor(ctx context.Context, bizOrderNos []int64) (map[int64]Payment, error)
 	// ClosePayment makes bizOrderNo unpayable at pay from now on. It
 	// returns ErrPaidAtPay if it has been paid already.
 	ClosePayment(ctx context.Context, bizOrderNo int64) error

@@ -186,6 +186,9 @@ func TestBadRequestsAreRefusedClearlyAndChangeNothing(t *testing.T) {
 		{"others' pay order is invisible", "GET", payPath, user2, nil, nil, 404, "pay_order_not_found"},
 		{"others' pay order by biz order is invisible", "GET", "/pay-orders/biz/1", user2, nil, nil, 404, "pay_order_not_found"},
 		{"user cannot close", "POST", "/pay-orders/biz/1/close", user1, nil, nil, 403, "forbidden"},
+		{"user cannot read in batches", "POST", "/pay-orders/biz/query", user1, `{"bizOrderNos":[1]}`, nil, 403, "forbidden"},
+		{"batch of none", "POST", "/pay-orders/biz/query", svc, `{"bizOrderNos":[]}`, nil, 400, "invalid_request"},
+		{"batch with a non-positive order", "POST", "/pay-orders/biz/query", svc, `{"bizOrderNos":[1,0]}`, nil, 400, "invalid_request"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -257,5 +260,16 @@ func TestOwnerAndServiceCanReadAPayOrderAndServiceCanClose(t *testing.T) {
 	}
 	if r := h.call(t, "POST", "/pay-orders", serviceToken(t), `{"bizOrderNo":78,"bizUserId":1,"amount":5,"payChannelCode":"balance","payType":5}`); r.status != 409 || r.code() != "pay_order_closed" {
 		t.Errorf("apply after close: %d %s, want 409 pay_order_closed", r.status, r.body)
+	}
+}
+
+func TestServiceReadsThePayOrdersOfManyBusinessOrdersInOneCall(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.apply(t, 1, 77, 1_000), h.apply(t, 1, 79, 2_000)
+	var got struct{ PayOrders []payOrder }
+	h.mustCall(t, 200, "POST", "/pay-orders/biz/query", serviceToken(t), `{"bizOrderNos":[79,78,77]}`).decode(t, &got)
+	if len(got.PayOrders) != 2 || got.PayOrders[0].ID != a.ID || got.PayOrders[1].ID != b.ID {
+		t.Fatalf("pay orders of 77, 78 (none) and 79: %+v, want %d and %d", got.PayOrders, a.ID, b.ID)
 	}
 }

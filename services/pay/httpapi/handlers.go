@@ -169,6 +169,43 @@ func handleGetPayOrderByBiz(svc pay.Service, log *slog.Logger) http.HandlerFunc 
 	}
 }
 
+// maxBizOrderNos bounds one batch read: trade's fallback asks a page of its
+// unpaid orders at a time.
+const maxBizOrderNos = 500
+
+// handleQueryPayOrdersByBiz answers the pay orders of up to maxBizOrderNos
+// business orders in one read, those that have one: trade's fallback asks
+// about its unpaid orders a page at a time, not one call per order.
+func handleQueryPayOrdersByBiz(svc pay.Service, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			BizOrderNos []int64 `json:"bizOrderNos"`
+		}
+		if err := jsonhttp.Decode(w, r, &req); err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		if n := len(req.BizOrderNos); n == 0 || n > maxBizOrderNos {
+			jsonhttp.Error(w, r, log, problem.Invalidf("bizOrderNos must list 1 to "+strconv.Itoa(maxBizOrderNos)+" business orders"))
+			return
+		}
+		for _, biz := range req.BizOrderNos {
+			if biz <= 0 {
+				jsonhttp.Error(w, r, log, problem.Invalidf("bizOrderNos must be positive integers"))
+				return
+			}
+		}
+		orders, err := svc.PayOrdersByBizOrderNos(r.Context(), req.BizOrderNos)
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		jsonhttp.Encode(w, http.StatusOK, struct {
+			PayOrders []pay.PayOrder `json:"payOrders"`
+		}{append([]pay.PayOrder{}, orders...)})
+	}
+}
+
 // writeOwnPayOrder answers with the pay order if the caller may see it: its
 // owner, a service or an operator. To another user it does not exist.
 func writeOwnPayOrder(w http.ResponseWriter, r *http.Request, log *slog.Logger, order pay.PayOrder, err error) {

@@ -55,6 +55,7 @@ func NewHandler(svc pay.Service, cfg Config) http.Handler {
 		r.With(auth.RequireUser).Post("/pay-orders/{id}", handlePay(svc, cfg.IdempotencySecret, log))
 		r.Get("/pay-orders/{id}", handleGetPayOrder(svc, log))
 		r.Get("/pay-orders/biz/{bizOrderNo}", handleGetPayOrderByBiz(svc, log))
+		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Post("/pay-orders/biz/query", handleQueryPayOrdersByBiz(svc, log))
 		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Post("/pay-orders/biz/{bizOrderNo}/close", handleClose(svc, log))
 		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Post("/refunds", handleDecideRefund(svc, log))
 		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Get("/refunds/{refundId}", handleGetRefund(svc, log))

@@ -130,6 +130,20 @@ func (s *Store) PayOrder(ctx context.Context, id int64) (pay.PayOrder, error) {
 	return o, err
 }
 
+// PayOrdersByBizOrderNos returns the pay orders of the business orders that
+// have one, by business order number.
+func (s *Store) PayOrdersByBizOrderNos(ctx context.Context, bizOrderNos []int64) ([]pay.PayOrder, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+payOrderColumns+` FROM pay_orders WHERE biz_order_no = ANY($1) ORDER BY biz_order_no`, bizOrderNos)
+	if err != nil {
+		return nil, fmt.Errorf("read pay orders of %d business orders: %w", len(bizOrderNos), err)
+	}
+	orders, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (pay.PayOrder, error) { return scanPayOrder(row) })
+	if err != nil {
+		return nil, fmt.Errorf("read pay orders of %d business orders: %w", len(bizOrderNos), err)
+	}
+	return orders, nil
+}
+
 // PayOrderByBizOrderNo returns the pay order of a business order.
 func (s *Store) PayOrderByBizOrderNo(ctx context.Context, bizOrderNo int64) (pay.PayOrder, error) {
 	o, err := scanPayOrder(s.pool.QueryRow(ctx, `SELECT `+payOrderColumns+` FROM pay_orders WHERE biz_order_no = $1`, bizOrderNo))

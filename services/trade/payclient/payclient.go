@@ -188,6 +188,61 @@ func (c *Client) paymentFor(ctx context.Context, bizOrderNo int64) (trade.Paymen
 	if o.BizOrderNo != bizOrderNo {
 		return trade.Payment{}, false, fmt.Errorf("pay answered with a pay order of order %d", o.BizOrderNo)
 	}
+	return o.payment()
+}
+
+// PaymentsFor returns the successful payments of the business orders, by
+// business order number, asking pay about all of them in one call.
+func (c *Client) PaymentsFor(ctx context.Context, bizOrderNos []int64) (map[int64]trade.Payment, error) {
+	payments, err := c.paymentsFor(ctx, bizOrderNos)
+	if err != nil {
+		return nil, fmt.Errorf("ask pay about %d orders: %w", len(bizOrderNos), err)
+	}
+	return payments, nil
+}
+
+func (c *Client) paymentsFor(ctx context.Context, bizOrderNos []int64) (map[int64]trade.Payment, error) {
+	req, err := json.Marshal(struct {
+		BizOrderNos []int64 `json:"bizOrderNos"`
+	}{bizOrderNos})
+	if err != nil {
+		return nil, fmt.Errorf("encode query: %w", err)
+	}
+	status, body, err := c.send(ctx, http.MethodPost, c.base.JoinPath("pay-orders", "biz", "query"), req)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, answerError(status, body)
+	}
+	var answer struct {
+		PayOrders []payOrder `json:"payOrders"`
+	}
+	if err := json.Unmarshal(body, &answer); err != nil {
+		return nil, fmt.Errorf("decode pay orders: %w", err)
+	}
+	asked := make(map[int64]bool, len(bizOrderNos))
+	for _, biz := range bizOrderNos {
+		asked[biz] = true
+	}
+	payments := map[int64]trade.Payment{}
+	for _, o := range answer.PayOrders {
+		if !asked[o.BizOrderNo] {
+			return nil, fmt.Errorf("pay answered with a pay order of order %d, not asked about", o.BizOrderNo)
+		}
+		p, paid, err := o.payment()
+		if err != nil {
+			return nil, err
+		}
+		if paid {
+			payments[o.BizOrderNo] = p
+		}
+	}
+	return payments, nil
+}
+
+// payment is the successful payment o records, if it is paid.
+func (o payOrder) payment() (trade.Payment, bool, error) {
 	switch o.Status {
 	// A refunded payment is one whose money went back: nothing to apply.
 	case payOrderNotCommitted, payOrderWaiting, payOrderClosed, payOrderRefunded:

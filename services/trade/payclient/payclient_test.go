@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -600,5 +601,31 @@ func TestNewRejectsAnInvalidConfig(t *testing.T) {
 				t.Errorf("New(%+v) = %v, want an error", cfg, c)
 			}
 		})
+	}
+}
+
+func TestPaymentsForAsksPayAboutABatchInOneCall(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	p := startPay(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			h.ServeHTTP(w, r)
+		})
+	})
+	p.wallet(t, 1, 10_000)
+	paid := p.paid(t, 1, 101, 2_500)
+	p.apply(t, 1, 102, 500)
+	before := calls.Load()
+
+	got, err := newClient(t, p.srv.URL).PaymentsFor(t.Context(), []int64{101, 102, 103})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load() - before; n != 1 {
+		t.Errorf("%d calls to pay for 3 orders, want 1", n)
+	}
+	if len(got) != 1 || got[101].PayOrderID != paid.ID || got[101].Amount != 2_500 {
+		t.Errorf("PaymentsFor = %+v, want only the payment of order 101 (pay order %d)", got, paid.ID)
 	}
 }
