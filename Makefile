@@ -18,6 +18,11 @@ build:
 run: build
 	scripts/run.sh
 
+# Packages with tests of the fault switches themselves, which exist only in
+# a -tags faultinject build (crash points, seed-style wiring); chaos, bench
+# and the crash tests build their binaries with the tag.
+FAULT_PACKAGES := ./internal/crashpoint ./cmd/pay ./cmd/trade
+
 # The fault suite runs last and alone, in its short mode: one of its
 # scenarios restarts the broker every other test shares. Then the
 # broker-facing tests again, against RabbitMQ 4.x (scripts/rabbitmq4.sh
@@ -26,7 +31,9 @@ test:
 	scripts/test-infra.sh
 	scripts/install-tools.sh chromium compose promtool
 	$(GO) vet ./...
+	$(GO) vet -tags faultinject ./...
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /chaos$$)
+	$(GO) test -race -count=1 -tags faultinject $(FAULT_PACKAGES)
 	$(GO) test -race -count=1 -timeout 10m ./chaos
 	GO=$(GO) scripts/test-rabbitmq4.sh
 

@@ -68,7 +68,7 @@ type buyer struct {
 // fallback pushed out to an hour so that only the broker path pays orders.
 func startSystem(tb testing.TB, cfg systemConfig) *system {
 	tb.Helper()
-	sys := systest.NewOnBroker(tb, "bench", cfg.amqpURL)
+	sys := systest.NewOnBroker(tb, "bench", cfg.amqpURL, systest.FaultInject)
 	// One keep-alive connection per worker, even at the sweep's highest
 	// concurrency: the bench must not measure TCP handshakes.
 	s := &system{cfg: cfg, client: systest.NewClient(1024, 30*time.Second)}

@@ -74,7 +74,7 @@ type instance struct {
 func newSystem(t *testing.T, w wiring, amqpURL string, ctl func(args ...string) (string, error)) *system {
 	t.Helper()
 	s := &system{
-		System:  systest.NewOnBroker(t, "chaos", amqpURL),
+		System:  systest.NewOnBroker(t, "chaos", amqpURL, systest.FaultInject),
 		t:       t,
 		wiring:  w,
 		proxies: testenv.NewToxiproxy(),

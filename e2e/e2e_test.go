@@ -63,7 +63,7 @@ func TestLostEventIsRecoveredByTheCronFallbackWithinOnePeriod(t *testing.T) {
 
 func TestTradeKilledAfterCommitBeforeAckAppliesTheRedeliveryNothingTwice(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t)
+	s := newCrashSystem(t)
 	first := s.startTrade(t, "PAYTRADE_CRASH_POINTS="+crashpoint.TradeAfterCommit)
 	b := s.newBuyer(t, 1, 100_000)
 	o, po := s.orderAndApply(t, first, b, 10_000)

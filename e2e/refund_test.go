@@ -179,7 +179,7 @@ func TestLatePaySuccessAfterTheRefundLeavesTheOrderRefundedAndRecordsNothing(t *
 
 func TestPayKilledAfterTheCreditCommitsBeforeThePublishLosesNoRefundSuccess(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t, "TRADE_PAY_CHECK_SPEC=@every 1h")
+	s := newCrashSystem(t, "TRADE_PAY_CHECK_SPEC=@every 1h")
 	trade := s.startTrade(t)
 	b, o := s.paidOrder(t, trade)
 	s.pay.Stop(t, 10*time.Second)
@@ -206,7 +206,7 @@ func TestPayKilledAfterTheCreditCommitsBeforeThePublishLosesNoRefundSuccess(t *t
 
 func TestTradeKilledBetweenItsRefundCommitAndThePublishLosesNoRefundRequested(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t, "TRADE_PAY_CHECK_SPEC=@every 1h")
+	s := newCrashSystem(t, "TRADE_PAY_CHECK_SPEC=@every 1h")
 	first := s.startTrade(t)
 	b, o := s.paidOrder(t, first)
 	first.Stop(t, 10*time.Second)

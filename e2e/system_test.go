@@ -29,7 +29,18 @@ type system struct {
 
 func newSystem(t *testing.T, tradeEnv ...string) *system {
 	t.Helper()
-	s := &system{System: systest.New(t, "e2e"), tradeEnv: tradeEnv}
+	return startSystem(t, systest.New(t, "e2e"), tradeEnv)
+}
+
+// newCrashSystem is newSystem on binaries built to obey crash points.
+func newCrashSystem(t *testing.T, tradeEnv ...string) *system {
+	t.Helper()
+	return startSystem(t, systest.New(t, "e2e", systest.FaultInject), tradeEnv)
+}
+
+func startSystem(t *testing.T, sys *systest.System, tradeEnv []string) *system {
+	t.Helper()
+	s := &system{System: sys, tradeEnv: tradeEnv}
 	s.pay = s.StartPay(t, append(s.PayEnv(), "PAY_OUTBOX_POLL_INTERVAL=200ms"))
 	return s
 }

@@ -40,8 +40,9 @@ type payConfig struct {
 }
 
 // The ways pay can get its pay.success events to the broker
-// (PAY_PUBLISH_MODE). Only the outbox keeps the promises; the others are
-// the course's seed wiring, for make bench and make chaos UNSAFE=1.
+// (PAY_PUBLISH_MODE). Only the outbox keeps the promises, and only the
+// outbox is in the default build; the others are the course's seed wiring,
+// for make bench and make chaos UNSAFE=1 (see faults.go).
 const (
 	publishOutbox          = "outbox"           // in the payment's transaction; a relay publishes with confirms
 	publishInlineConfirmed = "inline-confirmed" // in the request after the commit, waiting for the confirm
@@ -83,22 +84,8 @@ func loadConfig(getenv func(string) string) (payConfig, error) {
 			Max:        r.Duration("PAY_OUTBOX_RETRY_MAX_INTERVAL", 30*time.Second),
 		},
 		ShutdownGrace: r.Duration("PAY_SHUTDOWN_GRACE", 10*time.Second),
-		PublishMode:   r.String("PAY_PUBLISH_MODE", publishOutbox),
 	}
-	crash, err := crashpoint.Parse(r.String("PAYTRADE_CRASH_POINTS", ""))
-	if err != nil {
-		r.Fail(fmt.Errorf("PAYTRADE_CRASH_POINTS: %w", err))
-	}
-	c.Crash = crash
-	// inbox: a refund is credited once per message and per refund, only
-	// from a paid pay order; none: seed-style, every delivery credits.
-	switch mode := r.String("PAY_IDEMPOTENCY", "inbox"); mode {
-	case "inbox":
-		c.Idempotent = true
-	case "none":
-	default:
-		r.Fail(fmt.Errorf("PAY_IDEMPOTENCY=%q: want inbox or none", mode))
-	}
+	readFaults(r, &c)
 	c.Topology = payamqp.Topology{
 		Exchange:           c.Exchange,
 		TradeExchange:      r.String("MQ_TRADE_EXCHANGE", "trade.topic"),
@@ -114,11 +101,6 @@ func loadConfig(getenv func(string) string) (payConfig, error) {
 	}
 	// pay's refund consumer: the same settings as trade's, named PAY_.
 	c.Consumer = broker.ReadConsumerConfig(r, "PAY")
-	switch c.PublishMode {
-	case publishOutbox, publishInlineConfirmed, publishInline:
-	default:
-		r.Fail(fmt.Errorf("PAY_PUBLISH_MODE=%q: want %s, %s or %s", c.PublishMode, publishOutbox, publishInlineConfirmed, publishInline))
-	}
 	c.JWTSecret, c.Dev = auth.ReadSecret(r)
 	if c.BcryptCost > bcrypt.MaxCost {
 		r.Fail(fmt.Errorf("PAY_BCRYPT_COST=%d: want at most %d", c.BcryptCost, bcrypt.MaxCost))

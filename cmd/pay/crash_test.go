@@ -12,6 +12,7 @@ import (
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/crashpoint"
 	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/systest"
 	"github.com/paytrade/paytrade/internal/testenv"
 	"github.com/paytrade/paytrade/services/pay/paytest"
 )
@@ -44,7 +45,7 @@ func newCrashWorld(t *testing.T) *crashWorld {
 // start runs the real pay binary with crash points armed and waits until it listens.
 func (w *crashWorld) start(t *testing.T, crashPoints string) *testenv.Process {
 	t.Helper()
-	bin := testenv.Build(t, "github.com/paytrade/paytrade/cmd/pay")
+	bin := testenv.Build(t, "github.com/paytrade/paytrade/cmd/pay", systest.FaultInject)
 	return testenv.StartProcess(t, bin, "pay", append(w.env, "PAYTRADE_CRASH_POINTS="+crashPoints))
 }
 

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"sync"
@@ -92,14 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		},
 		Crash: cfg.Crash,
 	}
-	if cfg.PublishMode != publishOutbox {
-		inline := broker.NewInlinePublisher(supervisor, broker.InlinePublisherConfig{
-			Confirm:   cfg.PublishMode == publishInlineConfirmed,
-			Publisher: broker.PublisherConfig{ConfirmTimeout: cfg.Confirm, Logger: log},
-		})
-		defer inline.Close()
-		storeCfg.PublishAfterCommit = publishAfterCommit(inline, log)
-	}
+	defer wireSeedStyle(cfg, supervisor, &storeCfg, log)()
 	store := postgres.New(pool, storeCfg)
 	refundCounts := &payamqp.Counts{}
 	consumerCfg := cfg.Consumer
@@ -108,11 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	consumerCfg.Publisher = publisher
 	consumerCfg.Unavailable, consumerCfg.Probe = database.IsFailure, database.Writable(pool)
 	consumerCfg.Logger = log
-	var refunder pay.Refunder = store
-	if !cfg.Idempotent {
-		refunder = postgres.SeedRefunds{Store: store}
-	}
-	refundConsumer := broker.NewConsumer(consumerSup, consumerCfg, payamqp.CreditRefund(refunder, refundCounts, log))
+	refundConsumer := broker.NewConsumer(consumerSup, consumerCfg, payamqp.CreditRefund(refunderOf(cfg, store), refundCounts, log))
 	registerMetrics(reg, &payments, &locks, relay, refundConsumer, refundCounts, supervisor, consumerSup)
 	handler := httpapi.NewHandler(store, httpapi.Config{
 		Auth:              auth.NewAuthenticator(cfg.JWTSecret),
@@ -157,15 +145,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	brokerDone.Wait()
 	log.Info("stopped")
 	return err
-}
-
-// publishAfterCommit publishes a payment's event as the course's seed code
-// does, in the request after the commit; when that fails, the event is
-// logged and lost.
-func publishAfterCommit(inline *broker.InlinePublisher, log *slog.Logger) func(context.Context, outbox.Event) {
-	return func(ctx context.Context, ev outbox.Event) {
-		if err := inline.Publish(context.WithoutCancel(ctx), ev.Message("pay", time.Now())); err != nil {
-			log.ErrorContext(ctx, "publish pay.success after commit failed; the event is lost", "message_id", ev.ID, "err", err)
-		}
-	}
 }

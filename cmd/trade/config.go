@@ -108,32 +108,9 @@ func loadConfig(getenv func(string) string) (tradeConfig, error) {
 		// A week: longer than any copy of a message can be late.
 		InboxRetention: r.Duration("TRADE_INBOX_RETENTION", 7*24*time.Hour),
 	}
-	crash, err := crashpoint.Parse(r.String("PAYTRADE_CRASH_POINTS", ""))
-	if err != nil {
-		r.Fail(fmt.Errorf("PAYTRADE_CRASH_POINTS: %w", err))
-	}
-	c.Crash = crash
+	readFaults(r, &c)
 	consumer := broker.ReadConsumerConfig(r, "TRADE")
 	c.Prefetch, c.Retry, c.Recoverer, c.AttemptTimeout = consumer.Prefetch, consumer.Retry, consumer.Recoverer, consumer.AttemptTimeout
-	// Spring's acknowledge-mode: manual, or none (the broker forgets a
-	// message as it sends it).
-	switch mode := r.String("TRADE_ACK_MODE", "manual"); mode {
-	case "manual":
-	case "none":
-		c.AutoAck = true
-	default:
-		r.Fail(fmt.Errorf("TRADE_ACK_MODE=%q: want manual or none", mode))
-	}
-	// inbox: deduplicate by message id and update conditionally; none: the
-	// course's first markOrderPaySuccess, an unconditional update, and a
-	// refund asked of pay anew at every request.
-	switch mode := r.String("TRADE_IDEMPOTENCY", "inbox"); mode {
-	case "inbox":
-		c.Idempotent = true
-	case "none":
-	default:
-		r.Fail(fmt.Errorf("TRADE_IDEMPOTENCY=%q: want inbox or none", mode))
-	}
 	c.JWTSecret, c.Dev = auth.ReadSecret(r)
 	if err := c.Topology.Validate(); err != nil {
 		r.Fail(fmt.Errorf("MQ_QUEUE_TYPE and MQ_* names: %w", err))

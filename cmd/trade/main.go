@@ -93,12 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	store.WithEvents(postgres.Events{Exchange: cfg.Topology.TradeExchange, RefundRequestedKey: cfg.Topology.RefundRequestedKey, Committed: relay.Wake, Crash: cfg.Crash})
 	counts := &tradeamqp.Counts{}
-	markPaid := tradeamqp.MarkOrderPaid(store, counts, log, cfg.Crash)
-	var orders trade.Orders = store
-	if !cfg.Idempotent {
-		markPaid = tradeamqp.MarkOrderPaidUnconditionally(store, counts, log, cfg.Crash)
-		orders = postgres.SeedRefunds{Store: store}
-	}
+	markPaid, orders := markPaidAndOrders(cfg, store, counts, log)
 	consumerCfg := broker.ConsumerConfig{
 		Queue:           cfg.Topology.Queue,
 		Prefetch:        cfg.Prefetch,

@@ -86,6 +86,15 @@ func (r *Reader) Duration(name string, def time.Duration) time.Duration {
 	return d
 }
 
+// Unbuilt records a problem if name is set to anything but safe: a
+// setting whose code this binary was built without, which it refuses
+// rather than silently ignore.
+func (r *Reader) Unbuilt(name, safe, build string) {
+	if v := r.getenv(name); v != "" && v != safe {
+		r.errs = append(r.errs, fmt.Errorf("%s=%q: this binary is built without %s; only a -tags faultinject build (make chaos, make bench) reads it", name, v, build))
+	}
+}
+
 // Fail records a problem found by the caller's own checks.
 func (r *Reader) Fail(err error) {
 	r.errs = append(r.errs, err)

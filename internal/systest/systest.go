@@ -30,6 +30,11 @@ type System struct {
 	Tags []string
 }
 
+// FaultInject is the build tag of binaries that obey crash points and the
+// seed-style switches: what make chaos, make bench and the crash tests
+// start. The default build has neither.
+const FaultInject = "faultinject"
+
 // New makes a system's databases and broker names, all removed when the
 // test ends. prefix names the databases (e2e, chaos, bench); tags are the
 // build tags of the binaries it will start.

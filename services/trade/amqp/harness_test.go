@@ -12,6 +12,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/paytrade/paytrade/internal/broker"
+	"github.com/paytrade/paytrade/internal/crashpoint"
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/testenv"
 	"github.com/paytrade/paytrade/services/trade"
@@ -84,7 +85,7 @@ func newRig(t *testing.T, opt rigOptions) *rig {
 		AttemptTimeout:  opt.attemptTimeout,
 		Probe:           database.Writable(opt.pool),
 		ProbeBackoff:    broker.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
-	}, tradeamqp.MarkOrderPaid(store, counts, nil, nil))
+	}, tradeamqp.MarkOrderPaid(store, counts, nil, crashpoint.Set{}))
 	wg.Go(func() { _ = consumerSup.Run(ctx) })
 	wg.Go(func() { _ = publisherSup.Run(ctx) })
 	wg.Go(func() { _ = consumer.Run(ctx) })
