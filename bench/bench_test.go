@@ -106,6 +106,7 @@ const (
 	relayFreshEvents = 10_000
 	refundCount      = 1000
 	ticksPerHistory  = 5
+	unpaidInWindow   = 10_000
 )
 
 // The course's seed wiring: publish in the request after the commit and
@@ -141,6 +142,7 @@ type results struct {
 	brokerUp, brokerDown     run
 	refunds                  refundRun
 	tick                     map[int]time.Duration
+	unpaidTick               time.Duration // a tick with unpaidInWindow unpaid orders to ask pay about
 	relay                    map[int]relayResult
 	elapsed                  time.Duration
 }
@@ -237,6 +239,7 @@ func TestBench(t *testing.T) {
 			t.Run(fmt.Sprintf("tick%d", h), func(t *testing.T) { r.tick[h] = fallbackTick(t, h, ticksPerHistory) })
 			t.Run(fmt.Sprintf("relay%d", h), func(t *testing.T) { r.relay[h] = relayRate(t, h, cfg.count(relayFreshEvents)) })
 		}
+		t.Run("unpaidwindow", func(t *testing.T) { r.unpaidTick = unpaidWindowTick(t, cfg.count(unpaidInWindow)) })
 	})
 	r.elapsed = time.Since(start)
 	r.loadAfter = loadAverage()
@@ -363,6 +366,12 @@ func (r *results) print(w io.Writer) {
 		}
 		row(fmt.Sprintf("cron fallback tick, %s orders of history", abbrev(h)), tick, "", "")
 	}
+	unpaid := missing
+	if r.unpaidTick > 0 {
+		unpaid = fmt.Sprintf("%s ms (median of %d; %d of them paid at pay; pay asked %d at a time)",
+			ms(r.unpaidTick), ticksPerHistory, lostPerTick, tickBatch)
+	}
+	row(fmt.Sprintf("cron fallback tick, %s unpaid orders in the window", abbrev(r.cfg.count(unpaidInWindow))), unpaid, "", "")
 	for _, h := range []int{r.cfg.smallHistory, r.cfg.largeHistory} {
 		value := missing
 		worst := missing

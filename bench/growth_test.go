@@ -71,17 +71,44 @@ func seedTradeHistory(tb testing.TB, pool *pgxpool.Pool, n int) {
 // fallbackTick returns the median duration of a number of fallback ticks
 // over a trade database holding history settled orders. Each tick finds
 // lostPerTick orders paid at pay whose pay.success never came: it asks pay
-// about each (GET /pay-orders/biz/{id}, over HTTP to the in-process pay of
-// a tradetest.World) and marks them paid.
+// about them a page at a time (POST /pay-orders/biz/query, over HTTP to the
+// in-process pay of a tradetest.World) and marks them paid.
 func fallbackTick(tb testing.TB, history, ticks int) time.Duration {
 	tb.Helper()
-	ctx := context.Background()
+	w, pool, f := tickRig(tb)
+	seedTradeHistory(tb, pool, history)
+	return tickTimes(tb, w, pool, f, ticks, 0)
+}
+
+// unpaidWindowTick returns the median duration of a number of fallback
+// ticks over a trade database holding unpaid unpaid orders older than the
+// grace period, each with its pay order waiting at pay: a tick asks pay
+// about all of them, and about the lostPerTick orders it finds paid.
+func unpaidWindowTick(tb testing.TB, unpaid int) time.Duration {
+	tb.Helper()
+	w, pool, f := tickRig(tb)
+	ids := unpaidOrders(tb, pool, unpaid)
+	err := systest.Parallel(tickPayers, len(ids), func(i int) error {
+		_, _, err := w.Pay.ApplyPayOrder(context.Background(), pay.Apply{
+			BizOrderNo: ids[i].id, BizUserID: ids[i].user, Amount: orderFee, PayChannelCode: pay.ChannelBalance, PayType: pay.PayTypeBalance,
+		})
+		return err
+	})
+	if err != nil {
+		tb.Fatalf("apply for the unpaid orders' pay orders: %v", err)
+	}
+	return tickTimes(tb, w, pool, f, ticksPerHistory, unpaid)
+}
+
+// tickRig is a fallback over a trade database of its own asking the pay of
+// a tradetest.World, over HTTP, whose payers are funded.
+func tickRig(tb testing.TB) (*tradetest.World, *pgxpool.Pool, *cron.Fallback) {
+	tb.Helper()
 	w := tradetest.NewWorld(tb)
 	for u := int64(1); u <= tickPayers; u++ {
 		paytest.Funded(tb, w.Pay, u, 1<<50)
 	}
 	pool := tradetest.NewPool(tb)
-	seedTradeHistory(tb, pool, history)
 	orders := tradepg.New(pool, nil)
 	client, err := payclient.New(payclient.Config{BaseURL: w.PayURL, Secret: []byte(tradetest.Secret)})
 	if err != nil {
@@ -92,18 +119,54 @@ func fallbackTick(tb testing.TB, history, ticks int) time.Duration {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return w, pool, f
+}
 
+// tickTimes runs ticks fallback ticks, each after lostPerTick payments
+// were lost, and returns their median duration; each tick must ask about
+// the lost ones and the unpaid orders still waiting, and pay the lost.
+func tickTimes(tb testing.TB, w *tradetest.World, pool *pgxpool.Pool, f *cron.Fallback, ticks, waiting int) time.Duration {
+	tb.Helper()
 	times := make([]time.Duration, ticks)
 	for i := range times {
 		lost := lostPayments(tb, w, pool)
 		start := time.Now()
-		r, err := f.Tick(ctx)
+		r, err := f.Tick(context.Background())
 		times[i] = time.Since(start)
-		if err != nil || r.Checked != lost || r.Paid != lost {
-			tb.Fatalf("tick over %d orders of history: %+v, %v; want %d checked and paid", history, r, err, lost)
+		if err != nil || r.Checked != lost+waiting || r.Paid != lost {
+			tb.Fatalf("tick: %+v, %v; want %d checked and %d paid", r, err, lost+waiting, lost)
 		}
 	}
 	return median(times)
+}
+
+// unpaidOrder is an order of trade's database and its buyer.
+type unpaidOrder struct{ id, user int64 }
+
+// unpaidOrders creates n unpaid orders older than the grace period.
+func unpaidOrders(tb testing.TB, pool *pgxpool.Pool, n int) []unpaidOrder {
+	tb.Helper()
+	rows, err := pool.Query(context.Background(), `
+		INSERT INTO orders (user_id, total_fee, payment_type, status, create_time, update_time)
+		SELECT (g - 1) % $2 + 1, $3, 3, 1, now() - interval '5 minutes', now() - interval '5 minutes'
+		FROM generate_series(1, $1) g
+		RETURNING id, user_id`, n, tickPayers, orderFee)
+	if err != nil {
+		tb.Fatalf("create unpaid orders: %v", err)
+	}
+	defer rows.Close()
+	var orders []unpaidOrder
+	for rows.Next() {
+		var o unpaidOrder
+		if err := rows.Scan(&o.id, &o.user); err != nil {
+			tb.Fatal(err)
+		}
+		orders = append(orders, o)
+	}
+	if err := rows.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return orders
 }
 
 // lostPayments creates lostPerTick unpaid orders older than the grace
@@ -112,28 +175,8 @@ func fallbackTick(tb testing.TB, history, ticks int) time.Duration {
 func lostPayments(tb testing.TB, w *tradetest.World, pool *pgxpool.Pool) int {
 	tb.Helper()
 	ctx := context.Background()
-	rows, err := pool.Query(ctx, `
-		INSERT INTO orders (user_id, total_fee, payment_type, status, create_time, update_time)
-		SELECT (g - 1) % $2 + 1, $3, 3, 1, now() - interval '5 minutes', now() - interval '5 minutes'
-		FROM generate_series(1, $1) g
-		RETURNING id, user_id`, lostPerTick, tickPayers, orderFee)
-	if err != nil {
-		tb.Fatalf("create unpaid orders: %v", err)
-	}
-	type unpaid struct{ id, user int64 }
-	var lost []unpaid
-	for rows.Next() {
-		var u unpaid
-		if err := rows.Scan(&u.id, &u.user); err != nil {
-			tb.Fatal(err)
-		}
-		lost = append(lost, u)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		tb.Fatal(err)
-	}
-	err = systest.Parallel(tickPayers, len(lost), func(i int) error {
+	lost := unpaidOrders(tb, pool, lostPerTick)
+	err := systest.Parallel(tickPayers, len(lost), func(i int) error {
 		po, _, err := w.Pay.ApplyPayOrder(ctx, pay.Apply{
 			BizOrderNo: lost[i].id, BizUserID: lost[i].user, Amount: orderFee, PayChannelCode: pay.ChannelBalance, PayType: pay.PayTypeBalance,
 		})
