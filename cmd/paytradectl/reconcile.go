@@ -154,6 +154,7 @@ func writeReconcileReport(w io.Writer, r reconcile.Report, inFlight time.Duratio
 
 	sections := map[string]section{
 		reconcile.CheckPaymentsWithoutPaidOrder: payments(r.PaymentsWithoutPaidOrder),
+		reconcile.CheckChargedButCancelled:      payments(r.ChargedButCancelled),
 		reconcile.CheckPaidOrdersWithoutPayment: orders,
 		reconcile.CheckMismatches:               mismatches,
 		reconcile.CheckLedgerDrift:              drift,

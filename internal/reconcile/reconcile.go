@@ -49,6 +49,7 @@ func (s Severity) String() string {
 // The names of the checks, as Report.Checks lists them.
 const (
 	CheckPaymentsWithoutPaidOrder = "payments without a paid order"
+	CheckChargedButCancelled      = "payments whose order is cancelled, not refunded"
 	CheckPaidOrdersWithoutPayment = "paid orders without a payment"
 	CheckMismatches               = "paid order and payment disagree on user or amount"
 	CheckLedgerDrift              = "balances not explained by their ledger"
@@ -107,6 +108,7 @@ type Payment struct {
 	UserID      int64
 	Amount      int64
 	PaidAt      time.Time
+	Refunded    bool       // the pay order has been refunded since
 	OrderStatus int16      // NoOrder if trade has no such order
 	OrderPaidAt *time.Time // the order's pay_time, if set
 	// Discrepancies are the reasons trade recorded for this pay order
@@ -175,6 +177,7 @@ type Report struct {
 	PaidOrders    int64 // orders held as paid compared
 
 	PaymentsWithoutPaidOrder Findings[Payment]
+	ChargedButCancelled      Findings[Payment]
 	PaidOrdersWithoutPayment Findings[Order]
 	Mismatches               Findings[Mismatch]
 	LedgerDrift              Findings[Drift]
@@ -202,6 +205,7 @@ type Check struct {
 func (r Report) Checks() []Check {
 	return []Check{
 		{CheckPaymentsWithoutPaidOrder, Failure, r.PaymentsWithoutPaidOrder.Count},
+		{CheckChargedButCancelled, Failure, r.ChargedButCancelled.Count},
 		{CheckPaidOrdersWithoutPayment, Failure, r.PaidOrdersWithoutPayment.Count},
 		{CheckMismatches, Failure, r.Mismatches.Count},
 		{CheckLedgerDrift, Failure, r.LedgerDrift.Count},
@@ -328,7 +332,7 @@ type run struct {
 // index on biz_order_no serves the order.
 const paidPayOrders = `
 	DECLARE paid_pay_orders NO SCROLL CURSOR FOR
-	SELECT id, biz_order_no, biz_user_id, amount, pay_success_time
+	SELECT id, biz_order_no, biz_user_id, amount, pay_success_time, status = 4
 	FROM pay_orders WHERE status IN (3, 4) ORDER BY biz_order_no`
 
 // paidOrders are the orders trade holds as paid: pay_time set, or a status
@@ -363,7 +367,7 @@ func (r *run) merge(ctx context.Context) error {
 	payments, err := openCursor(ctx, r.pay, "paid_pay_orders", paidPayOrders, r.opts.PageSize,
 		func(row pgx.CollectableRow) (Payment, error) {
 			var p Payment
-			err := row.Scan(&p.PayOrderID, &p.BizOrderNo, &p.UserID, &p.Amount, &p.PaidAt)
+			err := row.Scan(&p.PayOrderID, &p.BizOrderNo, &p.UserID, &p.Amount, &p.PaidAt, &p.Refunded)
 			return p, err
 		})
 	if err != nil {
@@ -429,6 +433,11 @@ func (r *run) compare(ctx context.Context, p Payment, o Order) error {
 		// this payment, whatever the column says.
 		return r.paymentWithoutOrder(ctx, p)
 	}
+	if o.Status == orderCancelled && !p.Refunded {
+		// Paid, then cancelled, and the money never went back.
+		p.OrderStatus, p.OrderPaidAt = o.Status, o.PayTime
+		r.report.ChargedButCancelled.add(p, r.opts.MaxDetails)
+	}
 	if o.UserID != p.UserID || o.TotalFee != p.Amount {
 		r.report.Mismatches.add(Mismatch{
 			BizOrderNo: o.ID, PayOrderID: p.PayOrderID,
@@ -490,6 +499,8 @@ func (r *run) lookUpUnapplied(ctx context.Context) error {
 			r.report.RecordedDiscrepancies.add(p, r.opts.MaxDetails)
 		case p.PaidAt.After(r.inFlight):
 			r.report.PaymentsInFlight.add(p, r.opts.MaxDetails)
+		case p.OrderStatus == orderCancelled && !p.Refunded:
+			r.report.ChargedButCancelled.add(p, r.opts.MaxDetails)
 		default:
 			r.report.PaymentsWithoutPaidOrder.add(p, r.opts.MaxDetails)
 		}

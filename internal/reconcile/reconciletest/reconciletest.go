@@ -244,7 +244,11 @@ var Inconsistencies = []Inconsistency{
 	{"payment for an order closed unpaid, no discrepancy recorded", func(tb testing.TB, d *Databases) {
 		d.Pay(tb, 203, 1, 500)
 		d.Order(tb, 203, 1, 500, 5, false)
-	}, reconcile.CheckPaymentsWithoutPaidOrder, reconcile.Failure},
+	}, reconcile.CheckChargedButCancelled, reconcile.Failure},
+	{"order cancelled after it was paid, not refunded", func(tb testing.TB, d *Databases) {
+		d.Pay(tb, 230, 1, 500)
+		d.Order(tb, 230, 1, 500, 5, true)
+	}, reconcile.CheckChargedButCancelled, reconcile.Failure},
 	{"paid order without a pay order", func(tb testing.TB, d *Databases) {
 		d.Order(tb, 204, 1, 500, 2, true)
 	}, reconcile.CheckPaidOrdersWithoutPayment, reconcile.Failure},
