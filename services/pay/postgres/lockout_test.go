@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/paytrade/paytrade/internal/database"
@@ -266,8 +267,7 @@ func waitForPending(t *testing.T, pool *pgxpool.Pool, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var pending int
-		_ = pool.QueryRow(context.Background(), `SELECT COALESCE(sum(pending), 0) FROM payment_password_attempts`).Scan(&pending)
+		pending := checksInProgress(t, pool)
 		if pending >= n {
 			return
 		}
@@ -275,5 +275,75 @@ func waitForPending(t *testing.T, pool *pgxpool.Pool, n int) {
 			t.Fatalf("%d password checks pending after 10s, want %d", pending, n)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// checksInProgress counts the password checks the database holds as in
+// progress, over every wallet.
+func checksInProgress(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), `
+		SELECT count(*) FROM payment_password_attempts, jsonb_object_keys(checks)`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// leaveChecksOfAKilledPay leaves n checks of user 1's wallet in progress,
+// begun now by the store's clock, as a pay process killed in the middle of
+// bcrypt does: nobody will ever record their outcome.
+func leaveChecksOfAKilledPay(t *testing.T, l lockout, n int) {
+	t.Helper()
+	checks := map[string]time.Time{}
+	for range n {
+		checks[uuid.NewString()] = l.clock.Now()
+	}
+	if _, err := l.pool.Exec(context.Background(), `
+		INSERT INTO payment_password_attempts (user_id, checks) VALUES (1, $1)
+		ON CONFLICT (user_id) DO UPDATE SET checks = EXCLUDED.checks`, checks); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A pay killed while checking five passwords of one wallet leaves all five
+// of its attempts taken. Seconds later the owner's right password goes
+// through at once: it is not refused as locked, nor kept out for a minute.
+func TestChecksLeftByAKilledPayLapseWithinSecondsAndTheOwnerPays(t *testing.T) {
+	t.Parallel()
+	l := newLockout(t)
+	leaveChecksOfAKilledPay(t, l, pay.MaxPasswordFailures)
+	l.clock.Add(11 * time.Second)
+	began := time.Now()
+	if _, err := l.store.Pay(context.Background(), payment(l.order, "123")); err != nil {
+		t.Fatalf("right password 11s after a pay was killed mid-check: %v, want paid", err)
+	}
+	if waited := time.Since(began); waited > 5*time.Second {
+		t.Errorf("the payment waited %v for checks that died with their process", waited)
+	}
+	if n := checksInProgress(t, l.pool); n != 0 {
+		t.Errorf("%d checks in progress after the payment, want 0", n)
+	}
+}
+
+// Each check lapses on its own clock: a wallet that keeps paying through
+// its one free attempt does not keep the four a killed pay left alive by
+// refreshing one shared time, as a single pending counter did.
+func TestChecksLeftByAKilledPayLapseWhileTheWalletKeepsPaying(t *testing.T) {
+	t.Parallel()
+	l := newLockout(t)
+	ctx := context.Background()
+	leaveChecksOfAKilledPay(t, l, pay.MaxPasswordFailures-1)
+	l.clock.Add(5 * time.Second)
+	if _, err := l.store.Pay(ctx, payment(l.order, "123")); err != nil {
+		t.Fatalf("payment through the one free attempt: %v", err)
+	}
+	l.clock.Add(6 * time.Second)
+	next := paytest.Applied(t, l.store, 1, 2, 1_000)
+	if _, err := l.store.Pay(ctx, payment(next, "123")); err != nil {
+		t.Fatalf("payment after the killed pay's checks lapsed: %v", err)
+	}
+	if n := checksInProgress(t, l.pool); n != 0 {
+		t.Errorf("%d checks in progress after the dead ones lapsed and two payments ended, want 0", n)
 	}
 }
