@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -136,5 +137,63 @@ func TestAnOrderStuckByADiscrepancyIsRefundedAndEndsSettled(t *testing.T) {
 	}
 	if refundStatus(t, w, o.ID) != trade.RefundRefunded {
 		t.Errorf("refund status %q, want refunded", refundStatus(t, w, o.ID))
+	}
+}
+
+// Three refunds that fail every time (their orders stay locked) hold up no
+// refund behind them, as the payment check's failing orders hold up none:
+// the walk goes on, the failing ones are tried at the next run, then left
+// alone for a while.
+func TestRefundsThatAlwaysFailHoldUpNoRefundBehindThemAndBackOff(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t)
+	paytest.Funded(t, w.Pay, 7, 100_000)
+	var stuck, behind []int64
+	for i := range 6 {
+		o := paidOrder(t, w, 1_000)
+		if _, err := w.Orders.RequestRefund(ctx, 7, o.ID, ""); err != nil {
+			t.Fatal(err)
+		}
+		if i < 3 {
+			stuck = append(stuck, o.ID) // the oldest three
+		} else {
+			behind = append(behind, o.ID)
+		}
+	}
+	w.HoldLocked(t, stuck...)
+
+	r, err := w.Service.CheckRefunds(ctx, 0, 2)
+	if err != nil || r.Refunded != len(behind) || r.Failed != len(stuck) {
+		t.Fatalf("first run: %+v, %v; want the %d refunds behind the stuck ones settled and the %d stuck ones failed", r, err, len(behind), len(stuck))
+	}
+	for _, id := range behind {
+		if got := tradetest.Reload(t, w.Orders, id); got.Status != trade.Refunded {
+			t.Fatalf("order %d behind the stuck refunds: status %d, want refunded", id, got.Status)
+		}
+	}
+	if r, err := w.Service.CheckRefunds(ctx, 0, 2); err != nil || r.Failed != len(stuck) {
+		t.Fatalf("second run: %+v, %v; want the stuck refunds tried again", r, err)
+	}
+	if r, err := w.Service.CheckRefunds(ctx, 0, 2); err != nil || r.Failed != 0 || r.BackingOff != len(stuck) {
+		t.Fatalf("third run: %+v, %v; want the stuck refunds backing off, not tried", r, err)
+	}
+}
+
+// The grace period is read on the database's clock: a replica whose own
+// clock runs an hour ahead does not take a refund asked for a moment ago
+// as one long overdue.
+func TestRefundFallbackGraceIsReadOnTheDatabasesClock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t)
+	paytest.Funded(t, w.Pay, 7, 100_000)
+	o := paidOrder(t, w, 1_000)
+	if _, err := w.Orders.RequestRefund(ctx, 7, o.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	ahead := trade.NewService(w.Orders, w.PayClient, nil, func() time.Time { return time.Now().Add(time.Hour) })
+	if r, err := ahead.CheckRefunds(ctx, 30*time.Minute, 10); err != nil || r.RefundsChecked != 0 {
+		t.Fatalf("run on a replica an hour ahead: %+v, %v; want nothing checked within the grace period", r, err)
 	}
 }

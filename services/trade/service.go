@@ -17,7 +17,8 @@ type Service struct {
 	pay     PayGateway
 	log     *slog.Logger
 	now     func() time.Time
-	backoff *orderBackoff // of the fallback's failing orders
+	backoff       *orderBackoff // of the fallback's failing unpaid orders
+	refundBackoff *orderBackoff // of the fallback's failing refunds, by order
 }
 
 // NewService returns a service over orders and pay; now is its clock (nil:
@@ -29,7 +30,7 @@ func NewService(orders Orders, pay PayGateway, log *slog.Logger, now func() time
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{orders: orders, pay: pay, log: log, now: now, backoff: newOrderBackoff(time.Minute, 30*time.Minute)}
+	return &Service{orders: orders, pay: pay, log: log, now: now, backoff: newOrderBackoff(time.Minute, 30*time.Minute), refundBackoff: newOrderBackoff(time.Minute, 30*time.Minute)}
 }
 
 // PayOrder returns the pay order of the user's unpaid order, applying for
@@ -154,10 +155,6 @@ type FallbackReport struct {
 	RefundsRejected int // found rejected at pay and recorded as such here
 }
 
-// maxConsecutiveFailures stops a run early when pay is clearly down, rather
-// than waiting out a timeout per order; the next run starts over.
-const maxConsecutiveFailures = 3
-
 // CloseExpired cancels, by close-then-cancel, the orders still unpaid
 // timeout after they were created, batch by batch.
 func (s *Service) CloseExpired(ctx context.Context, timeout time.Duration, batch int) (FallbackReport, error) {
@@ -217,16 +214,18 @@ func (s *Service) CheckUnpaid(ctx context.Context, grace time.Duration, batch in
 }
 
 // CheckRefunds asks pay about every refund requested longer than grace ago
-// and still waiting, and applies what pay says: the fallback for a
-// refund.requested or refund.success that was lost or is stuck. A refund
-// pay has not heard of is handed to it to decide now, so refunds arrive
-// within a cron period even while the broker is away.
+// (by the database's clock) and still waiting, and applies what pay says:
+// the fallback for a refund.requested or refund.success that was lost or
+// is stuck. A refund pay has not heard of is handed to it to decide now, so
+// refunds arrive within a cron period even while the broker is away. Like
+// the payment check, a refund that fails is counted, skipped and backed
+// off, holding up no refund behind it; only pay being unavailable stops
+// the walk.
 func (s *Service) CheckRefunds(ctx context.Context, grace time.Duration, batch int) (FallbackReport, error) {
 	var r FallbackReport
 	var after Refund
-	failures := 0
 	for {
-		page, err := s.orders.RequestedRefunds(ctx, s.now().Add(-grace), after, batch)
+		page, err := s.orders.RequestedRefunds(ctx, grace, after, batch)
 		if err != nil {
 			return r, err
 		}
@@ -234,17 +233,21 @@ func (s *Service) CheckRefunds(ctx context.Context, grace time.Duration, batch i
 			if err := ctx.Err(); err != nil {
 				return r, err
 			}
+			if !s.refundBackoff.due(refund.OrderID, s.now()) {
+				r.BackingOff++
+				continue
+			}
 			r.RefundsChecked++
 			if err := s.settleRefund(ctx, refund, &r); err != nil {
 				r.Failed++
-				failures++
-				s.log.WarnContext(ctx, "fallback could not settle refund; next run tries again", "refund_id", refund.ID, "order_id", refund.OrderID, "err", err)
-				if failures >= maxConsecutiveFailures {
-					return r, fmt.Errorf("refund fallback stopped after %d failures in a row: %w", failures, err)
+				s.refundBackoff.failed(refund.OrderID, s.now())
+				s.log.WarnContext(ctx, "fallback could not settle refund; a later run tries again", "refund_id", refund.ID, "order_id", refund.OrderID, "err", err)
+				if errors.Is(err, ErrPayUnavailable) {
+					return r, fmt.Errorf("refund fallback stopped, pay unavailable: %w", err)
 				}
 				continue
 			}
-			failures = 0
+			s.refundBackoff.succeeded(refund.OrderID)
 		}
 		if len(page) < batch {
 			return r, nil

@@ -177,8 +177,9 @@ type Orders interface {
 	// RejectRefund records that pay refused a requested refund, and why.
 	RejectRefund(ctx context.Context, id uuid.UUID, rejection string) (bool, error)
 	// RequestedRefunds returns up to limit refunds still waiting for pay,
-	// requested before requestedBefore, oldest first, after the refund after.
-	RequestedRefunds(ctx context.Context, requestedBefore time.Time, after Refund, limit int) ([]Refund, error)
+	// requested longer than olderThan ago by the database's clock, oldest
+	// first, after the refund after.
+	RequestedRefunds(ctx context.Context, olderThan time.Duration, after Refund, limit int) ([]Refund, error)
 }
 
 // PayGateway is what trade asks of the pay service.

@@ -97,24 +97,6 @@ func TestNewRefusesAScheduleThatDoesNotParse(t *testing.T) {
 	}
 }
 
-// holdLocked makes the orders fail every attempt to settle them, as a row
-// that stays locked does: another session holds them, and the trade
-// database's sessions give up on a lock after 50 ms.
-func holdLocked(t *testing.T, w *tradetest.World, ids ...int64) {
-	t.Helper()
-	testenv.SetDatabase(t, w.TradePool.Config().ConnString(), "lock_timeout", "50ms")
-	w.TradePool.Reset()
-	ctx := context.Background()
-	tx, err := w.TradePool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tx.Rollback(ctx) })
-	if _, err := tx.Exec(ctx, `SELECT id FROM orders WHERE id = ANY($1) FOR UPDATE`, ids); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestOrdersThatAlwaysFailHoldUpNoOrderBehindThemAndBackOff(t *testing.T) {
 	t.Parallel()
 	w := tradetest.NewWorld(t)
@@ -132,7 +114,7 @@ func TestOrdersThatAlwaysFailHoldUpNoOrderBehindThemAndBackOff(t *testing.T) {
 			behind = append(behind, o)
 		}
 	}
-	holdLocked(t, w, stuck...)
+	w.HoldLocked(t, stuck...)
 	f, err := New(w.Service, w.Orders, Config{Spec: "@every 1h", Grace: 0, Timeout: time.Hour, Batch: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +156,7 @@ func TestFailingTimeoutPassDoesNotSkipThePaymentCheck(t *testing.T) {
 	if err := w.PayAtPay(t, po); err != nil {
 		t.Fatal(err)
 	}
-	holdLocked(t, w, expired...)
+	w.HoldLocked(t, expired...)
 	f, err := New(w.Service, w.Orders, Config{Spec: "@every 1h", Grace: 0, Timeout: time.Hour, Batch: 10})
 	if err != nil {
 		t.Fatal(err)

@@ -170,14 +170,15 @@ func (s *Store) RejectRefund(ctx context.Context, id uuid.UUID, rejection string
 }
 
 // RequestedRefunds returns up to limit refunds still waiting for pay,
-// requested before requestedBefore, oldest first, after the refund after
-// (zero: from the start), walking the partial index of requested refunds.
-func (s *Store) RequestedRefunds(ctx context.Context, requestedBefore time.Time, after trade.Refund, limit int) ([]trade.Refund, error) {
+// requested longer than olderThan ago by the database's clock, oldest
+// first, after the refund after (zero: from the start), walking the
+// partial index of requested refunds.
+func (s *Store) RequestedRefunds(ctx context.Context, olderThan time.Duration, after trade.Refund, limit int) ([]trade.Refund, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT `+refundColumns+` FROM refunds
-		WHERE status = $1 AND requested_at < $2 AND (requested_at, id) > ($3, $4)
+		WHERE status = $1 AND requested_at < now() - $2::interval AND (requested_at, id) > ($3, $4)
 		ORDER BY requested_at, id LIMIT $5`,
-		trade.RefundRequested, requestedBefore, after.RequestedAt, after.ID, limit)
+		trade.RefundRequested, olderThan, after.RequestedAt, after.ID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list requested refunds: %w", err)
 	}

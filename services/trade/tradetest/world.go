@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/testenv"
 	"github.com/paytrade/paytrade/services/pay"
 	payhttp "github.com/paytrade/paytrade/services/pay/httpapi"
 	"github.com/paytrade/paytrade/services/pay/paytest"
@@ -28,6 +29,7 @@ type World struct {
 	PayURL    string
 	Orders    *postgres.Store
 	TradePool *pgxpool.Pool
+	PayClient *payclient.Client
 	Service   *trade.Service
 }
 
@@ -45,7 +47,7 @@ func NewWorld(tb testing.TB) *World {
 	}
 	tradePool := NewPool(tb)
 	orders := postgres.New(tradePool, nil)
-	return &World{Pay: payStore, PayURL: srv.URL, Orders: orders, TradePool: tradePool, Service: trade.NewService(orders, client, nil, nil)}
+	return &World{Pay: payStore, PayURL: srv.URL, Orders: orders, TradePool: tradePool, PayClient: client, Service: trade.NewService(orders, client, nil, nil)}
 }
 
 // Order creates an order of userID and gets its pay order, as a client
@@ -108,4 +110,22 @@ func (w *World) DeliverRefunds(tb testing.TB) int {
 		}
 	}
 	return len(msgs)
+}
+
+// HoldLocked makes every attempt to change the orders fail, as rows that
+// stay locked do: another session holds them until the test ends, and the
+// trade database's sessions give up on a lock after 50 ms.
+func (w *World) HoldLocked(tb testing.TB, ids ...int64) {
+	tb.Helper()
+	testenv.SetDatabase(tb, w.TradePool.Config().ConnString(), "lock_timeout", "50ms")
+	w.TradePool.Reset()
+	ctx := context.Background()
+	tx, err := w.TradePool.Begin(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, `SELECT id FROM orders WHERE id = ANY($1) FOR UPDATE`, ids); err != nil {
+		tb.Fatal(err)
+	}
 }
