@@ -13,10 +13,10 @@ import (
 // about orders whose pay.success never arrived and closes those that were
 // never paid.
 type Service struct {
-	orders  Orders
-	pay     PayGateway
-	log     *slog.Logger
-	now     func() time.Time
+	orders        Orders
+	pay           PayGateway
+	log           *slog.Logger
+	now           func() time.Time
 	backoff       *orderBackoff // of the fallback's failing unpaid orders
 	refundBackoff *orderBackoff // of the fallback's failing refunds, by order
 }
