@@ -101,7 +101,8 @@ func TestMetricsCountThePaymentAtPayAndItsApplicationAtTrade(t *testing.T) {
 			`paytrade_outbox_pending{service="pay"} 0`,
 			`paytrade_http_requests_total{method="POST",route="/pay-orders/{id}",service="pay",status="200"} 1`,
 			`paytrade_outbox_confirm_seconds_count{service="pay"}`,
-			`paytrade_broker_reconnects_total{service="pay"} 0`,
+			`paytrade_broker_reconnects_total{connection="publisher",service="pay"} 0`,
+			`paytrade_broker_reconnects_total{connection="consumer",service="pay"} 0`,
 		},
 		trade: {
 			`paytrade_consumer_applied_total{service="trade"} 1`,

@@ -9,17 +9,16 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/paytrade/paytrade/internal/auth"
-	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/config"
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/httpserver"
 	"github.com/paytrade/paytrade/internal/logging"
+	"github.com/paytrade/paytrade/internal/messaging"
 	"github.com/paytrade/paytrade/internal/metrics"
 	"github.com/paytrade/paytrade/internal/outbox"
 	"github.com/paytrade/paytrade/migrations"
@@ -65,18 +64,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer pool.Close()
 
-	cfg.Broker.Logger = log
-	supervisor := broker.NewSupervisor(cfg.Broker, cfg.Topology.Declare)
-	// The refund consumer has a connection of its own, as trade's does:
-	// flow control that blocks publishing must not hold up its acks.
-	consumerBroker := cfg.Broker
-	consumerBroker.ConnectionName = "pay-consumer"
-	consumerSup := broker.NewSupervisor(consumerBroker, cfg.Topology.Declare)
-	publisher := broker.NewPublisher(supervisor, broker.PublisherConfig{ConfirmTimeout: cfg.Confirm, Logger: log})
 	registry, reg := metrics.NewRegistry("pay")
-	relay := outbox.NewRelay(pool, publisher, outbox.RelayConfig{
-		AppID: "pay", BatchSize: cfg.OutboxBatch, Poll: cfg.OutboxPoll, Retry: cfg.OutboxRetry, Logger: log, Crash: cfg.Crash,
-		ObserveConfirm: metrics.Latency(reg, "outbox_confirm_seconds", "Time from publishing an outbox batch to its last confirm."),
+	consumerCfg := cfg.Consumer
+	consumerCfg.ErrorExchange, consumerCfg.ErrorRoutingKey = cfg.Topology.ErrorExchange, cfg.Topology.ErrorKey
+	messages := messaging.New(pool, messaging.Config{
+		Service: "pay", Broker: cfg.Broker, Declare: cfg.Topology.Declare, ConfirmTimeout: cfg.Confirm,
+		Outbox:   outbox.RelayConfig{BatchSize: cfg.OutboxBatch, Poll: cfg.OutboxPoll, Retry: cfg.OutboxRetry, Crash: cfg.Crash},
+		Consumer: consumerCfg, Metrics: reg, Logger: log,
 	})
 	var payments, locks atomic.Int64
 	storeCfg := postgres.Config{
@@ -84,65 +78,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		PaySuccessKey:    cfg.PaySuccessKey,
 		RefundSuccessKey: cfg.RefundKey,
 		BcryptCost:       cfg.BcryptCost,
-		EventsCommitted:  func() { payments.Add(1); relay.Wake() },
+		EventsCommitted:  func() { payments.Add(1); messages.Wake() },
 		PasswordLocked: func(l pay.PasswordLock) {
 			locks.Add(1)
 			log.Warn("payment password locked", "user_id", l.UserID, "locks_in_a_row", l.Locks, "until", l.Until)
 		},
 		Crash: cfg.Crash,
 	}
-	defer wireSeedStyle(cfg, supervisor, &storeCfg, log)()
+	defer wireSeedStyle(cfg, messages.Publishing(), &storeCfg, log)()
 	store := postgres.New(pool, storeCfg)
 	refundCounts := &payamqp.Counts{}
-	consumerCfg := cfg.Consumer
-	consumerCfg.Queue = cfg.Topology.RefundQueue
-	consumerCfg.ErrorExchange, consumerCfg.ErrorRoutingKey = cfg.Topology.ErrorExchange, cfg.Topology.ErrorKey
-	consumerCfg.Publisher = publisher
-	consumerCfg.Unavailable, consumerCfg.Probe = database.IsFailure, database.Writable(pool)
-	consumerCfg.Logger = log
-	refundConsumer := broker.NewConsumer(consumerSup, consumerCfg, payamqp.CreditRefund(refunderOf(cfg, store), refundCounts, log))
-	registerMetrics(reg, &payments, &locks, relay, refundConsumer, refundCounts, supervisor, consumerSup)
+	messages.Consume("refund_consumer", cfg.Topology.RefundQueue, cfg.Topology.RefundRequestedKey,
+		payamqp.CreditRefund(refunderOf(cfg, store), refundCounts, log))
+	messages.WritesEvents(func(ctx context.Context) {
+		database.PurgeEvery(ctx, time.Hour, "idempotency keys older than "+pay.IdempotencyKeyRetention.String(), store.PurgeIdempotencyKeys, log)
+	})
+	registerMetrics(reg, &payments, &locks, refundCounts)
 	handler := httpapi.NewHandler(store, httpapi.Config{
 		Auth:              auth.NewAuthenticator(cfg.JWTSecret),
 		IdempotencySecret: append([]byte("idempotency\x00"), cfg.JWTSecret...),
-		Ready: map[string]func(context.Context) error{
-			"database": pool.Ping,
-			"broker": func(context.Context) error {
-				if !supervisor.Connected() {
-					return broker.ErrNotConnected
-				}
-				return nil
-			},
-		},
-		Instrument: metrics.NewHTTP(reg).Middleware,
-		Metrics:    metrics.Handler(registry, log),
-		Logger:     log,
+		Ready:             map[string]func(context.Context) error{"database": pool.Ping, "broker": messages.Ready},
+		Instrument:        metrics.NewHTTP(reg).Middleware,
+		Metrics:           metrics.Handler(registry, log),
+		Logger:            log,
 	})
 
-	// Each background part gets its own context so shutdown can stop them
-	// in order: the relay needs the broker connection to finish its batch.
-	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
-	consumerCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
-	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
-	var brokerDone, consumerDone, relayDone sync.WaitGroup
-	brokerDone.Go(func() { _ = supervisor.Run(brokerCtx) })
-	brokerDone.Go(func() { _ = consumerSup.Run(brokerCtx) })
-	consumerDone.Go(func() { _ = refundConsumer.Run(consumerCtx) })
-	relayDone.Go(func() { _ = relay.Run(relayCtx) })
-	relayDone.Go(func() {
-		database.PurgeEvery(relayCtx, time.Hour, "idempotency keys older than "+pay.IdempotencyKeyRetention.String(), store.PurgeIdempotencyKeys, log)
-	})
-
+	messages.Start(ctx)
 	err = httpserver.Serve(ctx, "pay", cfg.HTTPAddr, handler, log, cfg.ShutdownGrace)
-	// The consumer first: its last transactions can write refund.success
-	// events, which the relay then still publishes.
-	stopConsumer()
-	consumerDone.Wait()
-	stopRelay()
-	relayDone.Wait()
-	_ = publisher.Close()
-	stopBroker()
-	brokerDone.Wait()
+	messages.Stop()
 	log.Info("stopped")
 	return err
 }

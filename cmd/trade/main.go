@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/httpserver"
 	"github.com/paytrade/paytrade/internal/logging"
+	"github.com/paytrade/paytrade/internal/messaging"
 	"github.com/paytrade/paytrade/internal/metrics"
 	"github.com/paytrade/paytrade/internal/outbox"
 	"github.com/paytrade/paytrade/migrations"
@@ -72,99 +72,58 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	store := postgres.New(pool, nil)
-	svc := trade.NewService(store, payClient, log, nil)
-
-	// Consuming and publishing use connections of their own, as RabbitMQ
-	// advises: flow control that blocks a publishing connection must not
-	// hold up the acks of the consumer.
-	consumerBroker := cfg.Broker
-	consumerBroker.ConnectionName, consumerBroker.Logger = "trade-consumer", log
-	publisherBroker := cfg.Broker
-	publisherBroker.ConnectionName, publisherBroker.Logger = "trade-publisher", log
-	consumerSup := broker.NewSupervisor(consumerBroker, cfg.Topology.Declare)
-	publisherSup := broker.NewSupervisor(publisherBroker, cfg.Topology.Declare)
-	publisher := broker.NewPublisher(publisherSup, broker.PublisherConfig{ConfirmTimeout: cfg.Confirm, Logger: log})
 	registry, reg := metrics.NewRegistry("trade")
-	// The same relay as pay's, over trade's own outbox: refund.requested.
-	relay := outbox.NewRelay(pool, publisher, outbox.RelayConfig{
-		AppID: "trade", BatchSize: cfg.OutboxBatch, Poll: cfg.OutboxPoll, Retry: cfg.OutboxRetry, Logger: log, Crash: cfg.Crash,
-		ObserveConfirm: metrics.Latency(reg, "outbox_confirm_seconds", "Time from publishing an outbox batch to its last confirm."),
+	messages := messaging.New(pool, messaging.Config{
+		Service: "trade", Broker: cfg.Broker, Declare: cfg.Topology.Declare, ConfirmTimeout: cfg.Confirm,
+		Outbox: outbox.RelayConfig{BatchSize: cfg.OutboxBatch, Poll: cfg.OutboxPoll, Retry: cfg.OutboxRetry, Crash: cfg.Crash},
+		Consumer: broker.ConsumerConfig{
+			Prefetch:        cfg.Prefetch,
+			Retry:           cfg.Retry,
+			Recoverer:       cfg.Recoverer,
+			ErrorExchange:   cfg.Topology.ErrorExchange,
+			ErrorRoutingKey: cfg.Topology.ErrorKey,
+			AttemptTimeout:  cfg.AttemptTimeout,
+			AutoAck:         cfg.AutoAck,
+		},
+		Metrics: reg, Logger: log,
 	})
-	store.WithEvents(postgres.Events{Exchange: cfg.Topology.TradeExchange, RefundRequestedKey: cfg.Topology.RefundRequestedKey, Committed: relay.Wake, Crash: cfg.Crash})
+	store := postgres.New(pool, nil)
+	store.WithEvents(postgres.Events{Exchange: cfg.Topology.TradeExchange, RefundRequestedKey: cfg.Topology.RefundRequestedKey, Committed: messages.Wake, Crash: cfg.Crash})
+	svc := trade.NewService(store, payClient, log, nil)
 	counts := &tradeamqp.Counts{}
 	markPaid, orders := markPaidAndOrders(cfg, store, counts, log)
-	consumerCfg := broker.ConsumerConfig{
-		Queue:           cfg.Topology.Queue,
-		Prefetch:        cfg.Prefetch,
-		Retry:           cfg.Retry,
-		Recoverer:       cfg.Recoverer,
-		ErrorExchange:   cfg.Topology.ErrorExchange,
-		ErrorRoutingKey: cfg.Topology.ErrorKey,
-		Publisher:       publisher,
-		Unavailable:     database.IsFailure,
-		AttemptTimeout:  cfg.AttemptTimeout,
-		Probe:           database.Writable(pool),
-		Logger:          log,
-		AutoAck:         cfg.AutoAck,
-	}
-	consumer := broker.NewConsumer(consumerSup, consumerCfg, markPaid)
-	refundCfg := consumerCfg
-	refundCfg.Queue = cfg.Topology.RefundQueue
-	refundConsumer := broker.NewConsumer(consumerSup, refundCfg, tradeamqp.MarkOrderRefunded(store, counts, log))
+	messages.Consume("consumer", cfg.Topology.Queue, cfg.Topology.PaySuccessKey, markPaid)
+	messages.Consume("refund_consumer", cfg.Topology.RefundQueue, cfg.Topology.RefundSuccessKey, tradeamqp.MarkOrderRefunded(store, counts, log))
 	fallback, err := cron.New(svc, store, cron.Config{
 		Spec: cfg.CheckSpec, Grace: cfg.CheckGrace, Timeout: cfg.OrderTimeout, Batch: cfg.CheckBatch, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
+	// The fallback writes refund.requested events too: it stops with the
+	// consumers, before the relay's last batch.
+	messages.WritesEvents(func(ctx context.Context) {
+		fallback.Start(ctx)
+		<-ctx.Done()
+		fallback.Stop()
+	})
+	messages.WritesEvents(func(ctx context.Context) {
+		database.PurgeEvery(ctx, time.Hour, "processed message ids older than "+cfg.InboxRetention.String(),
+			func(ctx context.Context) (int64, error) { return store.PurgeProcessedMessages(ctx, cfg.InboxRetention) }, log)
+	})
 
-	registerMetrics(reg, consumer, refundConsumer, relay, store, counts, fallback, consumerSup, publisherSup)
+	registerMetrics(reg, store, counts, fallback)
 	handler := httpapi.NewHandler(orders, svc, httpapi.Config{
-		Auth: auth.NewAuthenticator(cfg.JWTSecret),
-		Ready: map[string]func(context.Context) error{
-			"database": pool.Ping,
-			"broker": func(context.Context) error {
-				if !consumerSup.Connected() {
-					return broker.ErrNotConnected
-				}
-				return nil
-			},
-		},
+		Auth:       auth.NewAuthenticator(cfg.JWTSecret),
+		Ready:      map[string]func(context.Context) error{"database": pool.Ping, "broker": messages.Ready},
 		Instrument: metrics.NewHTTP(reg).Middleware,
 		Metrics:    metrics.Handler(registry, log),
 		Logger:     log,
 	})
 
-	// Each background part gets its own context so shutdown can stop them
-	// in order: the consumer needs the broker to ack and park its last
-	// messages, and the fallback needs the database.
-	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
-	consumerCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
-	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
-	var brokerDone, consumerDone, relayDone sync.WaitGroup
-	brokerDone.Go(func() { _ = consumerSup.Run(brokerCtx) })
-	brokerDone.Go(func() { _ = publisherSup.Run(brokerCtx) })
-	consumerDone.Go(func() { _ = consumer.Run(consumerCtx) })
-	consumerDone.Go(func() { _ = refundConsumer.Run(consumerCtx) })
-	relayDone.Go(func() { _ = relay.Run(relayCtx) })
-	consumerDone.Go(func() {
-		database.PurgeEvery(consumerCtx, time.Hour, "processed message ids older than "+cfg.InboxRetention.String(),
-			func(ctx context.Context) (int64, error) { return store.PurgeProcessedMessages(ctx, cfg.InboxRetention) }, log)
-	})
-	fallback.Start(context.WithoutCancel(ctx))
-
+	messages.Start(ctx)
 	err = httpserver.Serve(ctx, "trade", cfg.HTTPAddr, handler, log, cfg.ShutdownGrace)
-	stopConsumer()
-	consumerDone.Wait()
-	fallback.Stop()
-	// After the consumers and the fallback, whose transactions can write
-	// refund.requested events; the relay needs the broker to finish its batch.
-	stopRelay()
-	relayDone.Wait()
-	_ = publisher.Close()
-	stopBroker()
-	brokerDone.Wait()
+	messages.Stop()
 	log.Info("stopped", "applied", counts.Applied.Load(), "duplicates", counts.Duplicate.Load(), "discrepancies", counts.Discrepancy.Load())
 	return err
 }

@@ -21,3 +21,22 @@ func Identified(ctx context.Context, d amqp.Delivery) (context.Context, error) {
 	}
 	return ctx, nil
 }
+
+// Handle returns the handler of one event type, with the prologue every
+// event handler shares written once: the delivery identified (Identified),
+// its body decoded, and a body that does not decode parked as Malformed.
+// apply gets the decoded event and the delivery's context; its error is the
+// handler's.
+func Handle[E any](decode func(body []byte) (E, error), apply func(ctx context.Context, d amqp.Delivery, ev E) error) Handler {
+	return func(ctx context.Context, d amqp.Delivery) error {
+		ctx, err := Identified(ctx, d)
+		if err != nil {
+			return err
+		}
+		ev, err := decode(d.Body)
+		if err != nil {
+			return Malformed(err)
+		}
+		return apply(ctx, d, ev)
+	}
+}

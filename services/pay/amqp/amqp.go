@@ -69,22 +69,14 @@ type Counts struct {
 }
 
 // CreditRefund returns the handler of refund.requested deliveries: it
-// decodes the event strictly (anything undecodable is malformed and parked
-// at once) and decides the refund under the message's id. An error from the
+// decides the refund under the message's id (broker.Handle decodes the
+// event strictly and parks anything undecodable at once). An error from the
 // database is returned for the consumer to retry, or to pause on.
 func CreditRefund(refunds pay.Refunder, counts *Counts, log *slog.Logger) broker.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return func(ctx context.Context, d amqp091.Delivery) error {
-		ctx, err := broker.Identified(ctx, d)
-		if err != nil {
-			return err
-		}
-		req, err := pay.DecodeRefundRequested(d.Body)
-		if err != nil {
-			return broker.Malformed(err)
-		}
+	return broker.Handle(pay.DecodeRefundRequested, func(ctx context.Context, d amqp091.Delivery, req pay.RefundRequest) error {
 		result, err := refunds.Refund(ctx, d.MessageId, req, d.CorrelationId)
 		if err != nil {
 			return err
@@ -103,5 +95,5 @@ func CreditRefund(refunds pay.Refunder, counts *Counts, log *slog.Logger) broker
 			log.InfoContext(ctx, "duplicate refund.requested acknowledged; nothing credited", attrs...)
 		}
 		return nil
-	}
+	})
 }

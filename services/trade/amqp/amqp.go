@@ -99,23 +99,15 @@ type Counts struct {
 	PayToPaid func(time.Duration)
 }
 
-// MarkOrderPaid returns the handler of pay.success deliveries: it decodes
-// the event strictly (anything undecodable is malformed and parked at once)
-// and applies it under the message's id. An error from the database is
+// MarkOrderPaid returns the handler of pay.success deliveries: it applies
+// the event under the message's id (broker.Handle decodes it strictly and
+// parks anything undecodable at once). An error from the database is
 // returned for the consumer to retry, or to pause on if the database is down.
 func MarkOrderPaid(orders trade.Orders, counts *Counts, log *slog.Logger, crash crashpoint.Set) broker.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return func(ctx context.Context, d amqp091.Delivery) error {
-		ctx, err := broker.Identified(ctx, d)
-		if err != nil {
-			return err
-		}
-		p, err := trade.DecodePaySuccess(d.Body)
-		if err != nil {
-			return broker.Malformed(err)
-		}
+	return broker.Handle(trade.DecodePaySuccess, func(ctx context.Context, d amqp091.Delivery, p trade.Payment) error {
 		outcome, err := orders.ApplyPayment(ctx, d.MessageId, p, trade.FromEvent)
 		if err != nil {
 			return err
@@ -139,26 +131,18 @@ func MarkOrderPaid(orders trade.Orders, counts *Counts, log *slog.Logger, crash 
 			log.ErrorContext(ctx, "PAYMENT DISCREPANCY: pay.success could not be applied to its order; recorded for settlement", attrs...)
 		}
 		return nil
-	}
+	})
 }
 
 // MarkOrderRefunded returns the handler of refund.success deliveries: it
-// decodes the event strictly and applies the credit under the message's id
+// applies the credit under the message's id
 // — the refund marked refunded and its order, if paid, moved to refunded.
 // Like MarkOrderPaid, a database error is returned to be retried or paused on.
 func MarkOrderRefunded(orders trade.Orders, counts *Counts, log *slog.Logger) broker.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return func(ctx context.Context, d amqp091.Delivery) error {
-		ctx, err := broker.Identified(ctx, d)
-		if err != nil {
-			return err
-		}
-		c, err := trade.DecodeRefundSuccess(d.Body)
-		if err != nil {
-			return broker.Malformed(err)
-		}
+	return broker.Handle(trade.DecodeRefundSuccess, func(ctx context.Context, d amqp091.Delivery, c trade.RefundCredit) error {
 		outcome, err := orders.ApplyRefundCredit(ctx, d.MessageId, c)
 		if err != nil {
 			return err
@@ -173,7 +157,7 @@ func MarkOrderRefunded(orders trade.Orders, counts *Counts, log *slog.Logger) br
 		counts.RefundDuplicate.Add(1)
 		log.InfoContext(ctx, "duplicate refund.success acknowledged; nothing applied", attrs...)
 		return nil
-	}
+	})
 }
 
 // UnconditionalOrders marks orders paid as the course's seed code does.
