@@ -29,7 +29,7 @@ FAULT_PACKAGES := ./internal/crashpoint ./cmd/pay ./cmd/trade
 # installs it into .rabbitmq4/ the first time, about a minute).
 test:
 	scripts/test-infra.sh
-	scripts/install-tools.sh chromium compose promtool
+	scripts/install-tools.sh chromium compose promtool patroni
 	$(GO) vet ./...
 	$(GO) vet -tags faultinject ./...
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /chaos$$)

@@ -6,6 +6,9 @@
 #   scripts/install-tools.sh promtool   Prometheus's promtool, for the dashboard's config check
 #   scripts/install-tools.sh compose    Docker Compose v2 as a static binary in .tools/compose/,
 #                                       for `make compose-check` without a Docker engine
+#   scripts/install-tools.sh patroni    Debian's patroni (3.0) and etcd-server (3.4), for the
+#                                       tests that run each database on a Patroni cluster
+#                                       over the machine's PostgreSQL binaries
 #
 # Compose v2: Debian bookworm ships Compose 1.29, which predates profiles
 # and rejects a top-level `name:`. trixie's docker-compose package (2.x) is
@@ -66,6 +69,39 @@ install_promtool() {
   timed promtool apt_install prometheus
 }
 
+# Debian starts a package's service when it installs it; etcd's would take
+# 127.0.0.1:2379 on a shared machine. A policy-rc.d that refuses every start
+# is in place only while apt-get runs; then both services are stopped (if
+# something started them anyway) and disabled. The tests start their own
+# etcd and Patroni nodes on ports of their own and stop them.
+install_patroni() {
+  command -v patroni >/dev/null 2>&1 && command -v etcd >/dev/null 2>&1 && return 0
+  timed "patroni and etcd-server" apt_install_no_start patroni etcd-server etcd-client
+  local svc
+  for svc in etcd patroni; do
+    if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+      "${sudo[@]}" systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    fi
+    if [[ -x /etc/init.d/$svc ]]; then
+      "${sudo[@]}" /etc/init.d/"$svc" stop >/dev/null 2>&1 || true
+      "${sudo[@]}" update-rc.d "$svc" disable >/dev/null 2>&1 || true
+    fi
+  done
+}
+
+apt_install_no_start() {
+  local policy=/usr/sbin/policy-rc.d had_policy=
+  [[ -e $policy ]] && had_policy=1
+  if [[ -z $had_policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+    "${sudo[@]}" chmod 755 "$policy"
+  fi
+  local status=0
+  apt_install "$@" || status=$?
+  [[ -n $had_policy ]] || "${sudo[@]}" rm -f "$policy"
+  return "$status"
+}
+
 compose_dir=.tools/compose
 install_compose() {
   [[ -x $compose_dir/usr/bin/docker-compose ]] && return 0
@@ -107,14 +143,15 @@ SOURCES
   "$compose_dir/usr/bin/docker-compose" version >&2
 }
 
-[[ $# -gt 0 ]] || set -- chromium promtool compose
+[[ $# -gt 0 ]] || set -- chromium promtool compose patroni
 for tool; do
   case $tool in
   chromium) install_chromium ;;
   promtool) install_promtool ;;
   compose) install_compose ;;
+  patroni) install_patroni ;;
   *)
-    echo "install-tools: unknown tool $tool (chromium, promtool, compose)" >&2
+    echo "install-tools: unknown tool $tool (chromium, promtool, compose, patroni)" >&2
     exit 2
     ;;
   esac
