@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -85,5 +86,49 @@ func TestSampledGaugesReportNothingWhenTheSampleFails(t *testing.T) {
 	got = scrape(t, registry)
 	if strings.Contains(got, "paytrade_backlog") || !strings.Contains(got, `paytrade_things_total{service="test"} 7`) {
 		t.Errorf("with a failing sample, want no backlog gauge and the other metrics intact:\n%s", got)
+	}
+}
+
+// A client without a token picks the method and the path of its requests;
+// neither may become a series of its own, or every request grows the
+// memory of the service and the size of each scrape.
+func TestHTTPMetricsStaySmallWhateverMethodsClientsSend(t *testing.T) {
+	t.Parallel()
+	registry, reg := NewRegistry("test")
+	r := chi.NewRouter()
+	r.Use(NewHTTP(reg).Middleware)
+	r.Get("/healthz", func(http.ResponseWriter, *http.Request) {})
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	get := func(method, path string) {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	get(http.MethodGet, "/healthz")
+	before := len(scrape(t, registry))
+	for i := range 200 {
+		get(fmt.Sprintf("X%d%s", i, strings.Repeat("M", 20<<10)), "/healthz")
+		get(http.MethodGet, fmt.Sprintf("/healthz/%d%s", i, strings.Repeat("p", 1<<10)))
+	}
+	got := scrape(t, registry)
+	if grew := len(got) - before; grew > 8<<10 {
+		t.Fatalf("/metrics grew by %d bytes (from %d) after 200 requests with 20 kB methods and 200 unknown paths; want a few series, not one per request", grew, before)
+	}
+	for _, want := range []string{
+		`paytrade_http_requests_total{method="other",route="unmatched",service="test",status="405"} 200`,
+		`paytrade_http_requests_total{method="GET",route="unmatched",service="test",status="404"} 200`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("scrape lacks %s", want)
+		}
 	}
 }
