@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/paytrade/paytrade/internal/jsonhttp"
+	"github.com/paytrade/paytrade/internal/memo"
 )
 
 // Live answers 200 while the process serves HTTP at all.
@@ -17,23 +18,42 @@ func Live() http.HandlerFunc {
 	}
 }
 
+// ReadyPeriod is how long one round of readiness checks answers every
+// /readyz: the probe is open to all, and a flood of it must cost the
+// database one ping a period, not one a request.
+const ReadyPeriod = time.Second
+
+// readiness is the answer of one round of checks.
+type readiness struct {
+	status int
+	report map[string]string
+}
+
 // Ready answers 200 when every check passes within 2 s, and 503 otherwise,
-// with each dependency's state ("ok" or "unavailable") by name.
+// with each dependency's state ("ok" or "unavailable") by name. The checks
+// run at most once per ReadyPeriod, and at most once at a time: requests
+// in between get the last round's answer.
 func Ready(checks map[string]func(context.Context) error, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	round := memo.New(ReadyPeriod, func(ctx context.Context) (readiness, error) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		status := http.StatusOK
-		report := map[string]string{}
+		r := readiness{status: http.StatusOK, report: map[string]string{}}
 		for name, check := range checks {
 			if err := check(ctx); err != nil {
-				status = http.StatusServiceUnavailable
-				report[name] = "unavailable"
+				r.status = http.StatusServiceUnavailable
+				r.report[name] = "unavailable"
 				log.WarnContext(ctx, "not ready", "dependency", name, "err", err)
 				continue
 			}
-			report[name] = "ok"
+			r.report[name] = "ok"
 		}
-		jsonhttp.Encode(w, status, report)
+		return r, nil
+	})
+	return func(w http.ResponseWriter, r *http.Request) {
+		ready, err := round.Get(r.Context())
+		if err != nil {
+			return // the client went away
+		}
+		jsonhttp.Encode(w, ready.status, ready.report)
 	}
 }

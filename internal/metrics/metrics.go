@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/paytrade/paytrade/internal/memo"
 )
 
 // Namespace prefixes every metric of ours.
@@ -134,21 +136,31 @@ func Latency(reg prometheus.Registerer, name, help string) func(time.Duration) {
 	return func(d time.Duration) { h.Observe(d.Seconds()) }
 }
 
+// SamplePeriod is how long one sample of a Sampled collector answers every
+// scrape: /metrics is open to all, and a flood of it must cost the
+// database one query a period, not one a scrape.
+const SamplePeriod = time.Second
+
 // Sampled registers gauges that one query reads together at scrape time,
-// such as the outbox's backlog; sample gets at most timeout. A failed
-// sample reports nothing for that scrape rather than a wrong value.
+// such as the outbox's backlog; sample gets at most timeout, runs at most
+// once per SamplePeriod and at most once at a time, and scrapes in between
+// get its last values. A failed sample reports nothing for those scrapes
+// rather than a wrong value.
 func Sampled(reg prometheus.Registerer, timeout time.Duration, gauges []prometheus.Opts, sample func(ctx context.Context) ([]float64, error)) {
 	descs := make([]*prometheus.Desc, len(gauges))
 	for i, g := range gauges {
 		descs[i] = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", g.Name), g.Help, nil, nil)
 	}
-	reg.MustRegister(&sampled{descs: descs, timeout: timeout, sample: sample})
+	reg.MustRegister(&sampled{descs: descs, sample: memo.New(SamplePeriod, func(ctx context.Context) ([]float64, error) {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		return sample(ctx)
+	})})
 }
 
 type sampled struct {
-	descs   []*prometheus.Desc
-	timeout time.Duration
-	sample  func(ctx context.Context) ([]float64, error)
+	descs  []*prometheus.Desc
+	sample *memo.Func[[]float64]
 }
 
 func (s *sampled) Describe(ch chan<- *prometheus.Desc) {
@@ -158,9 +170,7 @@ func (s *sampled) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (s *sampled) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	defer cancel()
-	values, err := s.sample(ctx)
+	values, err := s.sample.Get(context.Background())
 	if err != nil {
 		for _, d := range s.descs {
 			ch <- prometheus.NewInvalidMetric(d, err)

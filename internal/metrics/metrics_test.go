@@ -9,11 +9,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paytrade/paytrade/internal/testenv"
 )
 
 func scrape(t *testing.T, reg *prometheus.Registry) string {
@@ -67,10 +72,10 @@ func TestHTTPMetricsLabelRequestsByRoutePatternNotPath(t *testing.T) {
 func TestSampledGaugesReportNothingWhenTheSampleFails(t *testing.T) {
 	t.Parallel()
 	registry, reg := NewRegistry("test")
-	fail := false
+	var fail atomic.Bool
 	Sampled(reg, time.Second, []prometheus.Opts{{Name: "backlog", Help: "b"}, {Name: "age_seconds", Help: "a"}},
 		func(context.Context) ([]float64, error) {
-			if fail {
+			if fail.Load() {
 				return nil, errors.New("database away")
 			}
 			return []float64{3, 1.5}, nil
@@ -82,7 +87,8 @@ func TestSampledGaugesReportNothingWhenTheSampleFails(t *testing.T) {
 			t.Errorf("scrape lacks %s", want)
 		}
 	}
-	fail = true
+	fail.Store(true)
+	time.Sleep(SamplePeriod) // the last sample answers until then
 	got = scrape(t, registry)
 	if strings.Contains(got, "paytrade_backlog") || !strings.Contains(got, `paytrade_things_total{service="test"} 7`) {
 		t.Errorf("with a failing sample, want no backlog gauge and the other metrics intact:\n%s", got)
@@ -131,4 +137,50 @@ func TestHTTPMetricsStaySmallWhateverMethodsClientsSend(t *testing.T) {
 			t.Errorf("scrape lacks %s", want)
 		}
 	}
+}
+
+// /metrics is open to all and its sampled gauges count rows: a flood of
+// scrapes must cost the database one query a SamplePeriod, not one a scrape.
+func TestAScrapeFloodQueriesTheDatabaseOncePerSamplePeriod(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(t.Context(), testenv.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	registry, reg := NewRegistry("test")
+	var queries atomic.Int64
+	Sampled(reg, time.Second, []prometheus.Opts{{Name: "relations", Help: "r"}}, func(ctx context.Context) ([]float64, error) {
+		queries.Add(1)
+		var n int64
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_class`).Scan(&n)
+		return []float64{float64(n)}, err
+	})
+	srv := httptest.NewServer(Handler(registry, slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			for range 10 {
+				res, err := srv.Client().Get(srv.URL)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if !strings.Contains(string(body), "paytrade_relations{") {
+					t.Error("a scrape lacks the sampled gauge")
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	periods := int64(time.Since(start)/SamplePeriod) + 1
+	if got := queries.Load(); got > periods {
+		t.Fatalf("100 scrapes in %d sample period(s) ran %d queries; want at most one a period", periods, got)
+	}
+	t.Logf("100 scrapes, %d queries", queries.Load())
 }
