@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
 	"io/fs"
+	"strings"
 
 	"github.com/golang-migrate/migrate/v4"
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	"github.com/golang-migrate/migrate/v4/source"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -15,13 +19,26 @@ import (
 )
 
 // Migrate applies every up migration in dir of fsys that the database at
-// dbURL has not seen yet. golang-migrate holds an advisory lock while it
-// works, so replicas that start at the same time apply each migration once.
+// dbURL has not seen yet.
+//
+// A database left dirty by a migration that failed is migrated again from
+// the version before it, rather than refused until someone forces it by
+// hand: each migration file runs as one batch of statements in one implicit
+// transaction (pgx sends a query without parameters as a simple query), so
+// one that failed changed nothing. And each up migration run here marks
+// itself clean in that same transaction, so a process killed between a
+// migration's commit and golang-migrate's own "clean" mark does not leave a
+// migration that did run looking like one that did not.
+//
+// Replicas that start at the same time take turns under an advisory lock,
+// so each migration is applied once and none sees another's migration in
+// flight as dirty.
 func Migrate(ctx context.Context, dbURL string, fsys fs.FS, dir string) error {
-	src, err := iofs.New(fsys, dir)
+	files, err := iofs.New(fsys, dir)
 	if err != nil {
 		return fmt.Errorf("read migrations %s: %w", dir, err)
 	}
+	src := selfCleaning{Driver: files, table: migratepgx.DefaultMigrationsTable}
 	cfg, err := ParseURL(dbURL)
 	if err != nil {
 		return err
@@ -31,6 +48,17 @@ func Migrate(ctx context.Context, dbURL string, fsys fs.FS, dir string) error {
 	if err := db.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping database %s: %w", cfg.Database, err)
 	}
+	lock, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to migrate %s: %w", cfg.Database, err)
+	}
+	defer lock.Close()
+	key := migrateLockKey(cfg.Database)
+	if _, err := lock.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
+		return fmt.Errorf("wait for other migrations of %s: %w", cfg.Database, err)
+	}
+	defer func() { _, _ = lock.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key) }()
+
 	driver, err := migratepgx.WithInstance(db, &migratepgx.Config{})
 	if err != nil {
 		return fmt.Errorf("migration driver: %w", err)
@@ -39,10 +67,68 @@ func Migrate(ctx context.Context, dbURL string, fsys fs.FS, dir string) error {
 	if err != nil {
 		return fmt.Errorf("migrations %s: %w", dir, err)
 	}
+	defer m.Close()
+	if err := undirty(m, src); err != nil {
+		return fmt.Errorf("migrate %s: %w", cfg.Database, err)
+	}
 	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		return fmt.Errorf("migrate %s: %w", cfg.Database, err)
 	}
 	return nil
+}
+
+// undirty moves a database whose last migration failed back to the version
+// before that migration, so that Up runs it again.
+func undirty(m *migrate.Migrate, src source.Driver) error {
+	version, dirty, err := m.Version()
+	if errors.Is(err, migrate.ErrNilVersion) || (err == nil && !dirty) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read version: %w", err)
+	}
+	before := -1 // none: the failed migration was the first
+	if prev, err := src.Prev(version); err == nil {
+		before = int(prev)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("find the migration before dirty version %d: %w", version, err)
+	}
+	if err := m.Force(before); err != nil {
+		return fmt.Errorf("move dirty version %d back to %d: %w", version, before, err)
+	}
+	return nil
+}
+
+// migrateLockKey is the advisory lock that start-ups migrating the same
+// database take turns under; golang-migrate's own lock, taken inside it,
+// covers a single step only.
+func migrateLockKey(database string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("paytrade migrate\x00" + database))
+	return int64(h.Sum64())
+}
+
+// selfCleaning is a migration source whose up migrations end by marking
+// their own version clean, in their own transaction.
+type selfCleaning struct {
+	source.Driver
+	table string
+}
+
+// ReadUp returns the up migration of version followed by the statement
+// that marks version clean.
+func (s selfCleaning) ReadUp(version uint) (io.ReadCloser, string, error) {
+	r, id, err := s.Driver.ReadUp(version)
+	if err != nil {
+		return r, id, err
+	}
+	defer r.Close()
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return nil, id, fmt.Errorf("read up migration %d: %w", version, err)
+	}
+	clean := fmt.Sprintf("\n;\nUPDATE %s SET dirty = false WHERE version = %d;\n", pgx.Identifier{s.table}.Sanitize(), version)
+	return io.NopCloser(strings.NewReader(string(body) + clean)), id, nil
 }
 
 // Create creates the database named in dbURL unless it exists, connecting
