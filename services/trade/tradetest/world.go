@@ -26,6 +26,7 @@ const Secret = "tradetest-secret"
 // event were lost. Pay's money invariants are checked when the test ends.
 type World struct {
 	Pay       *paypg.Store
+	PayPool   *pgxpool.Pool
 	PayURL    string
 	Orders    *postgres.Store
 	TradePool *pgxpool.Pool
@@ -47,7 +48,7 @@ func NewWorld(tb testing.TB) *World {
 	}
 	tradePool := NewPool(tb)
 	orders := postgres.New(tradePool, nil)
-	return &World{Pay: payStore, PayURL: srv.URL, Orders: orders, TradePool: tradePool, PayClient: client, Service: trade.NewService(orders, client, nil, nil)}
+	return &World{Pay: payStore, PayPool: payPool, PayURL: srv.URL, Orders: orders, TradePool: tradePool, PayClient: client, Service: trade.NewService(orders, client, nil, nil)}
 }
 
 // Order creates an order of userID and gets its pay order, as a client
