@@ -22,6 +22,10 @@ run: build
 # a -tags faultinject build (crash points, seed-style wiring); chaos, bench
 # and the crash tests build their binaries with the tag.
 FAULT_PACKAGES := ./internal/crashpoint ./cmd/pay ./cmd/trade
+# The seed-style wiring itself (inline publish, auto-ack, the unconditional
+# and refund-anew stores) is compiled only with the tag too: its tests, by name.
+SEED_PACKAGES := ./internal/broker ./services/pay/postgres ./services/trade/postgres
+SEED_TESTS := Inline|AutoAck|PublishAfterCommit|MarkPaidUnconditionally|Seed
 
 # The fault suite runs last and alone, in its short mode: one of its
 # scenarios restarts the broker every other test shares. Then the
@@ -34,6 +38,7 @@ test:
 	$(GO) vet -tags faultinject ./...
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /chaos$$)
 	$(GO) test -race -count=1 -tags faultinject $(FAULT_PACKAGES)
+	$(GO) test -race -count=1 -tags faultinject -run '$(SEED_TESTS)' $(SEED_PACKAGES)
 	$(GO) test -race -count=1 -timeout 10m ./chaos
 	GO=$(GO) scripts/test-rabbitmq4.sh
 

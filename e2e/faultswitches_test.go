@@ -12,12 +12,14 @@ import (
 
 // The code of the fault switches, by the symbols only it has: crash points
 // that SIGKILL the process, the seed's publish after the commit and its
-// refund that credits every delivery (pay), its auto-acked, unconditional
-// consumer and its refund asked anew at every request (trade).
+// refund that credits every delivery (pay), its unconditional consumer and
+// its refund asked anew at every request (trade), and the consumer's
+// acknowledge mode none (both).
 var faultCode = map[string][]string{
-	"pay": {"internal/crashpoint.Parse", "internal/broker.NewInlinePublisher", "services/pay/postgres.SeedRefunds"},
+	"pay": {"internal/crashpoint.Parse", "internal/broker.NewInlinePublisher", "main.wirePublishMode",
+		"services/pay/postgres.SeedRefunds", "internal/broker.autoAcked"},
 	"trade": {"internal/crashpoint.Parse", "MarkOrderPaidUnconditionally",
-		"services/trade/postgres.SeedRefunds"},
+		"services/trade/postgres.SeedRefunds", "internal/broker.autoAcked"},
 }
 
 // The switches, each with a value that would arm it.

@@ -42,10 +42,10 @@ func readFaults(r *config.Reader, c *payConfig) {
 	}
 }
 
-// wireSeedStyle swaps in the seed's wiring where c asks for it: the event
-// published in the request after the commit instead of the outbox, and a
-// refund credited at every delivery. It returns what to close at shutdown.
-func wireSeedStyle(c payConfig, sup *broker.Supervisor, storeCfg *postgres.Config, log *slog.Logger) (closeInline func()) {
+// wirePublishMode swaps in the seed's publish where c asks for it: the
+// event published in the request after the commit instead of the outbox.
+// It returns what to close at shutdown.
+func wirePublishMode(c payConfig, sup *broker.Supervisor, storeCfg *postgres.Config, log *slog.Logger) (closeInline func()) {
 	if c.PublishMode == publishOutbox {
 		return func() {}
 	}

@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		},
 		Crash: cfg.Crash,
 	}
-	defer wireSeedStyle(cfg, messages.Publishing(), &storeCfg, log)()
+	defer wirePublishMode(cfg, messages.Publishing(), &storeCfg, log)()
 	store := postgres.New(pool, storeCfg)
 	refundCounts := &payamqp.Counts{}
 	messages.Consume("refund_consumer", cfg.Topology.RefundQueue, cfg.Topology.RefundRequestedKey,

@@ -21,9 +21,9 @@ func readFaults(r *config.Reader, c *payConfig) {
 	r.Unbuilt("PAY_IDEMPOTENCY", "inbox", "the seed-style refund")
 }
 
-// wireSeedStyle has nothing to swap in: this build publishes through the
+// wirePublishMode has nothing to swap in: this build publishes through the
 // outbox only.
-func wireSeedStyle(payConfig, *broker.Supervisor, *postgres.Config, *slog.Logger) (closeInline func()) {
+func wirePublishMode(payConfig, *broker.Supervisor, *postgres.Config, *slog.Logger) (closeInline func()) {
 	return func() {}
 }
 

@@ -53,3 +53,8 @@ func markPaidAndOrders(c tradeConfig, store *postgres.Store, counts *tradeamqp.C
 	}
 	return tradeamqp.MarkOrderPaid(store, counts, log, c.Crash), store
 }
+
+// wireAckMode gives the consumers the acknowledge mode c asks for.
+func wireAckMode(c tradeConfig, consumer *broker.ConsumerConfig) {
+	consumer.AutoAck = c.AutoAck
+}

@@ -73,19 +73,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	registry, reg := metrics.NewRegistry("trade")
+	consumerCfg := broker.ConsumerConfig{
+		Prefetch:        cfg.Prefetch,
+		Retry:           cfg.Retry,
+		Recoverer:       cfg.Recoverer,
+		ErrorExchange:   cfg.Topology.ErrorExchange,
+		ErrorRoutingKey: cfg.Topology.ErrorKey,
+		AttemptTimeout:  cfg.AttemptTimeout,
+	}
+	wireAckMode(cfg, &consumerCfg)
 	messages := messaging.New(pool, messaging.Config{
 		Service: "trade", Broker: cfg.Broker, Declare: cfg.Topology.Declare, ConfirmTimeout: cfg.Confirm,
-		Outbox: outbox.RelayConfig{BatchSize: cfg.OutboxBatch, Poll: cfg.OutboxPoll, Retry: cfg.OutboxRetry, Crash: cfg.Crash},
-		Consumer: broker.ConsumerConfig{
-			Prefetch:        cfg.Prefetch,
-			Retry:           cfg.Retry,
-			Recoverer:       cfg.Recoverer,
-			ErrorExchange:   cfg.Topology.ErrorExchange,
-			ErrorRoutingKey: cfg.Topology.ErrorKey,
-			AttemptTimeout:  cfg.AttemptTimeout,
-			AutoAck:         cfg.AutoAck,
-		},
-		Metrics: reg, Logger: log,
+		Outbox:   outbox.RelayConfig{BatchSize: cfg.OutboxBatch, Poll: cfg.OutboxPoll, Retry: cfg.OutboxRetry, Crash: cfg.Crash},
+		Consumer: consumerCfg, Metrics: reg, Logger: log,
 	})
 	store := postgres.New(pool, nil)
 	store.WithEvents(postgres.Events{Exchange: cfg.Topology.TradeExchange, RefundRequestedKey: cfg.Topology.RefundRequestedKey, Committed: messages.Wake, Crash: cfg.Crash})

@@ -27,3 +27,6 @@ func readFaults(r *config.Reader, c *tradeConfig) {
 func markPaidAndOrders(c tradeConfig, store *postgres.Store, counts *tradeamqp.Counts, log *slog.Logger) (broker.Handler, trade.Orders) {
 	return tradeamqp.MarkOrderPaid(store, counts, log, c.Crash), store
 }
+
+// wireAckMode keeps manual acks, the only mode this build has.
+func wireAckMode(tradeConfig, *broker.ConsumerConfig) {}

@@ -93,13 +93,9 @@ type ConsumerConfig struct {
 	Probe        func(context.Context) error // [resume after one ProbeBackoff wait]
 	ProbeBackoff Backoff                     // [250ms doubling to 5s]
 	Logger       *slog.Logger                // [discard]
-	// AutoAck is Spring's acknowledge-mode none: the broker forgets each
-	// message as it sends it, and ignores the prefetch, so it sends every
-	// ready message at once. A message whose handler fails for want of
-	// its database is lost, and so is every message already sent when the
-	// consumer pauses, its channel drops or its process dies — only the
-	// first is logged. For make chaos UNSAFE=1 only.
-	AutoAck bool
+	// ackMode is manual acks; a faultinject build can switch it to
+	// Spring's acknowledge-mode none (AutoAck), for make chaos UNSAFE=1.
+	ackMode
 }
 
 // ConsumerStats counts what a Consumer did, since it was made.
@@ -343,7 +339,7 @@ func (c *Consumer) consume(ctx context.Context, conn *amqp.Connection) (consumed
 		return false, nil, fmt.Errorf("set prefetch to %d: %w", c.cfg.Prefetch, err)
 	}
 	tag := "ctag-" + uuid.NewString()
-	deliveries, err := ch.Consume(c.cfg.Queue, tag, c.cfg.AutoAck, false, false, false, nil)
+	deliveries, err := ch.Consume(c.cfg.Queue, tag, c.cfg.autoAck(), false, false, false, nil)
 	if err != nil {
 		return false, nil, fmt.Errorf("consume %s: %w", c.cfg.Queue, err)
 	}
@@ -451,9 +447,7 @@ func (c *Consumer) work(ctx context.Context, s *session, deliveries <-chan amqp.
 // on its own channel.
 func (c *Consumer) process(ctx context.Context, s *session, d amqp.Delivery) {
 	c.delivered.Add(1)
-	if c.cfg.AutoAck {
-		d.Acknowledger = autoAcked{}
-	}
+	c.cfg.settleAutomatically(&d)
 	log := c.log.With("message_id", d.MessageId, "delivery_tag", d.DeliveryTag, "redelivered", d.Redelivered)
 	// A handler that has begun is let finish, even on shutdown, so that
 	// its work is acked rather than redone after a redelivery.
@@ -623,8 +617,7 @@ func truncate(s string, n int) string {
 // requeue gives d back to its queue.
 func (c *Consumer) requeue(log *slog.Logger, d amqp.Delivery) {
 	err := d.Nack(false, true)
-	if errors.Is(err, errAutoAcked) {
-		log.Error("MESSAGE LOST: with acknowledge mode none the broker forgot it when it sent it; it cannot go back, nor can any other message already sent to this consumer")
+	if lostWhenSent(log, err) {
 		return
 	}
 	if c.settled(log, "nack", err) {
@@ -642,13 +635,3 @@ func (c *Consumer) settled(log *slog.Logger, what string, err error) bool {
 	}
 	return true
 }
-
-var errAutoAcked = errors.New("broker: delivery was acknowledged when it was sent")
-
-// autoAcked settles deliveries of an AutoAck consumer: there is nothing to
-// tell the broker, which forgot them already, and nothing to give back.
-type autoAcked struct{}
-
-func (autoAcked) Ack(uint64, bool) error        { return nil }
-func (autoAcked) Nack(uint64, bool, bool) error { return errAutoAcked }
-func (autoAcked) Reject(uint64, bool) error     { return nil }

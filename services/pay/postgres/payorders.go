@@ -101,7 +101,7 @@ func (s *Store) Pay(ctx context.Context, p pay.Payment) (pay.PaymentResult, erro
 		if err != nil {
 			return err
 		}
-		if s.cfg.PublishAfterCommit == nil {
+		if s.cfg.outboxed() {
 			if err := outbox.Insert(ctx, tx, ev); err != nil {
 				return err
 			}
@@ -117,9 +117,7 @@ func (s *Store) Pay(ctx context.Context, p pay.Payment) (pay.PaymentResult, erro
 	}
 	if !result.Replayed {
 		s.cfg.Crash.Hit(crashpoint.PayAfterCommit)
-		if s.cfg.PublishAfterCommit != nil {
-			s.cfg.PublishAfterCommit(ctx, event)
-		}
+		s.cfg.publishAfterCommit(ctx, event)
 		s.cfg.EventsCommitted()
 	}
 	return result, nil

@@ -15,7 +15,6 @@ import (
 
 	"github.com/paytrade/paytrade/internal/crashpoint"
 	"github.com/paytrade/paytrade/internal/database"
-	"github.com/paytrade/paytrade/internal/outbox"
 	"github.com/paytrade/paytrade/services/pay"
 )
 
@@ -29,13 +28,10 @@ type Config struct {
 	BcryptCost       int // cost of new password hashes
 	Now              func() time.Time
 	EventsCommitted  func() // called after each committed payment: wakes the relay
-	// PublishAfterCommit, when set, replaces the outbox with the course's
-	// seed wiring: the event is not written in the payment's transaction
-	// but handed to this function after the commit, in the request. For
-	// make bench and make chaos UNSAFE=1 only: a crash or broker outage
-	// between the commit and the publish loses the event for good.
-	PublishAfterCommit func(ctx context.Context, ev outbox.Event)
-	Crash              crashpoint.Set
+	// seedWiring is the outbox; a faultinject build can replace it with
+	// the course's publish after the commit (PublishAfterCommit).
+	seedWiring
+	Crash crashpoint.Set
 	// PasswordLocked, when set, is told of every wallet locked for wrong
 	// payment passwords, for the log and the metrics.
 	PasswordLocked func(pay.PasswordLock)

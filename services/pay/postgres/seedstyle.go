@@ -1,3 +1,5 @@
+//go:build faultinject
+
 package postgres
 
 import (
@@ -60,4 +62,22 @@ func (s SeedRefunds) Refund(ctx context.Context, _ string, req pay.RefundRequest
 		s.cfg.EventsCommitted()
 	}
 	return result, nil
+}
+
+// seedWiring can replace the outbox with the course's seed wiring.
+type seedWiring struct {
+	// PublishAfterCommit, when set, replaces the outbox: the event is not
+	// written in the payment's transaction but handed to this function
+	// after the commit, in the request. For make bench and make chaos
+	// UNSAFE=1 only: a crash or broker outage between the commit and the
+	// publish loses the event for good.
+	PublishAfterCommit func(ctx context.Context, ev outbox.Event)
+}
+
+func (w seedWiring) outboxed() bool { return w.PublishAfterCommit == nil }
+
+func (w seedWiring) publishAfterCommit(ctx context.Context, ev outbox.Event) {
+	if w.PublishAfterCommit != nil {
+		w.PublishAfterCommit(ctx, ev)
+	}
 }
