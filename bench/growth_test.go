@@ -109,7 +109,7 @@ func tickRig(tb testing.TB) (*tradetest.World, *pgxpool.Pool, *cron.Fallback) {
 		paytest.Funded(tb, w.Pay, u, 1<<50)
 	}
 	pool := tradetest.NewPool(tb)
-	orders := tradepg.New(pool, nil)
+	orders := tradepg.New(pool)
 	client, err := payclient.New(payclient.Config{BaseURL: w.PayURL, Secret: []byte(tradetest.Secret)})
 	if err != nil {
 		tb.Fatal(err)

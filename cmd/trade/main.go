@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Outbox:   outbox.RelayConfig{BatchSize: cfg.OutboxBatch, Poll: cfg.OutboxPoll, Retry: cfg.OutboxRetry, Crash: cfg.Crash},
 		Consumer: consumerCfg, Metrics: reg, Logger: log,
 	})
-	store := postgres.New(pool, nil)
+	store := postgres.New(pool)
 	store.WithEvents(postgres.Events{Exchange: cfg.Topology.TradeExchange, RefundRequestedKey: cfg.Topology.RefundRequestedKey, Committed: messages.Wake, Crash: cfg.Crash})
 	svc := trade.NewService(store, payClient, log, nil)
 	counts := &tradeamqp.Counts{}

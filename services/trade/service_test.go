@@ -91,7 +91,7 @@ func TestCancelWhilePayIsDownChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	orders := postgres.New(tradetest.NewPool(t), nil)
+	orders := postgres.New(tradetest.NewPool(t))
 	svc := trade.NewService(orders, client, nil, nil)
 	o := tradetest.Ordered(t, orders, 7, 100)
 	if _, err := svc.Cancel(context.Background(), 7, o.ID); !errors.Is(err, trade.ErrPayUnavailable) {

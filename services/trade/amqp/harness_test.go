@@ -65,7 +65,7 @@ func newRig(t *testing.T, opt rigOptions) *rig {
 		ErrorQueue:    testenv.Name(t, "error.queue"),
 	}
 	testenv.DeleteOnCleanup(t, amqpURL, []string{topo.Exchange, topo.ErrorExchange}, []string{topo.Queue, topo.ErrorQueue})
-	store := postgres.New(opt.pool, nil)
+	store := postgres.New(opt.pool)
 	counts := &tradeamqp.Counts{}
 
 	ctx, cancel := context.WithCancel(context.Background())

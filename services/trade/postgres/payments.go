@@ -59,13 +59,13 @@ func (s *Store) markPaidOnce(ctx context.Context, tx pgx.Tx, messageID string, p
 			ON CONFLICT (message_id) DO NOTHING
 			RETURNING message_id
 		), paid AS (
-			UPDATE orders SET status = $4, pay_time = $5, update_time = $6
-			WHERE id = $2 AND status = $7 AND user_id = $8 AND total_fee = $9 AND EXISTS (SELECT FROM inbox)
+			UPDATE orders SET status = $4, pay_time = $5, update_time = now()
+			WHERE id = $2 AND status = $6 AND user_id = $7 AND total_fee = $8 AND EXISTS (SELECT FROM inbox)
 			RETURNING id
 		)
 		SELECT EXISTS (SELECT FROM inbox), EXISTS (SELECT FROM paid)`,
 		messageID, p.BizOrderNo, trade.Applied.String(),
-		trade.Paid, p.PaidAt.UTC(), s.clock(), trade.Unpaid, p.UserID, p.Amount).Scan(&recorded, &paid)
+		trade.Paid, p.PaidAt.UTC(), trade.Unpaid, p.UserID, p.Amount).Scan(&recorded, &paid)
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("record message %s in inbox and mark order %d paid: %w", messageID, p.BizOrderNo, err)
@@ -88,9 +88,9 @@ func (s *Store) markPaidOnce(ctx context.Context, tx pgx.Tx, messageID string, p
 // fallback's poll of pay): the conditional UPDATE alone keeps it once.
 func (s *Store) markPaid(ctx context.Context, tx pgx.Tx, p trade.Payment, source trade.PaymentSource) (trade.Outcome, error) {
 	tag, err := tx.Exec(ctx, `
-		UPDATE orders SET status = $2, pay_time = $3, update_time = $4
-		WHERE id = $1 AND status = $5 AND user_id = $6 AND total_fee = $7`,
-		p.BizOrderNo, trade.Paid, p.PaidAt.UTC(), s.clock(), trade.Unpaid, p.UserID, p.Amount)
+		UPDATE orders SET status = $2, pay_time = $3, update_time = now()
+		WHERE id = $1 AND status = $4 AND user_id = $5 AND total_fee = $6`,
+		p.BizOrderNo, trade.Paid, p.PaidAt.UTC(), trade.Unpaid, p.UserID, p.Amount)
 	if err != nil {
 		return 0, fmt.Errorf("mark order %d paid: %w", p.BizOrderNo, err)
 	}

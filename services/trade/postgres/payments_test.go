@@ -16,7 +16,7 @@ import (
 
 func newStore(t *testing.T) *postgres.Store {
 	t.Helper()
-	return postgres.New(tradetest.NewPool(t), nil)
+	return postgres.New(tradetest.NewPool(t))
 }
 
 func apply(t *testing.T, store *postgres.Store, messageID string, p trade.Payment) trade.Outcome {
@@ -91,7 +91,7 @@ func TestLateDuplicateLeavesAnOrderThatMovedOnUnchanged(t *testing.T) {
 		t.Run(fmt.Sprint(moved), func(t *testing.T) {
 			t.Parallel()
 			pool := tradetest.NewPool(t)
-			store := postgres.New(pool, nil)
+			store := postgres.New(pool)
 			order := tradetest.Ordered(t, store, 7, 10_000)
 			p := tradetest.PaymentOf(order)
 			if got := apply(t, store, uuid.NewString(), p); got != trade.Applied {
@@ -181,7 +181,7 @@ func TestPaymentFromThePollNeedsNoMessageID(t *testing.T) {
 func TestInboxRecordsWhatEachMessageDid(t *testing.T) {
 	t.Parallel()
 	pool := tradetest.NewPool(t)
-	store := postgres.New(pool, nil)
+	store := postgres.New(pool)
 	order := tradetest.Ordered(t, store, 7, 10_000)
 	other := tradetest.Ordered(t, store, 8, 10_000)
 	p := tradetest.PaymentOf(order)
@@ -223,7 +223,7 @@ func TestInboxRecordsWhatEachMessageDid(t *testing.T) {
 func TestInboxPurgeForgetsOnlyMessagesOlderThanTheRetention(t *testing.T) {
 	t.Parallel()
 	pool := tradetest.NewPool(t)
-	store := postgres.New(pool, nil)
+	store := postgres.New(pool)
 	ctx := context.Background()
 	ages := []string{"8 days", "6 days", "0"}
 	ids := make([]string, len(ages))

@@ -19,9 +19,13 @@ import (
 )
 
 // Store implements trade.Orders.
+//
+// Every time it writes that something is later compared with is the
+// database's (now() in the statement), never the process's clock: trade's
+// replicas and the database need not agree on the time for an order's age
+// or a refund's to be right.
 type Store struct {
 	pool   *pgxpool.Pool
-	now    func() time.Time
 	events Events
 }
 
@@ -41,12 +45,9 @@ var DefaultEvents = Events{Exchange: "trade.topic", RefundRequestedKey: "refund.
 
 var _ trade.Orders = (*Store)(nil)
 
-// New returns a store over pool; now is its clock (nil: time.Now).
-func New(pool *pgxpool.Pool, now func() time.Time) *Store {
-	if now == nil {
-		now = time.Now
-	}
-	return &Store{pool: pool, now: now, events: DefaultEvents}
+// New returns a store over pool.
+func New(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool, events: DefaultEvents}
 }
 
 // WithEvents sends s's events where ev says, and returns s.
@@ -60,12 +61,6 @@ func (s *Store) eventsCommitted() {
 	if s.events.Committed != nil {
 		s.events.Committed()
 	}
-}
-
-// clock is the store's time at PostgreSQL's precision, so that what a
-// method returns equals what a later read returns.
-func (s *Store) clock() time.Time {
-	return s.now().UTC().Truncate(time.Microsecond)
 }
 
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
@@ -108,12 +103,11 @@ func (s *Store) CreateOrder(ctx context.Context, userID int64, req trade.NewOrde
 	if err := req.Validate(); err != nil {
 		return trade.Order{}, err
 	}
-	now := s.clock()
 	o, err := scanOrder(s.pool.QueryRow(ctx, `
 		INSERT INTO orders (user_id, total_fee, payment_type, status, create_time, update_time)
-		VALUES ($1, $2, $3, $4, $5, $5)
+		VALUES ($1, $2, $3, $4, now(), now())
 		RETURNING `+orderColumns,
-		userID, req.TotalFee, req.PaymentType, trade.Unpaid, now))
+		userID, req.TotalFee, req.PaymentType, trade.Unpaid))
 	if err != nil {
 		return trade.Order{}, fmt.Errorf("create order for user %d: %w", userID, err)
 	}
@@ -154,11 +148,10 @@ func (s *Store) Orders(ctx context.Context, f trade.OrderFilter) ([]trade.Order,
 // it is afterwards. It is the caller's job to have closed the pay order
 // first, so that nobody can pay for the order once it is cancelled.
 func (s *Store) CancelUnpaid(ctx context.Context, id int64) (trade.Order, error) {
-	now := s.clock()
 	o, err := scanOrder(s.pool.QueryRow(ctx, `
-		UPDATE orders SET status = $2, close_time = $3, update_time = $3
-		WHERE id = $1 AND status = $4
-		RETURNING `+orderColumns, id, trade.Cancelled, now, trade.Unpaid))
+		UPDATE orders SET status = $2, close_time = now(), update_time = now()
+		WHERE id = $1 AND status = $3
+		RETURNING `+orderColumns, id, trade.Cancelled, trade.Unpaid))
 	if errors.Is(err, trade.ErrOrderNotFound) {
 		return s.Order(ctx, id)
 	}

@@ -91,7 +91,7 @@ func TestCancelUnpaidMovesOnlyAnUnpaidOrder(t *testing.T) {
 func TestUnpaidOrdersWalksOldestFirstPageByPage(t *testing.T) {
 	t.Parallel()
 	pool := tradetest.NewPool(t)
-	store := postgres.New(pool, nil)
+	store := postgres.New(pool)
 	ctx := context.Background()
 	var want []int64
 	for i := range 7 {
@@ -135,7 +135,7 @@ func TestExclusivelyRunsOneHolderAtATime(t *testing.T) {
 	t.Parallel()
 	pool := tradetest.NewPool(t)
 	// Two stores over one database stand for two trade replicas.
-	a, b := postgres.New(pool, nil), postgres.New(pool, nil)
+	a, b := postgres.New(pool), postgres.New(pool)
 	ctx := context.Background()
 	var running, ran, skipped atomic.Int64
 	var wg sync.WaitGroup

@@ -81,10 +81,10 @@ func (s *Store) insertRefund(ctx context.Context, tx pgx.Tx, orderID, userID, am
 	}
 	refund, err := scanRefund(tx.QueryRow(ctx, `
 		INSERT INTO refunds (id, order_id, user_id, amount, reason, status, requested_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		VALUES ($1, $2, $3, $4, $5, $6, now())
 		ON CONFLICT (order_id) DO NOTHING
 		RETURNING `+refundColumns,
-		id, orderID, userID, amount, reason, trade.RefundRequested, s.clock()))
+		id, orderID, userID, amount, reason, trade.RefundRequested))
 	if errors.Is(err, pgx.ErrNoRows) {
 		existing, err := scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE order_id = $1`, orderID))
 		if err != nil {
@@ -132,13 +132,13 @@ func (s *Store) ApplyRefundCredit(ctx context.Context, messageID string, c trade
 				WHERE id = $1 AND order_id = $2 AND status = $5
 				RETURNING id
 			), refunded AS (
-				UPDATE orders SET status = $6, update_time = $7
-				WHERE id = $2 AND status = $8
+				UPDATE orders SET status = $6, update_time = now()
+				WHERE id = $2 AND status = $7
 				RETURNING id
 			)
 			SELECT EXISTS (SELECT FROM refund), EXISTS (SELECT FROM refunded)`,
 			c.RefundID, c.BizOrderNo, trade.RefundRefunded, c.RefundedAt.UTC(), trade.RefundRequested,
-			trade.Refunded, s.clock(), trade.Paid).Scan(&refundMoved, &orderMoved)
+			trade.Refunded, trade.Paid).Scan(&refundMoved, &orderMoved)
 		if err != nil {
 			return fmt.Errorf("mark refund %s of order %d refunded: %w", c.RefundID, c.BizOrderNo, err)
 		}

@@ -69,7 +69,7 @@ func refundEvents(t *testing.T, pool *pgxpool.Pool) []trade.RefundRequestedEvent
 func TestRefundOfAPaidOrderIsWrittenWithItsEventOnceHoweverOftenAsked(t *testing.T) {
 	t.Parallel()
 	pool := tradetest.NewPool(t)
-	store := postgres.New(pool, nil)
+	store := postgres.New(pool)
 	order := paid(t, store)
 
 	var mu sync.Mutex
@@ -108,7 +108,7 @@ func TestRefundOfAPaidOrderIsWrittenWithItsEventOnceHoweverOftenAsked(t *testing
 func TestOnlyTheOwnerOfAPaidOrderCanAskForItsRefund(t *testing.T) {
 	t.Parallel()
 	pool := tradetest.NewPool(t)
-	store := postgres.New(pool, nil)
+	store := postgres.New(pool)
 	unpaid := tradetest.Ordered(t, store, 7, 10_000)
 	cancelled := tradetest.Ordered(t, store, 7, 10_000)
 	if _, err := store.CancelUnpaid(context.Background(), cancelled.ID); err != nil {
@@ -182,7 +182,7 @@ func TestRefundCreditMarksTheOrderRefundedOnceWhateverTheDuplicates(t *testing.T
 func TestLatePaySuccessLeavesARefundedOrderRefundedAndRecordsNothing(t *testing.T) {
 	t.Parallel()
 	pool := tradetest.NewPool(t)
-	store := postgres.New(pool, nil)
+	store := postgres.New(pool)
 	order := paid(t, store)
 	r := requestRefund(t, store, order)
 	if got, err := store.ApplyRefundCredit(context.Background(), uuid.NewString(), creditOf(r)); err != nil || got != trade.Applied {
@@ -212,7 +212,7 @@ func TestLatePaySuccessLeavesARefundedOrderRefundedAndRecordsNothing(t *testing.
 func TestDiscrepancyRequestsItsRefundInTheSameTransaction(t *testing.T) {
 	t.Parallel()
 	pool := tradetest.NewPool(t)
-	store := postgres.New(pool, nil)
+	store := postgres.New(pool)
 	order := tradetest.Ordered(t, store, 7, 10_000)
 	if _, err := store.CancelUnpaid(context.Background(), order.ID); err != nil {
 		t.Fatal(err)

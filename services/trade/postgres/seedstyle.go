@@ -19,8 +19,8 @@ import (
 // become, whoever paid and however much. The schema's CHECKs still refuse
 // to make a cancelled order paid.
 func (s *Store) MarkPaidUnconditionally(ctx context.Context, p trade.Payment) (bool, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE orders SET status = $2, pay_time = $3, update_time = $4 WHERE id = $1`,
-		p.BizOrderNo, trade.Paid, p.PaidAt.UTC(), s.clock())
+	tag, err := s.pool.Exec(ctx, `UPDATE orders SET status = $2, pay_time = $3, update_time = now() WHERE id = $1`,
+		p.BizOrderNo, trade.Paid, p.PaidAt.UTC())
 	if err != nil {
 		return false, fmt.Errorf("mark order %d paid unconditionally: %w", p.BizOrderNo, err)
 	}
@@ -50,12 +50,19 @@ func (s SeedRefunds) RequestRefund(ctx context.Context, userID, orderID int64, c
 		return trade.Refund{}, fmt.Errorf("new refund id: %w", err)
 	}
 	refund := trade.Refund{ID: id, OrderID: order.ID, UserID: order.UserID, Amount: order.TotalFee,
-		Reason: trade.ReasonUserRequest, Status: trade.RefundRequested, RequestedAt: s.clock()}
-	ev, err := outbox.NewEvent(s.events.Exchange, s.events.RefundRequestedKey, trade.RefundRequestedType, refund.Requested(), correlationID)
+		Reason: trade.ReasonUserRequest, Status: trade.RefundRequested}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&refund.RequestedAt); err != nil {
+			return err
+		}
+		refund.RequestedAt = refund.RequestedAt.UTC()
+		ev, err := outbox.NewEvent(s.events.Exchange, s.events.RefundRequestedKey, trade.RefundRequestedType, refund.Requested(), correlationID)
+		if err != nil {
+			return err
+		}
+		return outbox.Insert(ctx, tx, ev)
+	})
 	if err != nil {
-		return trade.Refund{}, err
-	}
-	if err := s.inTx(ctx, func(tx pgx.Tx) error { return outbox.Insert(ctx, tx, ev) }); err != nil {
 		return trade.Refund{}, fmt.Errorf("request refund of order %d: %w", orderID, err)
 	}
 	s.eventsCommitted()

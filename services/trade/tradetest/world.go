@@ -47,7 +47,7 @@ func NewWorld(tb testing.TB) *World {
 		tb.Fatal(err)
 	}
 	tradePool := NewPool(tb)
-	orders := postgres.New(tradePool, nil)
+	orders := postgres.New(tradePool)
 	return &World{Pay: payStore, PayPool: payPool, PayURL: srv.URL, Orders: orders, TradePool: tradePool, PayClient: client, Service: trade.NewService(orders, client, nil, nil)}
 }
 
