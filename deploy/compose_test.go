@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/paytrade/paytrade/internal/testenv"
 )
 
 // rendered is the part of `docker compose config --format json` the tests read.
@@ -37,8 +39,9 @@ type rendered struct {
 	} `json:"services"`
 }
 
-// compose returns the Compose v2 binary, failing the test without one
-// unless -short.
+// compose returns the Compose v2 binary: DOCKER_COMPOSE, or the one
+// scripts/install-tools.sh fetched. Without one the test is skipped
+// (testenv.Missing).
 func compose(t *testing.T) string {
 	t.Helper()
 	bin := os.Getenv("DOCKER_COMPOSE")
@@ -46,10 +49,9 @@ func compose(t *testing.T) string {
 		bin = filepath.Join("..", ".tools", "compose", "usr", "bin", "docker-compose")
 	}
 	if _, err := exec.LookPath(bin); err != nil {
-		if testing.Short() {
-			t.Skipf("-short: no Compose v2: %v", err)
-		}
-		t.Fatalf("no Compose v2 binary at %s: %v\nrun scripts/install-tools.sh compose, or set DOCKER_COMPOSE", bin, err)
+		t.Log(err)
+		testenv.Missing(t, "Compose v2, to render the compose file",
+			"scripts/install-tools.sh compose, or set DOCKER_COMPOSE to a Compose v2 binary")
 	}
 	return bin
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -39,13 +40,7 @@ var dashboardMustShow = map[string]string{
 }
 
 func TestPrometheusConfigPassesPromtoolAndScrapesWhereComposeRunsTheServices(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if testing.Short() {
-			t.Skipf("-short: no promtool: %v", err)
-		}
-		t.Fatalf("no promtool: %v\nrun scripts/install-tools.sh promtool", err)
-	}
+	promtool := promtool(t)
 	if out, err := exec.Command(promtool, "check", "config", prometheusConfig).CombinedOutput(); err != nil {
 		t.Fatalf("promtool check config %s: %v\n%s", prometheusConfig, err, out)
 	}
@@ -198,4 +193,20 @@ func scrape(t *testing.T, url string, names map[string]float64) {
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// promtool returns Prometheus's promtool: the one on the PATH, or the one
+// scripts/install-tools.sh promtool unpacked into .tools/. Without either
+// the test is skipped (testenv.Missing).
+func promtool(t *testing.T) string {
+	t.Helper()
+	if path, err := exec.LookPath("promtool"); err == nil {
+		return path
+	}
+	fetched := filepath.Join("..", ".tools", "prometheus", "usr", "bin", "promtool")
+	if _, err := exec.LookPath(fetched); err != nil {
+		testenv.Missing(t, "promtool, to check the dashboard's Prometheus configuration",
+			"scripts/install-tools.sh promtool, or put promtool on the PATH")
+	}
+	return fetched
 }

@@ -3,8 +3,6 @@ package e2e
 import (
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -141,11 +139,10 @@ func TestNoSecretInAnyLogLineOrErrorWhateverFails(t *testing.T) {
 // same password proves only that pgx reads the URL; RabbitMQ checks it.
 func TestPasswordsWithAnyCharacterWork(t *testing.T) {
 	amqpURL := testenv.AMQPURL(t)
-	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("rabbitmqctl is needed to add a broker user: %v", err)
-		}
-		t.Skipf("no rabbitmqctl to add a broker user with: %v", err)
+	if err := testenv.RabbitCtlAnswers(t); err != nil {
+		t.Log(err)
+		testenv.Missing(t, "rabbitmqctl on the broker's machine, to add a broker user",
+			"run make test as root where the broker runs")
 	}
 	user := testenv.Name(t, "pt_user")
 	topo := testenv.NewTopology(t, amqpURL)

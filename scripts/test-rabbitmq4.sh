@@ -2,7 +2,8 @@
 # make test's second pass: the broker-facing tests again, against RabbitMQ
 # 4.x, which scripts/rabbitmq4.sh installs (once) and runs beside the
 # machine's broker. The broker is stopped and its mounts undone however the
-# tests end. It needs root; outside CI it is skipped, loudly, without.
+# tests end. It needs root; outside CI it is skipped without, loudly and in make
+# test's closing line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -13,6 +14,10 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
   fi
   echo "make test: SKIPPED the RabbitMQ 4.x pass: it needs root (debootstrap, chroot)" >&2
+  # For make test's closing line (scripts/skipped.sh).
+  if [[ -n ${PAYTRADE_SKIPPED_FILE:-} ]]; then
+    printf 'root, for the RabbitMQ 4.x pass (debootstrap, chroot)\tsudo make test\tscripts/test-rabbitmq4.sh\n' >>"$PAYTRADE_SKIPPED_FILE"
+  fi
   exit 0
 fi
 

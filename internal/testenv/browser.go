@@ -10,15 +10,11 @@ import (
 	"time"
 )
 
-// DumpDOM loads url in headless Chromium (Debian's chromium, which
-// scripts/install-tools.sh installs), lets the page run its scripts for
-// budget of virtual time — Chromium advances it only while no request is
-// pending, so fetches finish within it — and returns the DOM as it then is.
-// Each call gets a profile of its own and reaches nothing but url: no sync,
-// no updates, no background traffic. CHROMIUM names another Chromium
-// binary (macOS: /Applications/Chromium.app/Contents/MacOS/Chromium). A
-// missing browser fails the test unless -short.
-func DumpDOM(tb testing.TB, url string, budget time.Duration) string {
+// Chromium returns the headless browser of the browser tests: Debian's
+// chromium (scripts/install-tools.sh chromium installs it), or the binary
+// CHROMIUM names (macOS: /Applications/Chromium.app/Contents/MacOS/Chromium).
+// Without one the test is skipped (testenv.Missing).
+func Chromium(tb testing.TB) string {
 	tb.Helper()
 	name := os.Getenv("CHROMIUM")
 	if name == "" {
@@ -26,19 +22,36 @@ func DumpDOM(tb testing.TB, url string, budget time.Duration) string {
 	}
 	browser, err := exec.LookPath(name)
 	if err != nil {
-		if testing.Short() {
-			tb.Skipf("-short: no chromium: %v", err)
-		}
-		tb.Fatalf("no chromium to load %s in: %v\nbrowser tests need it: scripts/install-tools.sh chromium", url, err)
+		tb.Log(err)
+		Missing(tb, "Chromium, for the browser tests",
+			"scripts/install-tools.sh chromium, or set CHROMIUM to a Chromium binary")
 	}
+	return browser
+}
+
+// ChromiumFlags are the flags every browser test starts Chromium with:
+// headless, and reaching nothing but the page it is given (no sync, no
+// updates, no background traffic, which this machine's closed network
+// would refuse many at a time).
+var ChromiumFlags = []string{
+	"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+	"--disable-background-networking", "--disable-component-update", "--disable-sync",
+}
+
+// DumpDOM loads url in headless Chromium, lets the page run its scripts for
+// budget of virtual time — Chromium advances it only while no request is
+// pending, so fetches finish within it — and returns the DOM as it then is.
+// Each call gets a profile of its own.
+func DumpDOM(tb testing.TB, url string, budget time.Duration) string {
+	tb.Helper()
+	browser := Chromium(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), budget+time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, browser,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+	args := append(append([]string{}, ChromiumFlags...),
 		"--user-data-dir="+tb.TempDir(),
 		"--virtual-time-budget="+strconv.FormatInt(budget.Milliseconds(), 10),
 		"--dump-dom", url)
+	cmd := exec.CommandContext(ctx, browser, args...)
 	out, err := cmd.Output()
 	if err != nil {
 		var exit *exec.ExitError

@@ -35,7 +35,7 @@ type RabbitNode struct {
 // StartRabbitNode starts a private node of the machine's own rabbitmq-server
 // on a free loopback port and waits until it accepts connections. It is
 // stopped and its files are removed when the test ends, whatever the outcome.
-// Without root or rabbitmq-server the test fails (skips under -short).
+// Without root or rabbitmq-server the test is skipped (testenv.Missing).
 func StartRabbitNode(tb testing.TB) *RabbitNode {
 	tb.Helper()
 	name := shortName(tb)
@@ -204,12 +204,15 @@ func (c *RabbitCluster) Leader(tb testing.TB, queue string) *RabbitNode {
 // files go in (inside the root, if there is one).
 func rabbitDir(tb testing.TB, root, what string) string {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		unavailable(tb, what, "this machine", errors.New("tests must run as root to start RabbitMQ as user rabbitmq"))
-	}
 	server := filepath.Join(root, "/usr/lib/rabbitmq/bin/rabbitmq-server")
 	if _, err := os.Stat(server); err != nil {
-		unavailable(tb, what, "this machine", fmt.Errorf("rabbitmq-server: %w", err))
+		tb.Log(err)
+		Missing(tb, "a local rabbitmq-server, for tests that start RabbitMQ nodes of their own",
+			"install rabbitmq-server (Debian: apt-get install rabbitmq-server), then run make test as root")
+	}
+	if os.Geteuid() != 0 {
+		tb.Logf("%s runs as user rabbitmq: only root can start it", what)
+		Missing(tb, "root, for tests that start RabbitMQ nodes of their own", "run make test as root (sudo make test)")
 	}
 	parent := ""
 	if root != "" {
@@ -302,6 +305,19 @@ func RabbitCtl(tb testing.TB, args ...string) *exec.Cmd {
 		return exec.Command("rabbitmqctl", args...)
 	}
 	return exec.Command(repoFile(tb, "scripts/rabbitmq-node.sh"), append([]string{"ctl", dir}, args...)...)
+}
+
+// RabbitCtlAnswers reports whether rabbitmqctl (RabbitCtl) can speak to the
+// test broker's node here: it needs the node's Erlang cookie, so root or
+// user rabbitmq on the broker's own machine.
+func RabbitCtlAnswers(tb testing.TB) error {
+	tb.Helper()
+	out, err := RabbitCtl(tb, "-q", "list_vhosts").CombinedOutput()
+	if err != nil {
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		return fmt.Errorf("rabbitmqctl list_vhosts: %w: %s", err, lines[len(lines)-1])
+	}
+	return nil
 }
 
 // logTail returns the end of the node's own log, for a failing test.

@@ -1,7 +1,9 @@
 // Package testenv gives integration tests their own piece of the real
 // PostgreSQL and RabbitMQ: a fresh database per test and unique broker names,
 // all removed when the test ends. A missing server fails the test loudly
-// (it is skipped only under -short), so CI can never pass on skipped tests.
+// (it is skipped only under -short). What only some machines or users have
+// (root, a local rabbitmq-server, a browser) skips the test outside CI
+// and fails it under CI=true (Missing), so CI can never pass on skipped tests.
 //
 // It reads TEST_POSTGRES_URL, AMQP_URL and CHROMIUM from the environment:
 // test support is the one place outside cmd/ that does, because go test has
