@@ -8,7 +8,7 @@ export PAY_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pay?sslmode=disabl
 export TRADE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/trade?sslmode=disable
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: build run test chaos fuzz clean up infra down compose-check bench demo demo-up
+.PHONY: build run test chaos ctl fuzz clean up infra down compose-check bench demo demo-up
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -38,6 +38,12 @@ chaos:
 # Bounded load on the local servers (about 8 minutes); prints one table of rates, latencies and ratios.
 bench:
 	PAYTRADE_BENCH=1 $(GO) test ./bench -run '^TestBench$$' -count=1 -timeout 40m -v
+
+# paytradectl with the settings make run and make test use (make infra's
+# servers included, which a shell does not see): make ctl ARGS='token -user 1'.
+# Only paytradectl's own output on stdout, so that $(make ctl ARGS=…) works.
+ctl:
+	@$(GO) build -o $(BIN)/ ./cmd/paytradectl && $(BIN)/paytradectl $(ARGS)
 
 # A longer run of the request-decoding fuzz tests than `make test` does.
 fuzz:

@@ -275,7 +275,7 @@ func (s *system) inspectRefunds(t *testing.T, st *state) {
 // depths is how many messages each queue holds, ready or delivered and
 // not yet acked (-1 each, and an error, when the broker cannot say). The
 // ready ones are counted over AMQP, as they are now; the unacked ones only
-// the broker's own tool counts, from statistics up to statsLag old.
+// the broker's statistics count (s.unacked), up to statsLag old.
 func (s *system) depths(queues ...string) ([]int, error) {
 	n := make([]int, len(queues))
 	for i := range n {
@@ -295,26 +295,12 @@ func (s *system) depths(queues ...string) ([]int, error) {
 	if err != nil {
 		return n, err
 	}
-	out, err := s.ctl("list_queues", "-q", "--no-table-headers", "name", "messages_unacknowledged")
+	unacked, err := s.unacked(queues...)
 	if err != nil {
 		return n, err
 	}
-	for _, line := range strings.Split(out, "\n") {
-		var name string
-		var unacked int
-		if _, err := fmt.Sscan(line, &name, &unacked); err != nil {
-			continue
-		}
-		for i, q := range queues {
-			if q == name {
-				n[i] = ready[i] + unacked
-			}
-		}
-	}
 	for i, q := range queues {
-		if n[i] < 0 {
-			return n, fmt.Errorf("queue %s not listed by the broker", q)
-		}
+		n[i] = ready[i] + unacked[q]
 	}
 	return n, nil
 }

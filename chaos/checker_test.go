@@ -9,6 +9,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/paytrade/paytrade/internal/systest"
 	"github.com/paytrade/paytrade/internal/testenv"
 )
 
@@ -17,7 +18,7 @@ import (
 // databases or the broker, and wants the counter of the table that watches
 // that promise to fire — and the run to be judged broken.
 func TestChaosCheckerSeesEveryInvariantBroken(t *testing.T) {
-	r := &run{system: newSystem(t, safeWiring, testenv.AMQPURL(t), rabbitmqctl(t)), n: 40}
+	r := &run{system: newSystem(t, safeWiring, testenv.AMQPURL(t), testBrokerStats(t)), n: 40}
 	r.standard(t)
 	res := <-r.goLoad(r.spread)
 	res.awaitRefunds()
@@ -134,7 +135,7 @@ func TestChaosCheckerSeesEveryInvariantBroken(t *testing.T) {
 	})
 
 	t.Run("broker unreadable: an error, not 0 parked", func(t *testing.T) {
-		r.ctl = func(...string) (string, error) { return "", errors.New("broker not answering") }
+		r.unacked = func(...string) (map[string]int, error) { return nil, errors.New("broker not answering") }
 		st := r.inspect(t, r.pop, nil, true)
 		if st.unreadable == "" || st.converged() || len(st.broken()) == 0 {
 			t.Errorf("an unreadable broker: unreadable %q, converged %v, broken %v; want it judged broken", st.unreadable, st.converged(), st.broken())
@@ -147,5 +148,52 @@ func mustExec[T any](t *testing.T, exec func(context.Context, string, ...any) (T
 	t.Helper()
 	if _, err := exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// TestChaosCheckerCountsQueuesThroughTheBrokerWithNoRabbitmqctl reads a
+// broker as one on another machine (make infra's, say): a node of its own
+// with the management API, and no rabbitmqctl on the PATH. A message ready
+// and one delivered but not acked must both be counted, and a queue the
+// broker does not have is an error, not an empty queue.
+func TestChaosCheckerCountsQueuesThroughTheBrokerWithNoRabbitmqctl(t *testing.T) {
+	node := testenv.StartRabbitNodeWithManagement(t)
+	t.Setenv("PATH", t.TempDir())
+	m, err := testenv.NewManagement(node.URL, node.ManagementURL)
+	if err != nil {
+		t.Fatalf("the node's management API: %v", err)
+	}
+	s := &system{System: &systest.System{AMQPURL: node.URL}, unacked: viaManagement(m)}
+
+	ch, err := node.Dial(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const queue = "counted"
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"held", "ready"} {
+		if err := ch.Publish("", queue, false, false, amqp.Publishing{Body: []byte(`{}`), MessageId: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ch.Qos(1, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := <-deliveries // delivered, not acked: only the broker's statistics see it
+
+	testenv.WaitFor(t, 3*statsLag, "one ready and one unacked message counted", func() bool {
+		return s.depth(queue) == 2
+	})
+	if err := held.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.depths(queue, "no.such.queue"); err == nil {
+		t.Error("a queue the broker does not have was read without an error")
 	}
 }

@@ -48,9 +48,9 @@ type system struct {
 	payPool *pgxpool.Pool
 	trPool  *pgxpool.Pool
 	proxies *testenv.Toxiproxy
-	// ctl runs rabbitmqctl against the system's broker (a node of it that
-	// answers).
-	ctl func(args ...string) (string, error)
+	// unacked reads how many messages of the system's queues are
+	// delivered and not yet acked, which AMQP does not tell.
+	unacked unackedReader
 
 	mu     sync.Mutex
 	pays   []*instance
@@ -70,30 +70,87 @@ type instance struct {
 }
 
 // newSystem is a scenario's system on the broker at amqpURL (the test
-// broker, a private node, a cluster), which ctl speaks to.
-func newSystem(t *testing.T, w wiring, amqpURL string, ctl func(args ...string) (string, error)) *system {
+// broker, a private node, a cluster), whose statistics unacked reads.
+func newSystem(t *testing.T, w wiring, amqpURL string, unacked unackedReader) *system {
 	t.Helper()
 	s := &system{
 		System:  systest.NewOnBroker(t, "chaos", amqpURL, systest.FaultInject),
 		t:       t,
 		wiring:  w,
 		proxies: testenv.NewToxiproxy(),
-		ctl:     ctl,
+		unacked: unacked,
 	}
 	s.payPool = pool(t, s.PayDB)
 	s.trPool = pool(t, s.TradeDB)
 	return s
 }
 
-// rabbitmqctl returns a function that runs rabbitmqctl against the node of
-// the test broker.
-func rabbitmqctl(t *testing.T) func(args ...string) (string, error) {
-	return func(args ...string) (string, error) {
-		out, err := testenv.RabbitCtl(t, args...).CombinedOutput()
+// unackedReader returns, for each queue, how many of its messages are
+// delivered and not yet acked: the broker's statistics, up to statsLag old.
+type unackedReader func(queues ...string) (map[string]int, error)
+
+// testBrokerStats reads the test broker's statistics through the broker
+// itself, its management API, so that the suite runs against any broker it
+// reaches (make infra's, another machine's); failing that, with rabbitmqctl
+// where it can speak to the broker (root on the broker's machine). With
+// neither, the test is skipped (testenv.Missing).
+func testBrokerStats(t *testing.T) unackedReader {
+	t.Helper()
+	m, mgmtErr := testenv.TestManagement()
+	if mgmtErr == nil {
+		return viaManagement(m)
+	}
+	ctlErr := testenv.RabbitCtlAnswers(t)
+	if ctlErr == nil {
+		return viaCtl(func(args ...string) (string, error) {
+			out, err := testenv.RabbitCtl(t, args...).CombinedOutput()
+			if err != nil {
+				return "", fmt.Errorf("rabbitmqctl %s: %w\n%s", strings.Join(args, " "), err, out)
+			}
+			return string(out), nil
+		})
+	}
+	t.Logf("the test broker's queue statistics: %v; %v", mgmtErr, ctlErr)
+	testenv.Missing(t, "the test broker's queue statistics, from its management API or rabbitmqctl",
+		"enable the broker's rabbitmq_management plugin (and set "+testenv.ManagementURLEnv+
+			" if it is not at port 15672 of the AMQP host), or run make test as root where the broker runs")
+	return nil
+}
+
+// viaManagement reads the statistics from the broker's management API.
+func viaManagement(m *testenv.Management) unackedReader {
+	return func(queues ...string) (map[string]int, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return m.Unacked(ctx, queues...)
+	}
+}
+
+// viaCtl reads the statistics with rabbitmqctl, through ctl: for the
+// private nodes and clusters a scenario starts, which run no plugins.
+func viaCtl(ctl func(args ...string) (string, error)) unackedReader {
+	return func(queues ...string) (map[string]int, error) {
+		out, err := ctl("list_queues", "-q", "--no-table-headers", "name", "messages_unacknowledged")
 		if err != nil {
-			return "", fmt.Errorf("rabbitmqctl %s: %w\n%s", strings.Join(args, " "), err, out)
+			return nil, err
 		}
-		return string(out), nil
+		listed := map[string]int{}
+		for _, line := range strings.Split(out, "\n") {
+			var name string
+			var unacked int
+			if _, err := fmt.Sscan(line, &name, &unacked); err == nil {
+				listed[name] = unacked
+			}
+		}
+		n := make(map[string]int, len(queues))
+		for _, q := range queues {
+			u, ok := listed[q]
+			if !ok {
+				return nil, fmt.Errorf("queue %s not listed by the broker", q)
+			}
+			n[q] = u
+		}
+		return n, nil
 	}
 }
 

@@ -4,7 +4,8 @@
 # on this machine, with the passwords of deploy/.env (already percent-encoded
 # there) and the published ports (PG_PORT, MQ_PORT). The Makefile includes
 # what this prints (deploy/infra.env) until `make down`; a variable set in
-# the environment still wins.
+# the environment still wins. paytradectl reads them too through
+# `make ctl ARGS='…'`.
 #
 #   scripts/infra-env.sh [SECRETS_FILE]   (default deploy/.env)
 set -euo pipefail
@@ -24,11 +25,15 @@ value() {
 }
 
 pg="postgres://postgres:$(value POSTGRES_PASSWORD_URLENC)@127.0.0.1:${PG_PORT:-5432}"
-mq="amqp://$(value RABBITMQ_USER_URLENC):$(value RABBITMQ_PASSWORD_URLENC)@127.0.0.1:${MQ_PORT:-5672}/"
+mq_user="$(value RABBITMQ_USER_URLENC):$(value RABBITMQ_PASSWORD_URLENC)"
+mq="amqp://$mq_user@127.0.0.1:${MQ_PORT:-5672}/"
+# The fault suite reads queue statistics through the management API.
+mq_ui="http://$mq_user@127.0.0.1:${MQ_UI_PORT:-15672}/"
 cat <<MAKE
 # Written by make infra (scripts/infra-env.sh); make down removes it.
 export TEST_POSTGRES_URL ?= $pg/postgres?sslmode=disable
 export PAY_DATABASE_URL ?= $pg/pay?sslmode=disable
 export TRADE_DATABASE_URL ?= $pg/trade?sslmode=disable
 export AMQP_URL ?= $mq
+export TEST_RABBITMQ_MANAGEMENT_URL ?= $mq_ui
 MAKE

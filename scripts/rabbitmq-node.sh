@@ -5,15 +5,17 @@
 # that everything else shares. Needs root (the node runs as user rabbitmq,
 # whose Erlang cookie the CLI tools then share).
 #
-#   rabbitmq-node.sh start DIR NAME PORT DIST_PORT   first start: writes DIR/env
+#   rabbitmq-node.sh start DIR NAME PORT DIST_PORT [MGMT_PORT]
+#                                     first start: writes DIR/env
 #   rabbitmq-node.sh start DIR        start again with the settings in DIR/env
 #   rabbitmq-node.sh stop DIR         stop (SIGKILL if it does not within 30 s)
 #   rabbitmq-node.sh kill DIR         SIGKILL the node, as a crash would
 #   rabbitmq-node.sh ctl DIR ARGS...  rabbitmqctl ARGS against the node
 #
 # NAME is a short node name (it runs as NAME@localhost), PORT its AMQP port
-# on 127.0.0.1, DIST_PORT its Erlang distribution port. `start` returns once
-# the node accepts AMQP connections.
+# on 127.0.0.1, DIST_PORT its Erlang distribution port; with MGMT_PORT the
+# node runs the management plugin, its HTTP API on 127.0.0.1:MGMT_PORT.
+# `start` returns once the node accepts AMQP connections.
 #
 # With RABBITMQ_ROOT set at the first start to a root made by
 # scripts/rabbitmq4.sh, the node runs that root's RabbitMQ inside it (chroot),
@@ -25,7 +27,7 @@ die() { echo "rabbitmq-node: $*" >&2; exit 1; }
 cmd=$1 dir=$2
 shift 2
 
-if [[ $cmd == start && $# -eq 3 ]]; then
+if [[ $cmd == start && $# -ge 3 ]]; then
   [[ $(id -u) -eq 0 ]] || die "must run as root, to start the node as user rabbitmq"
   mkdir -p "$dir/mnesia" "$dir/log"
   root=${RABBITMQ_ROOT:-}
@@ -46,8 +48,12 @@ epmd_port='$( [[ -n $root ]] && cat "$root/.paytrade-epmd-port" || echo 4369)'
 ENV
   # loopback_users = none lets guest in; the node listens on loopback only.
   printf 'loopback_users = none\nlisteners.tcp.default = 127.0.0.1:%s\n' "$2" >"$dir/rabbitmq.conf"
-  # No plugins: not the management plugin's ports, nor anything else.
+  # No plugins but the management API when asked for, on loopback.
   : >"$dir/enabled_plugins"
+  if [[ -n ${4:-} ]]; then
+    printf 'management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %s\n' "$4" >>"$dir/rabbitmq.conf"
+    echo '[rabbitmq_management].' >"$dir/enabled_plugins"
+  fi
   chown -R rabbitmq:rabbitmq "$dir" 2>/dev/null || true
   if [[ -n $root ]]; then
     # The root has its own user rabbitmq, possibly with another uid.

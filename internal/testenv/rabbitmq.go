@@ -27,6 +27,9 @@ type RabbitNode struct {
 	URL string
 	// Addr is the host:port of its AMQP listener.
 	Addr string
+	// ManagementURL is the address of its management API, if it runs one
+	// (StartRabbitNodeWithManagement).
+	ManagementURL string
 
 	dir        string
 	scriptPath string
@@ -37,6 +40,19 @@ type RabbitNode struct {
 // stopped and its files are removed when the test ends, whatever the outcome.
 // Without root or rabbitmq-server the test is skipped (testenv.Missing).
 func StartRabbitNode(tb testing.TB) *RabbitNode {
+	tb.Helper()
+	return startRabbitNode(tb, false)
+}
+
+// StartRabbitNodeWithManagement is StartRabbitNode with the management
+// plugin on, its HTTP API at the node's ManagementURL: a broker a test
+// reads as it would one on another machine.
+func StartRabbitNodeWithManagement(tb testing.TB) *RabbitNode {
+	tb.Helper()
+	return startRabbitNode(tb, true)
+}
+
+func startRabbitNode(tb testing.TB, management bool) *RabbitNode {
 	tb.Helper()
 	name := shortName(tb)
 	script := repoFile(tb, "scripts/rabbitmq-node.sh")
@@ -60,7 +76,13 @@ func StartRabbitNode(tb testing.TB) *RabbitNode {
 			tb.Errorf("remove %s: %v", dir, err)
 		}
 	})
-	if _, err := n.script(nil, "start", name, port(addr), port(dist)); err != nil {
+	args := []string{name, port(addr), port(dist)}
+	if management {
+		mgmt := FreeAddr(tb)
+		n.ManagementURL = "http://" + mgmt + "/"
+		args = append(args, port(mgmt))
+	}
+	if _, err := n.script(nil, "start", args...); err != nil {
 		tb.Fatalf("start %s: %v", n.Name, err)
 	}
 	return n
