@@ -16,6 +16,7 @@ import (
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/config"
 	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/health"
 	"github.com/paytrade/paytrade/internal/httpserver"
 	"github.com/paytrade/paytrade/internal/logging"
 	"github.com/paytrade/paytrade/internal/messaging"
@@ -97,7 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	handler := httpapi.NewHandler(store, httpapi.Config{
 		Auth:              auth.NewAuthenticator(cfg.JWTSecret),
 		IdempotencySecret: append([]byte("idempotency\x00"), cfg.JWTSecret...),
-		Ready:             map[string]func(context.Context) error{"database": pool.Ping, "broker": messages.Ready},
+		Ready:             map[string]health.Check{"database": database.Primary(pool), "broker": health.Reachable(messages.Ready)},
 		Instrument:        metrics.NewHTTP(reg).Middleware,
 		Metrics:           metrics.Handler(registry, log),
 		Logger:            log,

@@ -18,6 +18,7 @@ import (
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/config"
 	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/health"
 	"github.com/paytrade/paytrade/internal/httpserver"
 	"github.com/paytrade/paytrade/internal/logging"
 	"github.com/paytrade/paytrade/internal/messaging"
@@ -115,7 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	registerMetrics(reg, store, counts, fallback)
 	handler := httpapi.NewHandler(orders, svc, httpapi.Config{
 		Auth:       auth.NewAuthenticator(cfg.JWTSecret),
-		Ready:      map[string]func(context.Context) error{"database": pool.Ping, "broker": messages.Ready},
+		Ready:      map[string]health.Check{"database": database.Primary(pool), "broker": health.Reachable(messages.Ready)},
 		Instrument: metrics.NewHTTP(reg).Middleware,
 		Metrics:    metrics.Handler(registry, log),
 		Logger:     log,

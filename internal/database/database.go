@@ -10,18 +10,25 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/paytrade/paytrade/internal/problem"
 )
 
-// Open connects a pool to url and checks that the database answers.
-func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+// Open connects a pool to url and checks that the database answers. Each
+// option changes the pool's configuration first (a tracer, say).
+func Open(ctx context.Context, url string, options ...func(*pgxpool.Config)) (*pgxpool.Pool, error) {
 	cfg, err := parseConfig(url)
 	if err != nil {
 		return nil, err
+	}
+	for _, option := range options {
+		option(cfg)
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
@@ -44,13 +51,57 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 var errMalformedURL = errors.New("the database URL is malformed: percent-encode reserved characters (/ + = @ : ? # %) in its user name and password")
 
 // parseConfig parses a database URL with pool settings; its error never
-// holds the URL.
+// holds the URL. The URL may name several servers (h1:p1,h2:p2 with
+// target_session_attrs=read-write: the nodes of a Patroni cluster); every
+// connection goes to the one that takes writes.
 func parseConfig(dbURL string) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		return nil, errMalformedURL
 	}
+	cfg.ConnConfig.OnPgError = dropReadOnly(cfg.ConnConfig.OnPgError)
+	cfg.ConnConfig.OnNotice = noteSyncWaitCanceled(cfg.ConnConfig.OnNotice)
 	return cfg, nil
+}
+
+// syncWaitCanceled is the key of a connection's custom data set when
+// PostgreSQL said it canceled a commit's wait for the synchronous standby.
+const syncWaitCanceled = "paytrade.sync_wait_canceled"
+
+// noteSyncWaitCanceled marks the connection when the server warns that it
+// stopped waiting for the synchronous standby: that commit is visible on
+// the primary but may be missing on the standby a failover promotes, so
+// InTx must not report it as done. The warning has no SQLSTATE of its own
+// (01000); its text is PostgreSQL's, in English under lc_messages=C, as
+// deploy/patroni/patroni.yml sets.
+func noteSyncWaitCanceled(next pgconn.NoticeHandler) pgconn.NoticeHandler {
+	return func(conn *pgconn.PgConn, n *pgconn.Notice) {
+		if n.Code == "01000" && strings.Contains(n.Message, "wait for synchronous replication") {
+			conn.CustomData()[syncWaitCanceled] = true
+		}
+		if next != nil {
+			next(conn, n)
+		}
+	}
+}
+
+// dropReadOnly closes a connection whose server refused a write because it
+// is read-only (SQLSTATE 25006): a primary demoted to a standby answers
+// every query on its old connections that way, and a pool that kept them
+// would send every later write there too. Closed, the connection is
+// destroyed when it goes back to the pool, and the next one is made to the
+// node that takes writes. Every other error is left to next (by default,
+// a FATAL error closes the connection).
+func dropReadOnly(next pgconn.PgErrorHandler) pgconn.PgErrorHandler {
+	return func(conn *pgconn.PgConn, pgErr *pgconn.PgError) bool {
+		if pgErr.Code == "25006" {
+			return false
+		}
+		if next == nil {
+			return pgErr.Severity != "FATAL"
+		}
+		return next(conn, pgErr)
+	}
 }
 
 // Beginner is what InTx needs: a pool or a connection.
@@ -95,10 +146,73 @@ func inTxOnce(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (err e
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if err := tx.Commit(ctx); err != nil {
+	conn := tx.Conn().PgConn()
+	delete(conn.CustomData(), syncWaitCanceled)
+	// The commit is never canceled with the request: a COMMIT abandoned
+	// while it waits for the synchronous standby would leave a change the
+	// primary shows and a failover can take back.
+	err = tx.Commit(context.WithoutCancel(ctx))
+	switch {
+	case err != nil && commitMayHaveHappened(err):
+		return &commitUnknownError{cause: fmt.Errorf("commit: %w", err)}
+	case err != nil:
 		return fmt.Errorf("commit: %w", err)
+	case conn.CustomData()[syncWaitCanceled] == true:
+		return &commitUnknownError{cause: errors.New("commit: the wait for the synchronous standby was canceled: committed on the primary, perhaps not on its standby")}
 	}
 	return nil
+}
+
+// ErrCommitOutcomeUnknown is the refusal of a request whose transaction may
+// or may not have committed: the connection broke during COMMIT (the
+// primary died, failed over, or was cut off), or the commit did not reach
+// the synchronous standby. Asked again with the same Idempotency-Key, the
+// request is either answered as it was or done for the first time.
+var ErrCommitOutcomeUnknown = problem.New(problem.Unavailable, "commit_outcome_unknown",
+	"the database failed while committing; the change may or may not have been made: "+
+		"retry with the same Idempotency-Key").WithRetryAfter(RetryAfter)
+
+// ErrUnavailable is the refusal of a request that failed because the
+// database could not be reached or no longer takes writes (a failover in
+// progress): nothing was changed, and asking again later may succeed.
+var ErrUnavailable = problem.New(problem.Unavailable, "database_unavailable",
+	"the database is unavailable; try again").WithRetryAfter(RetryAfter)
+
+// RetryAfter is how long a client is asked to wait after a database
+// failure: a Patroni failover takes a few seconds.
+const RetryAfter = 2 * time.Second
+
+// commitUnknownError is both ErrCommitOutcomeUnknown, for a client, and
+// its cause, for a consumer that classifies failures.
+type commitUnknownError struct{ cause error }
+
+func (e *commitUnknownError) Error() string   { return e.cause.Error() + " (outcome unknown)" }
+func (e *commitUnknownError) Unwrap() []error { return []error{ErrCommitOutcomeUnknown, e.cause} }
+
+// commitMayHaveHappened reports whether a COMMIT that failed with err may
+// still have committed: the connection broke or the server was shutting
+// down (the answer was lost), as opposed to a refusal the server sent back.
+func commitMayHaveHappened(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code[:2] == "08" || pgErr.Code[:2] == "57"
+	}
+	return IsUnavailable(err)
+}
+
+// AsProblem returns the refusal a client gets for err when err is the
+// database's failure rather than the request's: the outcome of its commit
+// unknown, or the database unreachable or read-only. Both ask the client to
+// try again after RetryAfter.
+func AsProblem(err error) (*problem.Error, bool) {
+	if errors.Is(err, ErrCommitOutcomeUnknown) {
+		return ErrCommitOutcomeUnknown, true
+	}
+	var pgErr *pgconn.PgError
+	if IsUnavailable(err) || errors.As(err, &pgErr) && pgErr.Code == "25006" {
+		return ErrUnavailable, true
+	}
+	return nil, false
 }
 
 func retryable(err error) bool {
@@ -183,5 +297,22 @@ func PurgeEvery(ctx context.Context, interval time.Duration, what string, purge 
 			return
 		case <-tick.C:
 		}
+	}
+}
+
+// Primary returns the readiness check of a pool: it succeeds once a
+// connection of the pool answers and takes writes, and names the server
+// (host:port) that connection is on: of a cluster's nodes, the primary.
+func Primary(pool *pgxpool.Pool) func(context.Context) (map[string]string, error) {
+	return func(ctx context.Context) (map[string]string, error) {
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("probe database: %w", err)
+		}
+		defer conn.Release()
+		if err := Writable(conn)(ctx); err != nil {
+			return nil, err
+		}
+		return map[string]string{"databasePrimary": conn.Conn().PgConn().Conn().RemoteAddr().String()}, nil
 	}
 }

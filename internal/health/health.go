@@ -29,23 +29,41 @@ type readiness struct {
 	report map[string]string
 }
 
+// A Check tells whether a dependency can be used now and, when it can,
+// facts worth reporting beside its "ok" (nil for none): which of a
+// cluster's nodes it is on, for example.
+type Check func(context.Context) (map[string]string, error)
+
+// Reachable is the Check of a dependency that has nothing to say but yes
+// or no.
+func Reachable(probe func(context.Context) error) Check {
+	return func(ctx context.Context) (map[string]string, error) {
+		return nil, probe(ctx)
+	}
+}
+
 // Ready answers 200 when every check passes within 2 s, and 503 otherwise,
-// with each dependency's state ("ok" or "unavailable") by name. The checks
-// run at most once per ReadyPeriod, and at most once at a time: requests
-// in between get the last round's answer.
-func Ready(checks map[string]func(context.Context) error, log *slog.Logger) http.HandlerFunc {
+// with each dependency's state ("ok" or "unavailable") by name, and the
+// facts of those that are ok. The checks run at most once per
+// ReadyPeriod, and at most once at a time: requests in between get the
+// last round's answer.
+func Ready(checks map[string]Check, log *slog.Logger) http.HandlerFunc {
 	round := memo.New(ReadyPeriod, func(ctx context.Context) (readiness, error) {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		r := readiness{status: http.StatusOK, report: map[string]string{}}
 		for name, check := range checks {
-			if err := check(ctx); err != nil {
+			facts, err := check(ctx)
+			if err != nil {
 				r.status = http.StatusServiceUnavailable
 				r.report[name] = "unavailable"
 				log.WarnContext(ctx, "not ready", "dependency", name, "err", err)
 				continue
 			}
 			r.report[name] = "ok"
+			for k, v := range facts {
+				r.report[k] = v
+			}
 		}
 		return r, nil
 	})

@@ -1,7 +1,6 @@
 package httpserver
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 
@@ -16,7 +15,7 @@ import (
 // Ops is what every service serves beside its own routes.
 type Ops struct {
 	// Ready reports, per dependency, whether it is reachable.
-	Ready map[string]func(context.Context) error
+	Ready map[string]health.Check
 	// Instrument, if set, wraps every routed request (metrics by route).
 	Instrument func(http.Handler) http.Handler
 	// Metrics serves GET /metrics; nil answers 404.

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/problem"
 )
 
@@ -161,20 +163,28 @@ func Encode(w http.ResponseWriter, status int, v any) {
 }
 
 // Error writes err as {"code","message"}: a *problem.Error, wrapped or not,
-// with the status of its kind; anything else is unexpected, so it is logged
-// once at Error level (to slog.Default if log is nil) and answered 500
-// without details.
+// with the status of its kind; a failure of the database (unreachable,
+// read-only during a failover, a commit whose outcome is unknown) as 503
+// with Retry-After, logged at Warn; anything else is unexpected, so it is
+// logged once at Error level (to slog.Default if log is nil) and answered
+// 500 without details.
 func Error(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	if p, ok := problem.As(err); ok {
+	if log == nil {
+		log = slog.Default()
+	}
+	p, ok := problem.As(err)
+	if !ok {
+		if p, ok = database.AsProblem(err); ok {
+			log.WarnContext(r.Context(), "database failure", "method", r.Method, "path", r.URL.Path, "code", p.Code, "err", err)
+		}
+	}
+	if ok {
 		if p.RetryAfter > 0 {
 			// Whole seconds, rounded up: never invite a retry too early.
 			w.Header().Set("Retry-After", strconv.FormatInt(int64((p.RetryAfter+time.Second-1)/time.Second), 10))
 		}
 		Encode(w, Status(p.Kind), errorBody{Code: p.Code, Message: p.Message})
 		return
-	}
-	if log == nil {
-		log = slog.Default()
 	}
 	log.ErrorContext(r.Context(), "unexpected error", "method", r.Method, "path", r.URL.Path, "err", err)
 	Encode(w, http.StatusInternalServerError, errorBody{Code: "internal", Message: "internal error"})

@@ -328,6 +328,32 @@ func (n *PatroniNode) killPatroni() {
 	}
 }
 
+// FreezeReplication stops (SIGSTOP) the node's WAL receiver, so the node,
+// a standby, receives nothing more and acknowledges nothing: a commit that
+// waits for it as the synchronous standby then waits for good. It returns
+// the function that lets the receiver go on (SIGCONT); the test's end
+// calls it too.
+func (n *PatroniNode) FreezeReplication(tb testing.TB) (thaw func()) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pool, err := database.Open(ctx, n.NodeURL("postgres"))
+	if err != nil {
+		tb.Fatalf("connect to %s: %v", n.Name, err)
+	}
+	defer pool.Close()
+	var pid int
+	if err := pool.QueryRow(ctx, `SELECT pid FROM pg_stat_wal_receiver`).Scan(&pid); err != nil {
+		tb.Fatalf("the WAL receiver of %s: %v", n.Name, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		tb.Fatalf("stop the WAL receiver of %s: %v", n.Name, err)
+	}
+	thaw = sync.OnceFunc(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	tb.Cleanup(thaw)
+	return thaw
+}
+
 // stop ends every process of the cluster: each Patroni by SIGKILL (so it
 // restarts nothing), each postmaster by SIGQUIT, PostgreSQL's immediate
 // shutdown, which also removes its shared memory, then etcd.

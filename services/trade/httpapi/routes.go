@@ -3,13 +3,13 @@
 package httpapi
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/health"
 	"github.com/paytrade/paytrade/internal/httpserver"
 	"github.com/paytrade/paytrade/services/trade"
 )
@@ -18,7 +18,7 @@ import (
 type Config struct {
 	Auth *auth.Authenticator
 	// Ready reports, per dependency, whether it is reachable.
-	Ready map[string]func(context.Context) error
+	Ready map[string]health.Check
 	// Instrument, if set, wraps every routed request (metrics by route).
 	Instrument func(http.Handler) http.Handler
 	// Metrics serves GET /metrics; nil answers 404.
