@@ -25,11 +25,11 @@ func TestAReadyzFloodPingsTheDatabaseOncePerReadyPeriod(t *testing.T) {
 	}
 	defer pool.Close()
 	var pings atomic.Int64
-	srv := httptest.NewServer(Ready(map[string]func(context.Context) error{
-		"database": func(ctx context.Context) error {
+	srv := httptest.NewServer(Ready(map[string]Check{
+		"database": Reachable(func(ctx context.Context) error {
 			pings.Add(1)
 			return pool.Ping(ctx)
-		},
+		}),
 	}, slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 	start := time.Now()

@@ -1,8 +1,13 @@
 package systest
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // Services are the base URLs of one pay and one trade of a system.
@@ -56,4 +61,47 @@ func PayURL(payURL string, payOrderID int64) string {
 // Pay pays the pay order with the password "123" and wants 200.
 func (c *Client) Pay(payURL, token string, payOrderID int64) error {
 	return c.Call(http.MethodPost, PayURL(payURL, payOrderID), token, `{"pw":"123"}`, http.StatusOK, nil)
+}
+
+// PayRetrying pays the pay order under idempotencyKey as a careful client
+// does through a database failover: a 503 (commit outcome unknown, database
+// unavailable) must carry Retry-After, and the same request is sent again
+// after it, until pay answers 200 or ctx ends. Any other answer is an
+// error. It returns how many 503s it met.
+func (c *Client) PayRetrying(ctx context.Context, payURL, token string, payOrderID int64, idempotencyKey string) (int, error) {
+	unavailable := 0
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, PayURL(payURL, payOrderID), strings.NewReader(`{"pw":"123"}`))
+		if err != nil {
+			return unavailable, err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", idempotencyKey)
+		wait := 200 * time.Millisecond
+		res, err := c.HTTP.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			switch {
+			case res.StatusCode == http.StatusOK:
+				return unavailable, nil
+			case res.StatusCode != http.StatusServiceUnavailable:
+				return unavailable, fmt.Errorf("pay %d: %d %s, want 200 or 503", payOrderID, res.StatusCode, body)
+			}
+			secs, perr := strconv.Atoi(res.Header.Get("Retry-After"))
+			if perr != nil || secs <= 0 {
+				return unavailable, fmt.Errorf("pay %d: 503 %s without a Retry-After in seconds (%q)", payOrderID, body, res.Header.Get("Retry-After"))
+			}
+			unavailable++
+			// Asked to wait whole seconds; a quarter of that keeps the
+			// measurement of a failover fine-grained without hammering.
+			wait = time.Duration(secs) * time.Second / 4
+		}
+		select {
+		case <-ctx.Done():
+			return unavailable, fmt.Errorf("pay %d: still not paid: %w (last error %v)", payOrderID, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+	}
 }

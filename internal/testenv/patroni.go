@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/paytrade/paytrade/internal/database"
 )
 
@@ -558,6 +560,22 @@ func (c *PatroniCluster) NewEmptyDatabase(tb testing.TB, prefix string) string {
 	defer cancel()
 	if err := database.Create(ctx, dbURL); err != nil {
 		tb.Fatalf("create database on Patroni cluster: %v", err)
+	}
+	// A client of the cluster's URL tries the nodes in turn, and pgx gives
+	// up at the first that says the database does not exist: wait until
+	// every standby has replayed its creation.
+	name := "pt_" + strings.ReplaceAll(prefix, ".", "_")
+	for _, n := range c.Nodes {
+		WaitFor(tb, 30*time.Second, "database "+name+" on "+n.Name, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			conn, err := pgx.Connect(ctx, n.NodeURL(name))
+			if err != nil {
+				return false
+			}
+			_ = conn.Close(ctx)
+			return true
+		})
 	}
 	return dbURL
 }

@@ -70,7 +70,9 @@ func TestPaymentWhosePrimaryDiesDuringCommitAnswers503AndItsRetryDebitsOnce(t *t
 
 	lock.armed.Store(true)
 	answered := make(chan response, 1)
-	go func() { answered <- h.call(t, http.MethodPost, path, userToken(t, 1), `{"pw":"123"}`, "Idempotency-Key", "buy-77") }()
+	go func() {
+		answered <- h.call(t, http.MethodPost, path, userToken(t, 1), `{"pw":"123"}`, "Idempotency-Key", "buy-77")
+	}()
 	admin, err := database.Open(ctx, leader.NodeURL("postgres"))
 	if err != nil {
 		t.Fatal(err)
