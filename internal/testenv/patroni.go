@@ -150,7 +150,8 @@ func StartPatroniCluster(tb testing.TB, opts PatroniOptions) *PatroniCluster {
 		c.Nodes = append(c.Nodes, n)
 		n.Start(tb)
 	}
-	c.WaitHealthy(tb, 90*time.Second)
+	// 20 s on a quiet machine; minutes on a loaded one.
+	c.WaitHealthy(tb, 4*time.Minute)
 	if opts.Async {
 		c.patchConfig(tb, map[string]any{"synchronous_mode": false, "maximum_lag_on_failover": 1 << 30})
 		WaitFor(tb, 30*time.Second, "the cluster to drop its synchronous standby", func() bool {
@@ -309,7 +310,7 @@ func (n *PatroniNode) KillPostgres(tb testing.TB) {
 // of its machine: the leader's lock then lapses only after the TTL.
 func (n *PatroniNode) Kill(tb testing.TB) {
 	tb.Helper()
-	n.killPatroni()
+	n.KillPatroni()
 	if pid := n.postmasterPID(); pid != 0 {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		WaitFor(tb, 10*time.Second, "the postmaster of "+n.Name+" to die", func() bool {
@@ -318,9 +319,11 @@ func (n *PatroniNode) Kill(tb testing.TB) {
 	}
 }
 
-// killPatroni SIGKILLs the node's Patroni daemon, if it runs, and waits
-// for it; its PostgreSQL, in a session of its own, lives on.
-func (n *PatroniNode) killPatroni() {
+// KillPatroni SIGKILLs the node's Patroni daemon, if it runs, and waits
+// for it; its PostgreSQL, in a session of its own, lives on without it.
+// Of the leader: its lock lapses after the TTL, and what the cluster
+// knows of its WAL position stays where it was.
+func (n *PatroniNode) KillPatroni() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cmd != nil {
@@ -330,12 +333,18 @@ func (n *PatroniNode) killPatroni() {
 	}
 }
 
+// FrozenReplication is a standby's WAL receiver stopped by FreezeReplication.
+type FrozenReplication struct {
+	pid  int
+	once sync.Once
+}
+
 // FreezeReplication stops (SIGSTOP) the node's WAL receiver, so the node,
 // a standby, receives nothing more and acknowledges nothing: a commit that
-// waits for it as the synchronous standby then waits for good. It returns
-// the function that lets the receiver go on (SIGCONT); the test's end
-// calls it too.
-func (n *PatroniNode) FreezeReplication(tb testing.TB) (thaw func()) {
+// waits for it as the synchronous standby then waits for good. The WAL
+// the primary still sends piles up unread in the receiver's socket. The
+// test's end lets the receiver go on, if nothing else did.
+func (n *PatroniNode) FreezeReplication(tb testing.TB) *FrozenReplication {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -344,16 +353,27 @@ func (n *PatroniNode) FreezeReplication(tb testing.TB) (thaw func()) {
 		tb.Fatalf("connect to %s: %v", n.Name, err)
 	}
 	defer pool.Close()
-	var pid int
-	if err := pool.QueryRow(ctx, `SELECT pid FROM pg_stat_wal_receiver`).Scan(&pid); err != nil {
+	f := &FrozenReplication{}
+	if err := pool.QueryRow(ctx, `SELECT pid FROM pg_stat_wal_receiver`).Scan(&f.pid); err != nil {
 		tb.Fatalf("the WAL receiver of %s: %v", n.Name, err)
 	}
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+	if err := syscall.Kill(f.pid, syscall.SIGSTOP); err != nil {
 		tb.Fatalf("stop the WAL receiver of %s: %v", n.Name, err)
 	}
-	thaw = sync.OnceFunc(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
-	tb.Cleanup(thaw)
-	return thaw
+	tb.Cleanup(f.Thaw)
+	return f
+}
+
+// Thaw lets the WAL receiver go on (SIGCONT): it reads what piled up.
+func (f *FrozenReplication) Thaw() {
+	f.once.Do(func() { _ = syscall.Kill(f.pid, syscall.SIGCONT) })
+}
+
+// Drop SIGKILLs the WAL receiver instead, and with it the WAL it had not
+// read: the standby restarts from what it had flushed, as if that WAL
+// had never reached it.
+func (f *FrozenReplication) Drop() {
+	f.once.Do(func() { _ = syscall.Kill(f.pid, syscall.SIGKILL) })
 }
 
 // stop ends every process of the cluster: each Patroni by SIGKILL (so it
@@ -362,7 +382,7 @@ func (n *PatroniNode) FreezeReplication(tb testing.TB) (thaw func()) {
 func (c *PatroniCluster) stop(tb testing.TB) {
 	tb.Helper()
 	for _, n := range c.Nodes {
-		n.killPatroni()
+		n.KillPatroni()
 	}
 	for _, n := range c.Nodes {
 		pid := n.postmasterPID()
@@ -459,6 +479,9 @@ func (c *PatroniCluster) role(role string) *PatroniNode {
 	return nil
 }
 
+// LeaderNow returns the running leader's node, nil if there is none now.
+func (c *PatroniCluster) LeaderNow() *PatroniNode { return c.role("leader") }
+
 // Leader waits up to a minute for a running leader and returns its node.
 func (c *PatroniCluster) Leader(tb testing.TB) *PatroniNode {
 	tb.Helper()
@@ -476,7 +499,9 @@ func (c *PatroniCluster) waitRole(tb testing.TB, role string) *PatroniNode {
 	tb.Helper()
 	var node *PatroniNode
 	WaitFor(tb, time.Minute, "a "+role+" in Patroni cluster "+c.Scope, func() bool {
-		node = c.role(role)
+		if node = c.role(role); node == nil {
+			time.Sleep(100 * time.Millisecond)
+		}
 		return node != nil
 	})
 	return node
@@ -490,6 +515,7 @@ func (c *PatroniCluster) WaitHealthy(tb testing.TB, within time.Duration) {
 	WaitFor(tb, within, "Patroni cluster "+c.Scope+" to have a leader and two streaming standbys", func() bool {
 		m, err := c.members()
 		if err != nil || m.count("leader") != 1 || m.count("sync_standby")+m.count("replica") != 2 {
+			time.Sleep(250 * time.Millisecond) // Patroni's REST API is no place to spin
 			return false
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

@@ -303,6 +303,16 @@ func SetDatabase(tb testing.TB, dbURL, param, value string) {
 	}
 }
 
+// DatabaseName returns the name of the database of a postgres:// URL.
+func DatabaseName(tb testing.TB, dbURL string) string {
+	tb.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		tb.Fatalf("parse database url: %v", err)
+	}
+	return strings.TrimPrefix(u.Path, "/")
+}
+
 func quoteLiteral(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }

@@ -50,8 +50,8 @@ func TestPaymentWhosePrimaryDiesDuringCommitAnswers503AndItsRetryDebitsOnce(t *t
 
 	// The payment's transaction locks its pay order first; that is when
 	// the synchronous standby stops acknowledging.
-	var thaw func()
-	lock := &onQuery{text: "FOR UPDATE", fn: func() { thaw = standby.FreezeReplication(t) }}
+	var frozen *testenv.FrozenReplication
+	lock := &onQuery{text: "FOR UPDATE", fn: func() { frozen = standby.FreezeReplication(t) }}
 	ctx := context.Background()
 	pool, err := database.Open(ctx, dbURL, func(cfg *pgxpool.Config) { cfg.ConnConfig.Tracer = lock })
 	if err != nil {
@@ -83,7 +83,7 @@ func TestPaymentWhosePrimaryDiesDuringCommitAnswers503AndItsRetryDebitsOnce(t *t
 	})
 	admin.Close()
 	leader.KillPostgres(t)
-	thaw()
+	frozen.Thaw()
 
 	first := <-answered
 	if first.status != http.StatusServiceUnavailable || first.code() != "commit_outcome_unknown" || first.header.Get("Retry-After") == "" {
