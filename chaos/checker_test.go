@@ -154,8 +154,9 @@ func mustExec[T any](t *testing.T, exec func(context.Context, string, ...any) (T
 // TestChaosCheckerCountsQueuesThroughTheBrokerWithNoRabbitmqctl reads a
 // broker as one on another machine (make infra's, say): a node of its own
 // with the management API, and no rabbitmqctl on the PATH. A message ready
-// and one delivered but not acked must both be counted, and a queue the
-// broker does not have is an error, not an empty queue.
+// and one delivered but not acked must both be counted, a queue the
+// broker does not have is an error, not an empty queue, and another
+// broker's API is never taken for this one's.
 func TestChaosCheckerCountsQueuesThroughTheBrokerWithNoRabbitmqctl(t *testing.T) {
 	node := testenv.StartRabbitNodeWithManagement(t)
 	t.Setenv("PATH", t.TempDir())
@@ -164,6 +165,9 @@ func TestChaosCheckerCountsQueuesThroughTheBrokerWithNoRabbitmqctl(t *testing.T)
 		t.Fatalf("the node's management API: %v", err)
 	}
 	s := &system{System: &systest.System{AMQPURL: node.URL}, unacked: viaManagement(m)}
+	if _, err := testenv.NewManagement(testenv.AMQPURL(t), node.ManagementURL); err == nil {
+		t.Error("the node's management API was taken for the test broker's")
+	}
 
 	ch, err := node.Dial(t).Channel()
 	if err != nil {

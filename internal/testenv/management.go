@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // ManagementURLEnv names the variable that gives the HTTP address of the
@@ -33,7 +35,8 @@ type Management struct {
 // NewManagement returns the management API of the broker at amqpURL (its
 // first node, if it lists a cluster's): at managementURL if not empty,
 // else at port 15672 of the AMQP host. It asks the API once, and returns
-// an error if it does not answer as the AMQP user.
+// an error if it does not answer as the AMQP user, or is another broker's
+// than the one the AMQP URL reaches (their cluster names differ).
 func NewManagement(amqpURL, managementURL string) (*Management, error) {
 	first, _, _ := strings.Cut(amqpURL, ",")
 	au, err := url.Parse(first)
@@ -66,10 +69,21 @@ func NewManagement(amqpURL, managementURL string) (*Management, error) {
 		m.vhost = "/"
 	}
 	var overview struct {
-		Version string `json:"rabbitmq_version"`
+		ClusterName string `json:"cluster_name"`
 	}
 	if err := m.get(context.Background(), "overview", &overview); err != nil {
 		return nil, err
+	}
+	// The API must be the AMQP broker's own, not another broker's that
+	// happens to listen where it was looked for (a compose file's, say).
+	conn, err := amqp.DialConfig(first, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return nil, fmt.Errorf("connect to the broker: %w", err)
+	}
+	defer conn.Close()
+	if name, _ := conn.Properties["cluster_name"].(string); name != overview.ClusterName {
+		return nil, fmt.Errorf("the management API at %s is of cluster %q, the broker of the AMQP URL of %q",
+			base.Redacted(), overview.ClusterName, name)
 	}
 	return m, nil
 }
