@@ -13,8 +13,9 @@ export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# Creates the databases if missing; each service migrates its own at
-# start-up. pay listens on :8086, trade on :8085; Ctrl-C stops both.
+# Creates the databases if missing, and the signing keys in .keys/ on first
+# use; each service migrates its own database at start-up. pay listens on
+# 127.0.0.1:8086, trade on 127.0.0.1:8085; Ctrl-C stops both.
 run: build
 	scripts/run.sh
 
@@ -40,10 +41,11 @@ bench:
 	PAYTRADE_BENCH=1 $(GO) test ./bench -run '^TestBench$$' -count=1 -timeout 40m -v
 
 # paytradectl with the settings make run and make test use (make infra's
-# servers included, which a shell does not see): make ctl ARGS='token -user 1'.
-# Only paytradectl's own output on stdout, so that $(make ctl ARGS=…) works.
+# servers included, which a shell does not see, and make run's key set):
+# make ctl ARGS='token -user 1'. Only paytradectl's own output on stdout, so
+# that $(make ctl ARGS=…) works.
 ctl:
-	@$(GO) build -o $(BIN)/ ./cmd/paytradectl && $(BIN)/paytradectl $(ARGS)
+	@$(GO) build -o $(BIN)/ ./cmd/paytradectl && PAYTRADE_KEYS_DIR=$${PAYTRADE_KEYS_DIR:-.keys/ctl} $(BIN)/paytradectl $(ARGS)
 
 # A longer run of the request-decoding fuzz tests than `make test` does.
 fuzz:
@@ -74,7 +76,8 @@ down:
 	$(compose) --profile '*' down --volumes --remove-orphans
 	rm -f deploy/.env deploy/infra.env
 
-# Every password and the JWT secret, random (or from the environment).
+# Every password, random (or from the environment); the signing keys are
+# made by compose's keys service.
 deploy/.env:
 	scripts/compose-env.sh $@
 
@@ -86,7 +89,7 @@ compose-check:
 
 # The README's walkthrough against `make run`, every answer checked.
 demo: build
-	PAYTRADE_DEV=$${PAYTRADE_DEV:-1} scripts/demo.sh $(BIN)/paytradectl
+	PAYTRADE_KEYS_DIR=$${PAYTRADE_KEYS_DIR:-.keys/ctl} scripts/demo.sh $(BIN)/paytradectl
 
 # The same against `make up`, with paytradectl from its container.
 demo-up:

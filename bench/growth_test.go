@@ -10,6 +10,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/outbox"
 	"github.com/paytrade/paytrade/internal/systest"
@@ -110,7 +111,7 @@ func tickRig(tb testing.TB) (*tradetest.World, *pgxpool.Pool, *cron.Fallback) {
 	}
 	pool := tradetest.NewPool(tb)
 	orders := tradepg.New(pool)
-	client, err := payclient.New(payclient.Config{BaseURL: w.PayURL, Secret: []byte(tradetest.Secret)})
+	client, err := payclient.New(payclient.Config{BaseURL: w.PayURL, Signer: w.Keys.Signer(auth.IssuerTrade)})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -29,7 +29,16 @@ type rendered struct {
 		Restart     string            `json:"restart"`
 		Profiles    []string          `json:"profiles"`
 		Environment map[string]string `json:"environment"`
-		Ports       []struct {
+		Command     []string          `json:"command"`
+		Volumes     []struct {
+			Source   string `json:"source"`
+			Target   string `json:"target"`
+			ReadOnly bool   `json:"read_only"`
+		} `json:"volumes"`
+		DependsOn map[string]struct {
+			Condition string `json:"condition"`
+		} `json:"depends_on"`
+		Ports []struct {
 			HostIP    string `json:"host_ip"`
 			Published string `json:"published"`
 		} `json:"ports"`
@@ -77,7 +86,7 @@ func secrets(t *testing.T, env map[string]string) string {
 }
 
 // The variables scripts/compose-env.sh takes from the environment.
-var secretNames = []string{"POSTGRES_PASSWORD", "RABBITMQ_USER", "RABBITMQ_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "AUTH_JWT_SECRET"}
+var secretNames = []string{"POSTGRES_PASSWORD", "RABBITMQ_USER", "RABBITMQ_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
 
 // The variables that move the published ports.
 var portNames = []string{"PG_PORT", "MQ_PORT", "MQ_UI_PORT", "PAY_PORT", "TRADE_PORT", "PROMETHEUS_PORT", "GRAFANA_PORT"}
@@ -135,7 +144,6 @@ func TestComposeDeliversEveryPasswordIntactToEveryService(t *testing.T) {
 			"RABBITMQ_USER":          `us:er@x`,
 			"RABBITMQ_PASSWORD":      `%41 $HOME #no-comment 'q' "dq" \n`,
 			"GRAFANA_ADMIN_PASSWORD": `$(rm) {{x}} %s 'a"b`,
-			"AUTH_JWT_SECRET":        `a secret of more than 32 bytes: $x "' \ #`,
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,15 +161,13 @@ func TestComposeDeliversEveryPasswordIntactToEveryService(t *testing.T) {
 					v = r.Services["rabbitmq"].Environment["RABBITMQ_DEFAULT_PASS"]
 				case "GRAFANA_ADMIN_PASSWORD":
 					v = r.Services["grafana"].Environment["GF_SECURITY_ADMIN_PASSWORD"]
-				case "AUTH_JWT_SECRET":
-					v = r.Services["pay"].Environment["AUTH_JWT_SECRET"]
 				}
 				if name != "RABBITMQ_USER" && len(v) < 24 {
 					t.Fatalf("generated %s = %q, want 24 characters or more", name, v)
 				}
 				return v
 			}
-			pgPassword, mqUser, mqPassword, secret := want("POSTGRES_PASSWORD"), want("RABBITMQ_USER"), want("RABBITMQ_PASSWORD"), want("AUTH_JWT_SECRET")
+			pgPassword, mqUser, mqPassword := want("POSTGRES_PASSWORD"), want("RABBITMQ_USER"), want("RABBITMQ_PASSWORD")
 			grafanaPassword := want("GRAFANA_ADMIN_PASSWORD")
 
 			checked := map[string]int{}
@@ -176,8 +182,6 @@ func TestComposeDeliversEveryPasswordIntactToEveryService(t *testing.T) {
 						checkEqual(t, name, key, value, mqPassword)
 					case key == "GF_SECURITY_ADMIN_PASSWORD":
 						checkEqual(t, name, key, value, grafanaPassword)
-					case key == "AUTH_JWT_SECRET":
-						checkEqual(t, name, key, value, secret)
 					case strings.HasSuffix(key, "_DATABASE_URL"):
 						checkURL(t, name, key, value, "postgres", pgPassword)
 					case key == "AMQP_URL":
@@ -191,13 +195,13 @@ func TestComposeDeliversEveryPasswordIntactToEveryService(t *testing.T) {
 					checked[key]++
 				}
 			}
-			for _, key := range []string{"POSTGRES_PASSWORD", "RABBITMQ_DEFAULT_PASS", "GF_SECURITY_ADMIN_PASSWORD", "AUTH_JWT_SECRET", "PAY_DATABASE_URL", "TRADE_DATABASE_URL", "AMQP_URL"} {
+			for _, key := range []string{"POSTGRES_PASSWORD", "RABBITMQ_DEFAULT_PASS", "GF_SECURITY_ADMIN_PASSWORD", "PAY_DATABASE_URL", "TRADE_DATABASE_URL", "AMQP_URL"} {
 				if checked[key] == 0 {
 					t.Errorf("no service gets %s", key)
 				}
 			}
-			if checked["AMQP_URL"] < 3 || checked["AUTH_JWT_SECRET"] < 3 {
-				t.Errorf("pay, trade and ctl each need AMQP_URL and AUTH_JWT_SECRET; got %v", checked)
+			if checked["AMQP_URL"] < 3 {
+				t.Errorf("pay, trade and ctl each need AMQP_URL; got %v", checked)
 			}
 		})
 	}
@@ -316,6 +320,37 @@ func TestInfraEnvGivesMakeTheURLsOfTheComposeServersWithTheirPasswords(t *testin
 		if u.User.Username() != want.user || password != want.password || u.Host != want.host || u.Path != want.db {
 			t.Errorf("make got %s: user %q, password %q, host %s, path %s; want %q, %q, %s, %s",
 				urls[i], u.User.Username(), password, u.Host, u.Path, want.user, want.password, want.host, want.db)
+		}
+	}
+}
+
+// A service holds its own private key and the public keys only: the keys
+// service makes the set into a volume per holder, and each mounts its own.
+func TestComposeGivesEachServiceOnlyItsOwnKeyVolume(t *testing.T) {
+	r := render(t, secrets(t, nil), nil, "*")
+	keys := r.Services["keys"]
+	if got := strings.Join(keys.Command, " "); got != "keys -dir /keys/ctl -split /keys -keep" {
+		t.Errorf("keys runs %q, want the set made once and split", got)
+	}
+	for service, volume := range map[string]string{"pay": "keys-pay", "trade": "keys-trade", "ctl": "keys-ctl"} {
+		svc := r.Services[service]
+		var mounted []string
+		for _, v := range svc.Volumes {
+			if strings.HasPrefix(v.Source, "keys-") {
+				mounted = append(mounted, v.Source)
+				if v.Target != svc.Environment["PAYTRADE_KEYS_DIR"] || !v.ReadOnly {
+					t.Errorf("%s mounts %s at %s (read-only %v), want it read-only at PAYTRADE_KEYS_DIR=%s", service, v.Source, v.Target, v.ReadOnly, svc.Environment["PAYTRADE_KEYS_DIR"])
+				}
+			}
+		}
+		if len(mounted) != 1 || mounted[0] != volume {
+			t.Errorf("%s mounts key volumes %v, want only %s", service, mounted, volume)
+		}
+		if svc.DependsOn["keys"].Condition != "service_completed_successfully" {
+			t.Errorf("%s does not wait for the keys to be made: %+v", service, svc.DependsOn)
+		}
+		if svc.Environment["PAYTRADE_DEV"] != "" {
+			t.Errorf("%s runs in development mode under compose", service)
 		}
 	}
 }

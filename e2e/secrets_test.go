@@ -3,13 +3,15 @@ package e2e
 import (
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/paytrade/paytrade/internal/auth"
-	"github.com/paytrade/paytrade/internal/systest"
+	"github.com/paytrade/paytrade/internal/authtest"
 	"github.com/paytrade/paytrade/internal/testenv"
 )
 
@@ -23,39 +25,63 @@ var binaries = []struct{ pkg, dbEnv string }{
 }
 
 // Each service is given a database and a broker it could start with, so
-// that only the secret stands in its way.
-func TestServicesRefuseToStartWithoutAStrongSecret(t *testing.T) {
-	const short = "short-but-secret"
+// that only its keys stand in its way.
+func TestServicesRefuseToStartWithoutKeysOrWithTheDevelopmentKeys(t *testing.T) {
 	amqpURL := testenv.AMQPURL(t)
 	exchange, errExchange := testenv.Name(t, "pay.topic"), testenv.Name(t, "error.direct")
 	queue, errQueue := testenv.Name(t, "mark.order.pay.queue"), testenv.Name(t, "error.queue")
 	testenv.DeleteOnCleanup(t, amqpURL, []string{exchange, errExchange}, []string{queue, errQueue})
+	devDir := filepath.Join(t.TempDir(), "dev")
+	if err := auth.DevKeySet().WriteDir(devDir); err != nil {
+		t.Fatal(err)
+	}
 	for _, b := range binaries {
 		bin := testenv.Build(t, b.pkg)
 		name := b.pkg[strings.LastIndex(b.pkg, "/")+1:]
-		startable := []string{b.dbEnv + "=" + testenv.NewEmptyDatabase(t, "secret_"+name), "AMQP_URL=" + amqpURL,
+		startable := []string{b.dbEnv + "=" + testenv.NewEmptyDatabase(t, "keys_"+name), "AMQP_URL=" + amqpURL,
 			"PAY_HTTP_ADDR=127.0.0.1:0", "TRADE_HTTP_ADDR=127.0.0.1:0", "MQ_PAY_EXCHANGE=" + exchange,
 			"MQ_MARK_ORDER_PAY_QUEUE=" + queue, "MQ_ERROR_EXCHANGE=" + errExchange, "MQ_ERROR_QUEUE=" + errQueue}
+		// Its own fresh key, but a jwks that trusts the published keys.
+		trusting := t.TempDir()
+		if err := auth.WritePrivateKey(trusting, authtest.New(t).Signer(name)); err != nil {
+			t.Fatal(err)
+		}
+		if err := auth.WriteJWKS(trusting, auth.DevKeySet().Public()); err != nil {
+			t.Fatal(err)
+		}
 		for what, env := range map[string][]string{
-			"no secret":            nil,
-			"a short secret":       {"AUTH_JWT_SECRET=" + short},
-			"the published secret": {"AUTH_JWT_SECRET=" + auth.DevSecret},
-			"PAYTRADE_DEV=0":       {"PAYTRADE_DEV=0"},
+			"no keys":                              nil,
+			"the development keys":                 {"PAYTRADE_KEYS_DIR=" + devDir},
+			"a jwks trusting the development keys": {"PAYTRADE_KEYS_DIR=" + trusting},
+			"an empty key directory":               {"PAYTRADE_KEYS_DIR=" + t.TempDir()},
+			"PAYTRADE_DEV=0":                       {"PAYTRADE_DEV=0"},
 		} {
 			t.Run(name+"/"+what, func(t *testing.T) {
 				out, err := testenv.RunUntilExit(t, bin, append(env, startable...), 20*time.Second)
 				if err == nil {
 					t.Fatalf("started and stopped cleanly; want a refusal\n%s", out)
 				}
-				if !strings.Contains(out, "AUTH_JWT_SECRET") || strings.Contains(out, "listening") {
-					t.Errorf("refusal does not name AUTH_JWT_SECRET, or it listened first:\n%s", out)
+				if !strings.Contains(out, "PAYTRADE_KEYS_DIR") || strings.Contains(out, "listening") {
+					t.Errorf("refusal does not name PAYTRADE_KEYS_DIR, or it listened first:\n%s", out)
 				}
-				if strings.Contains(out, short) {
-					t.Errorf("refusal names the secret:\n%s", out)
+				if strings.Contains(out, "PRIVATE KEY") {
+					t.Errorf("refusal shows a key:\n%s", out)
 				}
 			})
 		}
 	}
+}
+
+// privateKeyText is the text of service's private key in dir, which no
+// output may hold.
+func privateKeyText(tb testing.TB, dir, service string) string {
+	tb.Helper()
+	pem, err := os.ReadFile(filepath.Join(dir, auth.KeyFile(service)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(pem)), "\n")
+	return strings.Join(lines[1:len(lines)-1], "")
 }
 
 // leaks returns what of the secrets, in any spelling a URL gives them, out holds.
@@ -91,8 +117,10 @@ func TestNoSecretInAnyLogLineOrErrorWhateverFails(t *testing.T) {
 		dbURL := testenv.NewEmptyDatabase(t, "leak_"+name)
 		exchange := testenv.Name(t, "pay.topic")
 		testenv.DeleteOnCleanup(t, amqpURL, []string{exchange}, nil)
+		keyDir := authtest.Shared(t).Dir(t, name)
+		key := privateKeyText(t, keyDir, name)
 		env := func(db, amqp string) []string {
-			return []string{b.dbEnv + "=" + db, "AMQP_URL=" + amqp, "AUTH_JWT_SECRET=" + systest.Secret,
+			return []string{b.dbEnv + "=" + db, "AMQP_URL=" + amqp, "PAYTRADE_KEYS_DIR=" + keyDir,
 				"PAY_HTTP_ADDR=127.0.0.1:0", "TRADE_HTTP_ADDR=127.0.0.1:0", "MQ_PAY_EXCHANGE=" + exchange,
 				"AMQP_RECONNECT_INITIAL_INTERVAL=20ms", "AMQP_RECONNECT_MAX_INTERVAL=50ms"}
 		}
@@ -102,7 +130,7 @@ func TestNoSecretInAnyLogLineOrErrorWhateverFails(t *testing.T) {
 			if err == nil || !strings.Contains(out, "AMQP_URL") {
 				t.Errorf("exit %v, want a refusal naming AMQP_URL\n%s", err, out)
 			}
-			if l := leaks(out, rawPassword, systest.Secret); len(l) > 0 {
+			if l := leaks(out, rawPassword, key); len(l) > 0 {
 				t.Errorf("output holds %q:\n%s", l, out)
 			}
 		})
@@ -111,7 +139,7 @@ func TestNoSecretInAnyLogLineOrErrorWhateverFails(t *testing.T) {
 			if err == nil || !strings.Contains(out, "database URL is malformed") {
 				t.Errorf("exit %v, want a refusal saying the database URL is malformed\n%s", err, out)
 			}
-			if l := leaks(out, rawPassword, systest.Secret); len(l) > 0 {
+			if l := leaks(out, rawPassword, key); len(l) > 0 {
 				t.Errorf("output holds %q:\n%s", l, out)
 			}
 		})
@@ -126,7 +154,7 @@ func TestNoSecretInAnyLogLineOrErrorWhateverFails(t *testing.T) {
 			if !strings.Contains(out, broker.Host) {
 				t.Errorf("the failed attempts do not say which broker:\n%s", out)
 			}
-			if l := leaks(out, rawPassword, systest.Secret); len(l) > 0 {
+			if l := leaks(out, rawPassword, key); len(l) > 0 {
 				t.Errorf("output holds %q:\n%s", l, out)
 			}
 		})
@@ -170,8 +198,9 @@ func TestPasswordsWithAnyCharacterWork(t *testing.T) {
 	u.User = url.UserPassword(user, rawPassword)
 	db, _ := url.Parse(testenv.NewEmptyDatabase(t, "anychar"))
 	db.User = url.UserPassword(db.User.Username(), rawPassword)
+	keyDir := authtest.Shared(t).Dir(t, auth.IssuerPay)
 	p := testenv.StartProcess(t, testenv.Build(t, "github.com/paytrade/paytrade/cmd/pay"), "pay", append([]string{
-		"PAY_DATABASE_URL=" + db.String(), "AMQP_URL=" + u.String(), "AUTH_JWT_SECRET=" + systest.Secret,
+		"PAY_DATABASE_URL=" + db.String(), "AMQP_URL=" + u.String(), "PAYTRADE_KEYS_DIR=" + keyDir,
 		"PAY_HTTP_ADDR=127.0.0.1:0",
 	}, topo.Env()...))
 	testenv.WaitFor(t, 20*time.Second, "pay ready: database and broker connected with the password", func() bool {
@@ -182,7 +211,7 @@ func TestPasswordsWithAnyCharacterWork(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode == http.StatusOK
 	})
-	if l := leaks(p.Output(), rawPassword, systest.Secret); len(l) > 0 {
+	if l := leaks(p.Output(), rawPassword, privateKeyText(t, keyDir, auth.IssuerPay)); len(l) > 0 {
 		t.Errorf("output holds %q:\n%s", l, p.Output())
 	}
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Writes the secrets file of deploy/docker-compose.yml (default deploy/.env),
-# unless it exists: every password and the JWT secret, random — or taken from
-# the environment (POSTGRES_PASSWORD, RABBITMQ_USER, RABBITMQ_PASSWORD,
-# GRAFANA_ADMIN_PASSWORD, AUTH_JWT_SECRET) when set there. A password may hold any character but a
+# unless it exists: every password, random — or taken from the environment
+# (POSTGRES_PASSWORD, RABBITMQ_USER, RABBITMQ_PASSWORD,
+# GRAFANA_ADMIN_PASSWORD) when set there. (The signing keys are not here:
+# compose's `keys` service makes them into volumes on first use.) A password may hold any character but a
 # line break.
 #
 # Compose interpolates ${VAR} but cannot percent-encode, and a password goes
@@ -58,19 +59,14 @@ postgres_password=${POSTGRES_PASSWORD:-$(random 24)}
 rabbitmq_user=${RABBITMQ_USER:-paytrade}
 rabbitmq_password=${RABBITMQ_PASSWORD:-$(random 24)}
 grafana_password=${GRAFANA_ADMIN_PASSWORD:-$(random 24)}
-jwt_secret=${AUTH_JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 # Shared by the RabbitMQ nodes of the cluster profile; hex, as Erlang wants.
 erlang_cookie=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-for v in "$postgres_password" "$rabbitmq_user" "$rabbitmq_password" "$grafana_password" "$jwt_secret"; do
+for v in "$postgres_password" "$rabbitmq_user" "$rabbitmq_password" "$grafana_password"; do
   if [[ $v == *$'\n'* ]]; then
     echo "compose-env: a password or secret holds a line break; choose another" >&2
     exit 1
   fi
 done
-if [[ ${#jwt_secret} -lt 32 ]]; then
-  echo "compose-env: AUTH_JWT_SECRET must be at least 32 bytes" >&2
-  exit 1
-fi
 
 umask 077
 tmp="$file.tmp.$$"
@@ -87,8 +83,7 @@ RABBITMQ_USER_URLENC=$(quote "$(urlencode "$rabbitmq_user")")
 RABBITMQ_PASSWORD=$(quote "$rabbitmq_password")
 RABBITMQ_PASSWORD_URLENC=$(quote "$(urlencode "$rabbitmq_password")")
 GRAFANA_ADMIN_PASSWORD=$(quote "$grafana_password")
-AUTH_JWT_SECRET=$(quote "$jwt_secret")
 RABBITMQ_ERLANG_COOKIE=$(quote "$erlang_cookie")
 EOF
 mv "$tmp" "$file"
-echo "compose-env: wrote $file with new passwords and a new JWT secret" >&2
+echo "compose-env: wrote $file with new passwords" >&2

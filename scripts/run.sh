@@ -4,14 +4,19 @@
 # bash 3.2 too (macOS), so it waits without `wait -n`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# A laptop: the services accept the published development JWT secret
-# when AUTH_JWT_SECRET is unset; paytradectl token signs with it too.
+# A laptop: development mode, so each service listens on 127.0.0.1 only.
 export PAYTRADE_DEV=${PAYTRADE_DEV:-1}
+# The signing keys: a set made on first use in .keys/ and kept. .keys/ctl
+# holds every private key (make demo and `PAYTRADE_KEYS_DIR=.keys/ctl
+# bin/paytradectl token ...` sign with it); .keys/pay and .keys/trade hold
+# each service's own private key and the public keys, all it is given.
+keys=.keys
+bin/paytradectl keys -dir "$keys/ctl" -split "$keys" -keep >/dev/null
 
 bin/paytradectl db create
-bin/pay &
+PAYTRADE_KEYS_DIR=$keys/pay bin/pay &
 pay=$!
-bin/trade &
+PAYTRADE_KEYS_DIR=$keys/trade bin/trade &
 trade=$!
 stop() {
   kill -TERM "$pay" "$trade" 2>/dev/null || true

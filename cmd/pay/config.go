@@ -11,6 +11,7 @@ import (
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/config"
 	"github.com/paytrade/paytrade/internal/crashpoint"
+	"github.com/paytrade/paytrade/internal/httpserver"
 	payamqp "github.com/paytrade/paytrade/services/pay/amqp"
 )
 
@@ -19,8 +20,8 @@ type payConfig struct {
 	DatabaseURL   string
 	HTTPAddr      string
 	DebugAddr     string
-	JWTSecret     []byte
-	Dev           bool // PAYTRADE_DEV=1: a laptop, not production
+	Keys          auth.ServiceKeys // its own private key and the public keys
+	Dev           bool             // PAYTRADE_DEV=1: a laptop, not production
 	Exchange      string
 	PaySuccessKey string
 	Topology      payamqp.Topology
@@ -101,7 +102,12 @@ func loadConfig(getenv func(string) string) (payConfig, error) {
 	}
 	// pay's refund consumer: the same settings as trade's, named PAY_.
 	c.Consumer = broker.ReadConsumerConfig(r, "PAY")
-	c.JWTSecret, c.Dev = auth.ReadSecret(r)
+	c.Keys = auth.ReadServiceKeys(r, auth.IssuerPay)
+	c.Dev = c.Keys.Dev
+	if c.Dev {
+		// Anyone can sign with the published keys: nobody else may reach us.
+		httpserver.LoopbackOnly(r, map[string]*string{"PAY_HTTP_ADDR": &c.HTTPAddr, "PAY_DEBUG_ADDR": &c.DebugAddr})
+	}
 	if c.BcryptCost > bcrypt.MaxCost {
 		r.Fail(fmt.Errorf("PAY_BCRYPT_COST=%d: want at most %d", c.BcryptCost, bcrypt.MaxCost))
 	}

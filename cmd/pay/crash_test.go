@@ -10,6 +10,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/authtest"
 	"github.com/paytrade/paytrade/internal/crashpoint"
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/systest"
@@ -35,7 +36,7 @@ func newCrashWorld(t *testing.T) *crashWorld {
 		dbURL:      dbURL,
 		deliveries: deliveries,
 		env: append([]string{
-			"PAY_DATABASE_URL=" + dbURL, "AMQP_URL=" + amqpURL, "AUTH_JWT_SECRET=cmd-test-secret-long-enough-for-production",
+			"PAY_DATABASE_URL=" + dbURL, "AMQP_URL=" + amqpURL, authtest.Shared(t).Env(t, auth.IssuerPay),
 			"PAY_HTTP_ADDR=127.0.0.1:0", "PAY_BCRYPT_COST=4",
 			"PAY_OUTBOX_POLL_INTERVAL=100ms",
 		}, topo.Env()...),
@@ -62,23 +63,14 @@ func post(t *testing.T, p *testenv.Process, path, token, body string) (int, erro
 	return res.StatusCode, nil
 }
 
-func (w *crashWorld) token(t *testing.T, p auth.Principal) string {
-	t.Helper()
-	tok, err := auth.Mint([]byte("cmd-test-secret-long-enough-for-production"), p, time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
 // prepare opens a wallet and a pay order through p and returns the pay path.
 func (w *crashWorld) prepare(t *testing.T, p *testenv.Process) string {
 	t.Helper()
-	svc := w.token(t, auth.Operator("test"))
+	svc := authtest.Shared(t).Operator(t, "test")
 	if code, err := post(t, p, "/accounts", svc, `{"userId":1,"password":"123","balance":1000}`); err != nil || code != 201 {
 		t.Fatalf("create wallet: %d %v", code, err)
 	}
-	trade := w.token(t, auth.Service("trade"))
+	trade := authtest.Shared(t).Service(t, auth.AudiencePay)
 	if code, err := post(t, p, "/pay-orders", trade, `{"bizOrderNo":9,"bizUserId":1,"amount":300,"payChannelCode":"balance","payType":5}`); err != nil || code != 201 {
 		t.Fatalf("apply: %d %v", code, err)
 	}
@@ -138,7 +130,7 @@ func TestPayKilledAfterCommitBeforePublishLosesNoEvent(t *testing.T) {
 	first := w.start(t, crashpoint.PayAfterCommit)
 	payPath := w.prepare(t, first)
 
-	if _, err := post(t, first, payPath, w.token(t, auth.User(1)), `{"pw":"123"}`); err == nil {
+	if _, err := post(t, first, payPath, authtest.Shared(t).User(t, 1), `{"pw":"123"}`); err == nil {
 		t.Fatal("the payment returned normally; the crash point did not fire")
 	}
 	first.WaitKilled(t, 20*time.Second)
@@ -169,7 +161,7 @@ func TestPayKilledAfterPublishBeforeBookkeepingRepublishesTheSameMessageID(t *te
 
 	// The relay may kill the process before or after the response is
 	// written; either way the payment is committed.
-	_, _ = post(t, first, payPath, w.token(t, auth.User(1)), `{"pw":"123"}`)
+	_, _ = post(t, first, payPath, authtest.Shared(t).User(t, 1), `{"pw":"123"}`)
 	first.WaitKilled(t, 20*time.Second)
 	published := w.nextDelivery(t, 10*time.Second)
 	if pending := w.pendingIDs(t); len(pending) != 1 || pending[0] != published.MessageId {

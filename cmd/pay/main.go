@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/config"
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/health"
@@ -96,8 +95,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	registerMetrics(reg, &payments, &locks, refundCounts)
 	handler := httpapi.NewHandler(store, httpapi.Config{
-		Auth:              auth.NewAuthenticator(cfg.JWTSecret),
-		IdempotencySecret: append([]byte("idempotency\x00"), cfg.JWTSecret...),
+		Auth:              cfg.Keys.Authenticator,
+		IdempotencySecret: cfg.Keys.Signer.DeriveSecret("idempotency"),
 		Ready:             map[string]health.Check{"database": database.Primary(pool), "broker": health.Reachable(messages.Ready)},
 		Instrument:        metrics.NewHTTP(reg).Middleware,
 		Metrics:           metrics.Handler(registry, log),

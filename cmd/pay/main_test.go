@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/authtest"
 	"github.com/paytrade/paytrade/internal/testenv"
 )
 
@@ -24,11 +25,11 @@ func TestPayBinaryMigratesServesAndStopsGracefully(t *testing.T) {
 	dbURL := testenv.NewEmptyDatabase(t, "bin")
 	env := testenv.NewTopology(t, amqpURL).Map()
 	maps.Copy(env, map[string]string{
-		"PAY_DATABASE_URL": dbURL,
-		"AMQP_URL":         amqpURL,
-		"AUTH_JWT_SECRET":  "cmd-test-secret-long-enough-for-production",
-		"PAY_HTTP_ADDR":    "127.0.0.1:0",
-		"PAY_BCRYPT_COST":  "4",
+		"PAY_DATABASE_URL":  dbURL,
+		"AMQP_URL":          amqpURL,
+		"PAYTRADE_KEYS_DIR": authtest.Shared(t).Dir(t, auth.IssuerPay),
+		"PAY_HTTP_ADDR":     "127.0.0.1:0",
+		"PAY_BCRYPT_COST":   "4",
 	})
 	base, stop := startPay(t, env)
 
@@ -59,10 +60,7 @@ func TestPayBinaryMigratesServesAndStopsGracefully(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	svc, err := auth.Mint([]byte("cmd-test-secret-long-enough-for-production"), auth.Service("test"), time.Minute, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := authtest.Shared(t).Service(t, auth.AudiencePay)
 	if code, body := get("/pay-orders/biz/1", svc); code != 404 {
 		t.Errorf("unknown pay order through the binary = %d %s, want 404 from a migrated database", code, body)
 	}

@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,9 +33,21 @@ const (
 const usage = `usage: paytradectl <command> [flags]
 
 commands:
-  token -user N [-ttl 1h]                print a bearer token for user N
-  token -service [-sub NAME] [-ttl 1h]   print a bearer token for a service (pay orders only)
-  token -operator [-sub NAME] [-ttl 1h]  print a bearer token for an operator (accounts, deposits)
+  keys [-dir DIR] [-split PARENT] [-keep]
+                                         make a key set in DIR (default $PAYTRADE_KEYS_DIR): a
+                                         private key per issuer (users.key, operator.key,
+                                         trade.key, pay.key) and jwks.json, their public keys;
+                                         never over an existing file. -split also writes
+                                         PARENT/pay and PARENT/trade with only that service's key
+                                         and jwks.json; -keep keeps a set DIR already holds
+  token -user N [-aud pay,trade] [-ttl 1h]
+                                         print a bearer token for user N, signed with users.key
+  token -service [-aud pay|trade] [-ttl 1h]
+                                         print a service token: for pay signed with trade.key
+                                         (pay orders only), for trade signed with pay.key
+  token -operator [-sub NAME] [-aud pay,trade] [-ttl 1h]
+                                         print an operator token (accounts, deposits), signed
+                                         with operator.key
   db create                              create the pay and trade databases if missing
   errors list [-queue Q] [-limit 100] [-json]
                                          show the messages parked in the error queue, leaving
@@ -51,8 +65,10 @@ commands:
   help                                   show this text
 
 environment:
-  AUTH_JWT_SECRET     token signing secret, at least 32 bytes
-  PAYTRADE_DEV        1 on a laptop: accept a weak secret, or none (the published development secret)
+  PAYTRADE_KEYS_DIR   the key set's directory (paytradectl keys makes one); token reads the
+                      private key of the issuer it signs as
+  PAYTRADE_DEV        1 on a laptop: sign with the published development key set when
+                      PAYTRADE_KEYS_DIR is unset
   PAY_DATABASE_URL    default ` + defaultPayDatabaseURL + `
   TRADE_DATABASE_URL  default ` + defaultTradeDatabaseURL + `
   AMQP_URL            default amqp://guest:guest@127.0.0.1:5672/ (and AMQP_CONNECT_TIMEOUT, AMQP_HEARTBEAT)
@@ -75,6 +91,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errors.New("no command given")
 	}
 	switch args[0] {
+	case "keys":
+		return runKeys(args[1:], getenv, stdout, stderr)
 	case "token":
 		return runToken(args[1:], getenv, stdout, stderr)
 	case "db":
@@ -109,45 +127,138 @@ func parseFlags(fs *flag.FlagSet, args []string) (done bool, err error) {
 	return false, nil
 }
 
+func runKeys(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("keys", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", getenv("PAYTRADE_KEYS_DIR"), "the directory to write the whole key set into")
+	split := fs.String("split", "", "also write PARENT/pay and PARENT/trade, each with only that service's private key and jwks.json")
+	keep := fs.Bool("keep", false, "if -dir already holds a key set, keep it (and split it where missing) instead of failing")
+	if done, err := parseFlags(fs, args); done || err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("keys: need -dir DIR or PAYTRADE_KEYS_DIR")
+	}
+	set, err := keySet(*dir, *keep, stdout)
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	if *split == "" {
+		return nil
+	}
+	for _, service := range []string{auth.IssuerPay, auth.IssuerTrade} {
+		own := filepath.Join(*split, service)
+		if *keep && exists(filepath.Join(own, auth.JWKSFile)) {
+			continue
+		}
+		if err := auth.WritePrivateKey(own, set[service]); err != nil {
+			return fmt.Errorf("keys: %w", err)
+		}
+		if err := auth.WriteJWKS(own, set.Public()); err != nil {
+			return fmt.Errorf("keys: %w", err)
+		}
+		fmt.Fprintf(stdout, "%s\n%s\n", filepath.Join(own, auth.KeyFile(service)), filepath.Join(own, auth.JWKSFile))
+	}
+	return nil
+}
+
+// keySet makes a new key set in dir and lists its files on stdout, or with
+// keep reads the one dir already holds.
+func keySet(dir string, keep bool, stdout io.Writer) (auth.KeySet, error) {
+	if keep && exists(filepath.Join(dir, auth.JWKSFile)) {
+		set := auth.KeySet{}
+		for _, iss := range auth.Issuers() {
+			s, err := auth.LoadSigner(dir, iss)
+			if err != nil {
+				return nil, err
+			}
+			set[iss] = s
+		}
+		fmt.Fprintf(stdout, "%s: kept the key set there\n", dir)
+		return set, nil
+	}
+	set, err := auth.NewKeySet()
+	if err != nil {
+		return nil, err
+	}
+	if err := set.WriteDir(dir); err != nil {
+		return nil, err
+	}
+	for _, k := range set.Public() {
+		fmt.Fprintf(stdout, "%s\t%s\n", filepath.Join(dir, auth.KeyFile(k.Issuer)), k.KeyID)
+	}
+	fmt.Fprintln(stdout, filepath.Join(dir, auth.JWKSFile))
+	return set, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 func runToken(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	user := fs.Int64("user", 0, "mint a token for this user id")
-	service := fs.Bool("service", false, "mint a service token (create, read and close pay orders)")
-	operator := fs.Bool("operator", false, "mint an operator token (everything, accounts and deposits included)")
-	sub := fs.String("sub", "paytradectl", "the service's or operator's name (with -service or -operator)")
+	user := fs.Int64("user", 0, "mint a token for this user id, signed with users.key")
+	service := fs.Bool("service", false, "mint a service token: for pay with trade.key, for trade with pay.key")
+	operator := fs.Bool("operator", false, "mint an operator token (accounts and deposits), signed with operator.key")
+	sub := fs.String("sub", "paytradectl", "the operator's name (with -operator)")
+	aud := fs.String("aud", "", "the services the token is for, comma-separated (default pay,trade; pay for -service)")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid (at most 24h)")
 	if done, err := parseFlags(fs, args); done || err != nil {
 		return err
 	}
 	subSet := false
 	fs.Visit(func(f *flag.Flag) { subSet = subSet || f.Name == "sub" })
+	audience := []string{auth.AudiencePay, auth.AudienceTrade}
+	if *aud != "" {
+		audience = strings.Split(*aud, ",")
+	}
+	for _, a := range audience {
+		if a != auth.AudiencePay && a != auth.AudienceTrade {
+			return fmt.Errorf("token: -aud %q: want pay, trade or pay,trade", *aud)
+		}
+	}
 
 	var p auth.Principal
+	var issuer string
 	switch {
 	case btoi(*user != 0)+btoi(*service)+btoi(*operator) > 1:
 		return errors.New("token: -user, -service and -operator exclude each other")
+	case *service && subSet:
+		return errors.New("token: a service token's sub is the service that signs it; -sub is for -operator")
 	case *service:
-		p = auth.Service(*sub)
+		if *aud == "" {
+			audience = []string{auth.AudiencePay}
+		}
+		if len(audience) != 1 {
+			return errors.New("token: a service token is for one service: -aud pay (signed by trade) or -aud trade (signed by pay)")
+		}
+		// A service token for pay is trade's, and for trade pay's.
+		issuer = auth.IssuerTrade
+		if audience[0] == auth.AudienceTrade {
+			issuer = auth.IssuerPay
+		}
+		p = auth.Service(issuer)
 	case *operator:
-		p = auth.Operator(*sub)
+		issuer, p = auth.IssuerOperator, auth.Operator(*sub)
 	case subSet:
-		return errors.New("token: -sub needs -service or -operator")
+		return errors.New("token: -sub needs -operator")
 	case *user > 0:
-		p = auth.User(*user)
+		issuer, p = auth.IssuerUsers, auth.User(*user)
 	default:
 		return errors.New("token: need -user N (N > 0), -service or -operator")
 	}
 
 	r := config.NewReader(getenv)
-	secret, dev := auth.ReadSecret(r)
+	signer, dev := auth.ReadSigner(r, issuer)
 	if err := r.Err(); err != nil {
 		return fmt.Errorf("token: %w", err)
 	}
 	if dev {
 		fmt.Fprintln(stderr, "paytradectl: warning: PAYTRADE_DEV=1: signing for a laptop, not for production")
 	}
-	token, err := auth.Mint(secret, p, *ttl, time.Now())
+	token, err := signer.Mint(p, audience, *ttl, time.Now())
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,28 +26,46 @@ func runCtl(tb testing.TB, getenv func(string) string, args ...string) (stdout, 
 	return out.String(), errOut.String(), err
 }
 
-// strongSecret is long enough for a process outside development.
-const strongSecret = "paytradectl-test-secret-of-32-bytes-or-more"
+// newKeys runs paytradectl keys into a new directory and returns it.
+func newKeys(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "keys")
+	stdout, stderr, err := runCtl(t, env(nil), "keys", "-dir", dir)
+	if err != nil {
+		t.Fatalf("keys: %v (stderr %q)", err, stderr)
+	}
+	for _, name := range []string{"users.key", "operator.key", "trade.key", "pay.key", "jwks.json"} {
+		if !strings.Contains(stdout, filepath.Join(dir, name)) {
+			t.Errorf("keys did not list %s: %q", name, stdout)
+		}
+	}
+	return dir
+}
 
-func TestTokenPrintsABareTokenTheServicesAccept(t *testing.T) {
+func TestKeysThenTokenRoundTripThroughTheServicesAuthenticators(t *testing.T) {
+	dir := newKeys(t)
+	public, err := auth.LoadJWKS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withKeys := map[string]string{"PAYTRADE_KEYS_DIR": dir}
 	tests := []struct {
 		name       string
 		vars       map[string]string
 		args       []string
-		secret     string
+		audience   string // the service that must accept it
+		refusedBy  string // the service that must refuse it, if any
 		want       auth.Principal
 		wantWarned bool
 	}{
-		{"user", map[string]string{"AUTH_JWT_SECRET": strongSecret}, []string{"token", "-user", "7"}, strongSecret,
-			auth.User(7), false},
-		{"user with dev secret", map[string]string{"PAYTRADE_DEV": "1"}, []string{"token", "-user", "1"}, auth.DevSecret,
-			auth.User(1), true},
-		{"service", map[string]string{"AUTH_JWT_SECRET": strongSecret}, []string{"token", "-service"}, strongSecret,
-			auth.Service("paytradectl"), false},
-		{"named service", map[string]string{"AUTH_JWT_SECRET": strongSecret}, []string{"token", "-service", "-sub", "trade", "-ttl", "1h"}, strongSecret,
-			auth.Service("trade"), false},
-		{"operator", map[string]string{"AUTH_JWT_SECRET": strongSecret}, []string{"token", "-operator"}, strongSecret,
-			auth.Operator("paytradectl"), false},
+		{"user at pay", withKeys, []string{"token", "-user", "7"}, auth.AudiencePay, "", auth.User(7), false},
+		{"user at trade", withKeys, []string{"token", "-user", "7"}, auth.AudienceTrade, "", auth.User(7), false},
+		{"user for pay only", withKeys, []string{"token", "-user", "7", "-aud", "pay"}, auth.AudiencePay, auth.AudienceTrade, auth.User(7), false},
+		{"service for pay, signed by trade", withKeys, []string{"token", "-service", "-ttl", "1h"}, auth.AudiencePay, auth.AudienceTrade, auth.Service("trade"), false},
+		{"service for trade, signed by pay", withKeys, []string{"token", "-service", "-aud", "trade"}, auth.AudienceTrade, auth.AudiencePay, auth.Service("pay"), false},
+		{"operator", withKeys, []string{"token", "-operator"}, auth.AudiencePay, "", auth.Operator("paytradectl"), false},
+		{"named operator", withKeys, []string{"token", "-operator", "-sub", "alice"}, auth.AudiencePay, "", auth.Operator("alice"), false},
+		{"user with the development keys", map[string]string{"PAYTRADE_DEV": "1"}, []string{"token", "-user", "1"}, auth.AudiencePay, "", auth.User(1), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,12 +77,21 @@ func TestTokenPrintsABareTokenTheServicesAccept(t *testing.T) {
 			if !ok || strings.ContainsAny(token, " \n") {
 				t.Fatalf("stdout = %q, want one bare token and a newline", stdout)
 			}
-			got, err := auth.NewAuthenticator([]byte(tt.secret)).Parse(token)
+			keys := public
+			if tt.vars["PAYTRADE_DEV"] == "1" {
+				keys = auth.DevKeySet().Public()
+			}
+			got, err := auth.NewAuthenticator(tt.audience, keys).Parse(token)
 			if err != nil {
-				t.Fatalf("Parse printed token: %v", err)
+				t.Fatalf("%s refuses the printed token: %v", tt.audience, err)
 			}
 			if got != tt.want {
 				t.Errorf("token is for %+v, want %+v", got, tt.want)
+			}
+			if tt.refusedBy != "" {
+				if p, err := auth.NewAuthenticator(tt.refusedBy, keys).Parse(token); err == nil {
+					t.Errorf("%s accepts the token too, as %+v", tt.refusedBy, p)
+				}
 			}
 			if warned := strings.Contains(stderr, "PAYTRADE_DEV"); warned != tt.wantWarned {
 				t.Errorf("warned = %v, want %v (stderr %q)", warned, tt.wantWarned, stderr)
@@ -71,21 +100,50 @@ func TestTokenPrintsABareTokenTheServicesAccept(t *testing.T) {
 	}
 }
 
-func TestTokenRefusesToSignWithoutAStrongSecret(t *testing.T) {
+func TestKeysNeverOverwritesAKeySet(t *testing.T) {
+	dir := newKeys(t)
+	before, err := os.ReadFile(filepath.Join(dir, "operator.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCtl(t, env(map[string]string{"PAYTRADE_KEYS_DIR": dir}), "keys"); err == nil {
+		t.Fatal("a second paytradectl keys into the same directory succeeded")
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "operator.key")); !bytes.Equal(before, after) {
+		t.Error("the refused paytradectl keys changed operator.key")
+	}
+	if _, _, err := runCtl(t, env(nil), "keys"); err == nil {
+		t.Error("keys with neither -dir nor PAYTRADE_KEYS_DIR succeeded")
+	}
+}
+
+func TestTokenRefusesToSignWithoutKeysOrWithTheDevelopmentKeys(t *testing.T) {
+	devDir := filepath.Join(t.TempDir(), "dev")
+	if err := auth.DevKeySet().WriteDir(devDir); err != nil {
+		t.Fatal(err)
+	}
+	onlyPay := t.TempDir()
+	set, err := auth.NewKeySet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.WritePrivateKey(onlyPay, set[auth.IssuerPay]); err != nil {
+		t.Fatal(err)
+	}
 	for name, vars := range map[string]map[string]string{
-		"no secret":              nil,
-		"short secret":           {"AUTH_JWT_SECRET": "s3cret"},
-		"the published secret":   {"AUTH_JWT_SECRET": auth.DevSecret},
-		"PAYTRADE_DEV=0":         {"PAYTRADE_DEV": "0"},
-		"PAYTRADE_DEV malformed": {"PAYTRADE_DEV": "yes", "AUTH_JWT_SECRET": strongSecret},
+		"no keys":                     nil,
+		"the development keys":        {"PAYTRADE_KEYS_DIR": devDir},
+		"PAYTRADE_DEV=0":              {"PAYTRADE_DEV": "0"},
+		"PAYTRADE_DEV malformed":      {"PAYTRADE_DEV": "yes", "PAYTRADE_KEYS_DIR": newKeys(t)},
+		"a directory without the key": {"PAYTRADE_KEYS_DIR": onlyPay},
 	} {
 		t.Run(name, func(t *testing.T) {
 			stdout, stderr, err := runCtl(t, env(vars), "token", "-operator")
 			if err == nil || stdout != "" {
 				t.Fatalf("run = %q, %v; want no token and an error", stdout, err)
 			}
-			if s := vars["AUTH_JWT_SECRET"]; s != "" && strings.Contains(err.Error()+stderr, s) {
-				t.Errorf("the refusal %q names the secret", err)
+			if strings.Contains(err.Error()+stderr, "PRIVATE KEY") {
+				t.Errorf("the refusal %q shows a key", err)
 			}
 		})
 	}
@@ -98,7 +156,7 @@ func TestTokenTTL(t *testing.T) {
 	}
 	// The expiry has second precision, so wait past the next second.
 	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
-	if p, err := auth.NewAuthenticator([]byte(auth.DevSecret)).Parse(strings.TrimSpace(stdout)); err == nil {
+	if p, err := auth.NewAuthenticator(auth.AudiencePay, auth.DevKeySet().Public()).Parse(strings.TrimSpace(stdout)); err == nil {
 		t.Errorf("a token minted with -ttl 1ns parsed as %+v, want it expired", p)
 	}
 }
@@ -117,7 +175,11 @@ func TestRunRefusesBadUsage(t *testing.T) {
 		{"token user and service", []string{"token", "-user", "1", "-service"}},
 		{"token service and operator", []string{"token", "-service", "-operator"}},
 		{"token ttl beyond a day", []string{"token", "-user", "1", "-ttl", "25h"}},
-		{"token sub without service", []string{"token", "-user", "1", "-sub", "trade"}},
+		{"token sub without operator", []string{"token", "-user", "1", "-sub", "trade"}},
+		{"token sub of a service", []string{"token", "-service", "-sub", "trade"}},
+		{"token service for both", []string{"token", "-service", "-aud", "pay,trade"}},
+		{"token unknown audience", []string{"token", "-user", "1", "-aud", "bank"}},
+		{"keys stray argument", []string{"keys", "-dir", "x", "extra"}},
 		{"token unknown flag", []string{"token", "-admin"}},
 		{"token bad ttl", []string{"token", "-user", "1", "-ttl", "forever"}},
 		{"token negative ttl", []string{"token", "-user", "1", "-ttl", "-1h"}},
@@ -237,5 +299,50 @@ func TestDBCreateReportsAnUnreachableServer(t *testing.T) {
 	_, _, err := runCtl(t, getenv, "db", "create")
 	if err == nil || !strings.Contains(err.Error(), "PAY_DATABASE_URL") {
 		t.Errorf("db create against a closed port = %v, want an error naming PAY_DATABASE_URL", err)
+	}
+}
+
+func TestKeysSplitGivesEachServiceItsOwnKeyOnlyAndKeepMakesItOnce(t *testing.T) {
+	root := t.TempDir()
+	all := filepath.Join(root, "ctl")
+	for range 2 {
+		if _, stderr, err := runCtl(t, env(nil), "keys", "-dir", all, "-split", root, "-keep"); err != nil {
+			t.Fatalf("keys -keep: %v (stderr %q)", err, stderr)
+		}
+	}
+	public, err := auth.LoadJWKS(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, service := range []string{auth.IssuerPay, auth.IssuerTrade} {
+		entries, err := os.ReadDir(filepath.Join(root, service))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		if want := []string{"jwks.json", service + ".key"}; strings.Join(names, " ") != strings.Join(want, " ") {
+			t.Errorf("%s's directory holds %v, want %v", service, names, want)
+		}
+		own, err := auth.LoadSigner(filepath.Join(root, service), service)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept, err := auth.LoadSigner(all, service)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if own.Public().KeyID != kept.Public().KeyID {
+			t.Errorf("%s's split key %s is not the set's %s: the second run made a new one", service, own.Public().KeyID, kept.Public().KeyID)
+		}
+		splitJWKS, err := auth.LoadJWKS(filepath.Join(root, service))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(splitJWKS) != len(public) {
+			t.Errorf("%s's jwks has %d keys, want the set's %d", service, len(splitJWKS), len(public))
+		}
 	}
 }

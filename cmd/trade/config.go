@@ -11,6 +11,7 @@ import (
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/config"
 	"github.com/paytrade/paytrade/internal/crashpoint"
+	"github.com/paytrade/paytrade/internal/httpserver"
 	tradeamqp "github.com/paytrade/paytrade/services/trade/amqp"
 )
 
@@ -25,8 +26,8 @@ type tradeConfig struct {
 	DatabaseURL string
 	HTTPAddr    string
 	DebugAddr   string
-	JWTSecret   []byte
-	Dev         bool // PAYTRADE_DEV=1: a laptop, not production
+	Keys        auth.ServiceKeys // its own private key and the public keys
+	Dev         bool             // PAYTRADE_DEV=1: a laptop, not production
 	PayURL      string
 	PayTimeout  time.Duration
 	Broker      broker.Config
@@ -111,7 +112,12 @@ func loadConfig(getenv func(string) string) (tradeConfig, error) {
 	readFaults(r, &c)
 	consumer := broker.ReadConsumerConfig(r, "TRADE")
 	c.Prefetch, c.Retry, c.Recoverer, c.AttemptTimeout = consumer.Prefetch, consumer.Retry, consumer.Recoverer, consumer.AttemptTimeout
-	c.JWTSecret, c.Dev = auth.ReadSecret(r)
+	c.Keys = auth.ReadServiceKeys(r, auth.IssuerTrade)
+	c.Dev = c.Keys.Dev
+	if c.Dev {
+		// Anyone can sign with the published keys: nobody else may reach us.
+		httpserver.LoopbackOnly(r, map[string]*string{"TRADE_HTTP_ADDR": &c.HTTPAddr, "TRADE_DEBUG_ADDR": &c.DebugAddr})
+	}
 	if err := c.Topology.Validate(); err != nil {
 		r.Fail(fmt.Errorf("MQ_QUEUE_TYPE and MQ_* names: %w", err))
 	}

@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/config"
 	"github.com/paytrade/paytrade/internal/database"
@@ -69,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer pool.Close()
 
-	payClient, err := payclient.New(payclient.Config{BaseURL: cfg.PayURL, Secret: cfg.JWTSecret, Timeout: cfg.PayTimeout})
+	payClient, err := payclient.New(payclient.Config{BaseURL: cfg.PayURL, Signer: cfg.Keys.Signer, Timeout: cfg.PayTimeout})
 	if err != nil {
 		return err
 	}
@@ -115,7 +114,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	registerMetrics(reg, store, counts, fallback)
 	handler := httpapi.NewHandler(orders, svc, httpapi.Config{
-		Auth:       auth.NewAuthenticator(cfg.JWTSecret),
+		Auth:       cfg.Keys.Authenticator,
 		Ready:      map[string]health.Check{"database": database.Primary(pool), "broker": health.Reachable(messages.Ready)},
 		Instrument: metrics.NewHTTP(reg).Middleware,
 		Metrics:    metrics.Handler(registry, log),

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/authtest"
 	"github.com/paytrade/paytrade/internal/testenv"
 )
 
@@ -26,14 +27,14 @@ func TestTradeBinaryMigratesServesAndStopsGracefully(t *testing.T) {
 	maps.Copy(env, map[string]string{
 		"TRADE_DATABASE_URL": testenv.NewEmptyDatabase(t, "bin"),
 		"AMQP_URL":           amqpURL,
-		"AUTH_JWT_SECRET":    "cmd-test-secret-long-enough-for-production",
+		"PAYTRADE_KEYS_DIR":  authtest.Shared(t).Dir(t, auth.IssuerTrade),
 		"TRADE_HTTP_ADDR":    "127.0.0.1:0",
 	})
 	base, stop := startTrade(t, env)
 
 	get := func(path string) (int, string) {
 		req, _ := http.NewRequest("GET", base+path, nil)
-		tok, _ := auth.Mint([]byte("cmd-test-secret-long-enough-for-production"), auth.User(1), time.Minute, time.Now())
+		tok := authtest.Shared(t).User(t, 1)
 		req.Header.Set("Authorization", "Bearer "+tok)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -1,5 +1,9 @@
-// Package auth handles HS256 JWT bearer tokens: who is calling — a user, a
-// service (trade calling pay) or an operator — and what each may do.
+// Package auth handles EdDSA (Ed25519) JWT bearer tokens: who is calling —
+// a user, a service (trade calling pay, pay calling trade) or an operator —
+// which key signed for it, and what each may do. Every issuer signs with a
+// key of its own; a service holds its own private key and the public keys
+// of a JWKS document, and believes a role only from the issuer allowed to
+// sign it, in a token addressed to it.
 package auth
 
 import (
@@ -18,9 +22,8 @@ import (
 	"github.com/paytrade/paytrade/internal/problem"
 )
 
-// Issuer is the iss of every token: a token without it, or with another, is
-// not ours even if it carries our signature.
-const Issuer = "paytrade"
+// algEdDSA is the only signature algorithm a token may name.
+const algEdDSA = "EdDSA"
 
 // MaxTTL bounds a token's lifetime: Mint refuses longer and the verifier
 // refuses a token that expires later than MaxTTL from now, so a stolen token
@@ -69,24 +72,29 @@ type claims struct {
 	jwt.RegisteredClaims
 }
 
-// Mint signs a token for p that is valid from now for ttl (at most MaxTTL).
-func Mint(secret []byte, p Principal, ttl time.Duration, now time.Time) (string, error) {
-	if len(secret) == 0 {
-		return "", errors.New("mint token: empty secret")
-	}
+// Mint signs a token for p, addressed to audience (one service or more),
+// valid from now for ttl (at most MaxTTL). It signs any role: which issuer
+// may sign which role is the verifier's to decide.
+func (s *Signer) Mint(p Principal, audience []string, ttl time.Duration, now time.Time) (string, error) {
 	if ttl <= 0 || ttl > MaxTTL {
 		return "", fmt.Errorf("mint token: ttl %v is not within (0, %v]", ttl, MaxTTL)
+	}
+	if len(audience) == 0 || slices.Contains(audience, "") {
+		return "", fmt.Errorf("mint token: audience %q names no service", audience)
 	}
 	if err := p.check(); err != nil {
 		return "", fmt.Errorf("mint token: %w", err)
 	}
 	c := claims{Role: p.Role, RegisteredClaims: jwt.RegisteredClaims{
-		Issuer:    Issuer,
+		Issuer:    s.issuer,
 		Subject:   p.Subject,
+		Audience:  jwt.ClaimStrings(audience),
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 	}}
-	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+	t.Header["kid"] = s.kid
+	token, err := t.SignedString(s.key)
 	if err != nil {
 		return "", fmt.Errorf("mint token: %w", err)
 	}
@@ -114,46 +122,70 @@ func (p Principal) check() error {
 	return nil
 }
 
-// Authenticator checks tokens signed with one secret.
+// Why a verifier refuses a token it could otherwise read.
+var (
+	ErrUnknownKey = errors.New("no public key has the token's kid")
+	ErrNotAllowed = errors.New("the token's issuer may not sign its role for this service")
+)
+
+// Authenticator checks the tokens addressed to one service against the
+// public keys it holds.
 type Authenticator struct {
-	secret []byte
-	now    func() time.Time
-	parser *jwt.Parser
+	audience string
+	keys     map[string]PublicKey
+	now      func() time.Time
+	parser   *jwt.Parser
 }
 
-// NewAuthenticator returns an Authenticator for tokens signed with secret.
-func NewAuthenticator(secret []byte) *Authenticator {
-	return newAuthenticator(secret, time.Now)
+// NewAuthenticator returns the Authenticator of the service audience
+// (AudiencePay, AudienceTrade), believing tokens signed by keys.
+func NewAuthenticator(audience string, keys []PublicKey) *Authenticator {
+	return newAuthenticator(audience, keys, time.Now)
 }
 
-func newAuthenticator(secret []byte, now func() time.Time) *Authenticator {
+func newAuthenticator(audience string, keys []PublicKey, now func() time.Time) *Authenticator {
+	byID := make(map[string]PublicKey, len(keys))
+	for _, k := range keys {
+		byID[k.KeyID] = k
+	}
 	return &Authenticator{
-		secret: append([]byte(nil), secret...),
-		now:    now,
-		// Pinning HS256 is what stops a forged token from choosing "none"
-		// or an asymmetric algorithm that would treat our secret as a
-		// public key.
+		audience: audience,
+		keys:     byID,
+		now:      now,
+		// Pinning EdDSA is what stops a forged token from choosing "none",
+		// or HMAC with a public key as its secret.
 		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+			jwt.WithValidMethods([]string{algEdDSA}),
 			jwt.WithExpirationRequired(),
-			jwt.WithIssuer(Issuer),
+			jwt.WithAudience(audience),
 			jwt.WithTimeFunc(now),
 		),
 	}
 }
 
-// Parse checks token's signature (HS256 only), issuer, expiry and lifetime
-// and returns who it speaks for.
+// Parse checks token's signature (EdDSA, by the key its kid names), its
+// issuer (the key's), its audience (this service), its expiry and lifetime,
+// and that its issuer may sign its role here; it returns who it speaks for.
 func (a *Authenticator) Parse(token string) (Principal, error) {
 	var c claims
-	_, err := a.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) {
-		if len(a.secret) == 0 {
-			return nil, errors.New("no secret configured")
+	var key PublicKey
+	_, err := a.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		k, ok := a.keys[kid]
+		if !ok {
+			return nil, ErrUnknownKey
 		}
-		return a.secret, nil
+		key = k
+		return k.Key, nil
 	})
 	if err != nil {
 		return Principal{}, fmt.Errorf("parse token: %w", err)
+	}
+	if c.Issuer != key.Issuer {
+		return Principal{}, fmt.Errorf("parse token: iss %q signed with %s's key", c.Issuer, key.Issuer)
+	}
+	if !MayIssue(key.Issuer, c.Role, a.audience) {
+		return Principal{}, fmt.Errorf("parse token: %w: %s signed a %q token for %s", ErrNotAllowed, key.Issuer, c.Role, a.audience)
 	}
 	if c.ExpiresAt.After(a.now().Add(MaxTTL + clockSkew)) {
 		return Principal{}, fmt.Errorf("parse token: it expires at %v, more than %v from now", c.ExpiresAt.Time, MaxTTL)

@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,21 +14,30 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-const testSecret = "test-secret"
-
-func mint(tb testing.TB, p Principal, ttl time.Duration, now time.Time) string {
+// testKeys is one key set for the package's tests; the tests that import
+// authtest cannot be here, which it imports.
+func testKeys(tb testing.TB) KeySet {
 	tb.Helper()
-	token, err := Mint([]byte(testSecret), p, ttl, now)
+	set, err := NewKeySet()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return set
+}
+
+func mint(tb testing.TB, s *Signer, p Principal, ttl time.Duration, now time.Time, audience ...string) string {
+	tb.Helper()
+	token, err := s.Mint(p, audience, ttl, now)
 	if err != nil {
 		tb.Fatalf("Mint(%+v): %v", p, err)
 	}
 	return token
 }
 
-// forge builds a token with any header and payload, signed with HMAC-SHA256
-// over testSecret whatever the header says: what an attacker who guessed
-// nothing but wanted to confuse the verifier would send.
-func forge(tb testing.TB, header, payload map[string]any) string {
+// forge builds a token with any header and payload, signed with key
+// whatever the header says: what an attacker holding one issuer's key would
+// send to confuse the verifier.
+func forge(tb testing.TB, key ed25519.PrivateKey, header, payload map[string]any) string {
 	tb.Helper()
 	enc := func(v map[string]any) string {
 		b, err := json.Marshal(v)
@@ -36,16 +47,12 @@ func forge(tb testing.TB, header, payload map[string]any) string {
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
 	signing := enc(header) + "." + enc(payload)
-	sig, err := jwt.SigningMethodHS256.Sign(signing, []byte(testSecret))
-	if err != nil {
-		tb.Fatalf("sign: %v", err)
-	}
-	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+	return signing + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, []byte(signing)))
 }
 
-func validPayload(sub, role string) map[string]any {
+func validPayload(iss, sub, role string, aud any) map[string]any {
 	now := time.Now()
-	return map[string]any{"iss": Issuer, "sub": sub, "role": role, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	return map[string]any{"iss": iss, "sub": sub, "aud": aud, "role": role, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
 }
 
 // without returns payload less the named claims.
@@ -63,20 +70,25 @@ func with(payload map[string]any, name string, v any) map[string]any {
 }
 
 func TestMintParseRoundTrip(t *testing.T) {
+	set := testKeys(t)
 	tests := []struct {
-		name string
-		in   Principal
-		want Principal
+		name     string
+		issuer   string
+		in       Principal
+		audience string
+		want     Principal
 	}{
-		{"user", User(42), Principal{UserID: 42, Role: RoleUser, Subject: "42"}},
-		{"largest user id", User(9223372036854775807), Principal{UserID: 9223372036854775807, Role: RoleUser, Subject: "9223372036854775807"}},
-		{"service", Service("trade"), Principal{Role: RoleService, Subject: "trade"}},
-		{"operator", Operator("ops"), Principal{Role: RoleOperator, Subject: "ops"}},
+		{"user at pay", IssuerUsers, User(42), AudiencePay, Principal{UserID: 42, Role: RoleUser, Subject: "42"}},
+		{"user at trade", IssuerUsers, User(42), AudienceTrade, Principal{UserID: 42, Role: RoleUser, Subject: "42"}},
+		{"largest user id", IssuerUsers, User(9223372036854775807), AudiencePay, Principal{UserID: 9223372036854775807, Role: RoleUser, Subject: "9223372036854775807"}},
+		{"trade's service token at pay", IssuerTrade, Service("trade"), AudiencePay, Principal{Role: RoleService, Subject: "trade"}},
+		{"pay's service token at trade", IssuerPay, Service("pay"), AudienceTrade, Principal{Role: RoleService, Subject: "pay"}},
+		{"operator at pay", IssuerOperator, Operator("ops"), AudiencePay, Principal{Role: RoleOperator, Subject: "ops"}},
 	}
-	a := NewAuthenticator([]byte(testSecret))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := a.Parse(mint(t, tt.in, time.Hour, time.Now()))
+			a := NewAuthenticator(tt.audience, set.Public())
+			got, err := a.Parse(mint(t, set[tt.issuer], tt.in, time.Hour, time.Now(), tt.audience))
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
@@ -88,28 +100,140 @@ func TestMintParseRoundTrip(t *testing.T) {
 }
 
 func TestMintRefusesWhatParseWouldRefuse(t *testing.T) {
+	users := testKeys(t)[IssuerUsers]
 	tests := []struct {
-		name   string
-		secret string
-		p      Principal
-		ttl    time.Duration
+		name     string
+		p        Principal
+		ttl      time.Duration
+		audience []string
 	}{
-		{"empty secret", "", User(1), time.Hour},
-		{"zero ttl", testSecret, User(1), 0},
-		{"negative ttl", testSecret, User(1), -time.Hour},
-		{"ttl beyond MaxTTL", testSecret, User(1), MaxTTL + time.Second},
-		{"no role", testSecret, Principal{UserID: 1, Subject: "1"}, time.Hour},
-		{"user id zero", testSecret, User(0), time.Hour},
-		{"negative user id", testSecret, User(-3), time.Hour},
-		{"user subject not its id", testSecret, Principal{UserID: 7, Role: RoleUser, Subject: "8"}, time.Hour},
-		{"service without subject", testSecret, Service(""), time.Hour},
-		{"service with user id", testSecret, Principal{Role: RoleService, Subject: "trade", UserID: 1}, time.Hour},
-		{"operator without subject", testSecret, Operator(""), time.Hour},
+		{"zero ttl", User(1), 0, []string{AudiencePay}},
+		{"negative ttl", User(1), -time.Hour, []string{AudiencePay}},
+		{"ttl beyond MaxTTL", User(1), MaxTTL + time.Second, []string{AudiencePay}},
+		{"no audience", User(1), time.Hour, nil},
+		{"empty audience", User(1), time.Hour, []string{""}},
+		{"no role", Principal{UserID: 1, Subject: "1"}, time.Hour, []string{AudiencePay}},
+		{"user id zero", User(0), time.Hour, []string{AudiencePay}},
+		{"negative user id", User(-3), time.Hour, []string{AudiencePay}},
+		{"user subject not its id", Principal{UserID: 7, Role: RoleUser, Subject: "8"}, time.Hour, []string{AudiencePay}},
+		{"service without subject", Service(""), time.Hour, []string{AudiencePay}},
+		{"service with user id", Principal{Role: RoleService, Subject: "trade", UserID: 1}, time.Hour, []string{AudiencePay}},
+		{"operator without subject", Operator(""), time.Hour, []string{AudiencePay}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if token, err := Mint([]byte(tt.secret), tt.p, tt.ttl, time.Now()); err == nil {
+			if token, err := users.Mint(tt.p, tt.audience, tt.ttl, time.Now()); err == nil {
 				t.Errorf("Mint = %q, nil; want an error", token)
+			}
+		})
+	}
+}
+
+func TestMayIssueOnlyTheRoleOfEachIssuer(t *testing.T) {
+	tests := []struct {
+		issuer   string
+		role     Role
+		audience string
+		want     bool
+	}{
+		{IssuerUsers, RoleUser, AudiencePay, true},
+		{IssuerUsers, RoleUser, AudienceTrade, true},
+		{IssuerUsers, RoleService, AudiencePay, false},
+		{IssuerUsers, RoleOperator, AudiencePay, false},
+		{IssuerOperator, RoleOperator, AudiencePay, true},
+		{IssuerOperator, RoleOperator, AudienceTrade, true},
+		{IssuerOperator, RoleUser, AudiencePay, false},
+		{IssuerOperator, RoleService, AudiencePay, false},
+		{IssuerTrade, RoleService, AudiencePay, true},
+		{IssuerTrade, RoleService, AudienceTrade, false},
+		{IssuerTrade, RoleOperator, AudiencePay, false},
+		{IssuerTrade, RoleUser, AudiencePay, false},
+		{IssuerPay, RoleService, AudienceTrade, true},
+		{IssuerPay, RoleService, AudiencePay, false},
+		{IssuerPay, RoleOperator, AudienceTrade, false},
+		{IssuerPay, RoleUser, AudienceTrade, false},
+		{"someone", RoleUser, AudiencePay, false},
+		{IssuerUsers, "admin", AudiencePay, false},
+	}
+	for _, tt := range tests {
+		if got := MayIssue(tt.issuer, tt.role, tt.audience); got != tt.want {
+			t.Errorf("MayIssue(%q, %q, %q) = %v, want %v", tt.issuer, tt.role, tt.audience, got, tt.want)
+		}
+	}
+}
+
+// The attack of a taken trade: its own key, and a claim to be anyone.
+func TestTradesKeyCannotMintOperatorOrUserTokensPayAccepts(t *testing.T) {
+	set := testKeys(t)
+	pay := NewAuthenticator(AudiencePay, set.Public())
+	trade := set[IssuerTrade]
+	tradeKey := trade.key
+	kid := map[string]any{"alg": "EdDSA", "typ": "JWT", "kid": trade.kid}
+	tests := []struct {
+		name  string
+		token string
+	}{
+		{"operator", mint(t, trade, Operator("ops"), time.Hour, time.Now(), AudiencePay)},
+		{"user", mint(t, trade, User(1), time.Hour, time.Now(), AudiencePay)},
+		{"operator claiming the operator issuer", forge(t, tradeKey, kid, validPayload(IssuerOperator, "ops", "operator", AudiencePay))},
+		{"user claiming the users' issuer", forge(t, tradeKey, kid, validPayload(IssuerUsers, "1", "user", AudiencePay))},
+		{"operator under the operator key's kid", forge(t, tradeKey, map[string]any{"alg": "EdDSA", "kid": set[IssuerOperator].kid}, validPayload(IssuerOperator, "ops", "operator", AudiencePay))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if p, err := pay.Parse(tt.token); err == nil {
+				t.Errorf("pay accepted %+v signed with trade's key", p)
+			}
+		})
+	}
+	// What trade's key may sign, pay still takes.
+	if _, err := pay.Parse(mint(t, trade, Service("trade"), time.Hour, time.Now(), AudiencePay)); err != nil {
+		t.Errorf("pay refused trade's service token: %v", err)
+	}
+}
+
+func TestTokenForTradeIsRefusedByPay(t *testing.T) {
+	set := testKeys(t)
+	pay := NewAuthenticator(AudiencePay, set.Public())
+	tests := []struct {
+		name  string
+		token string
+	}{
+		{"pay's service token for trade", mint(t, set[IssuerPay], Service("pay"), time.Hour, time.Now(), AudienceTrade)},
+		{"a user token for trade", mint(t, set[IssuerUsers], User(1), time.Hour, time.Now(), AudienceTrade)},
+		{"an operator token for trade", mint(t, set[IssuerOperator], Operator("ops"), time.Hour, time.Now(), AudienceTrade)},
+		{"no aud", forge(t, set[IssuerUsers].key, map[string]any{"alg": "EdDSA", "kid": set[IssuerUsers].kid}, without(validPayload(IssuerUsers, "1", "user", ""), "aud"))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if p, err := pay.Parse(tt.token); err == nil {
+				t.Errorf("pay accepted %+v, a token for trade", p)
+			}
+		})
+	}
+}
+
+func TestTokenWithUnknownKidIsRefused(t *testing.T) {
+	set, other := testKeys(t), testKeys(t)
+	pay := NewAuthenticator(AudiencePay, set.Public())
+	payload := validPayload(IssuerUsers, "1", "user", AudiencePay)
+	tests := []struct {
+		name  string
+		token string
+	}{
+		{"another key set's users key", mint(t, other[IssuerUsers], User(1), time.Hour, time.Now(), AudiencePay)},
+		{"no kid", forge(t, set[IssuerUsers].key, map[string]any{"alg": "EdDSA"}, payload)},
+		{"made-up kid", forge(t, set[IssuerUsers].key, map[string]any{"alg": "EdDSA", "kid": "users-made-up"}, payload)},
+		{"kid not a string", forge(t, set[IssuerUsers].key, map[string]any{"alg": "EdDSA", "kid": 7}, payload)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := pay.Parse(tt.token)
+			if err == nil {
+				t.Fatalf("pay accepted %+v", p)
+			}
+			if !errors.Is(err, ErrUnknownKey) {
+				t.Errorf("Parse error = %v, want ErrUnknownKey", err)
 			}
 		})
 	}
@@ -117,55 +241,53 @@ func TestMintRefusesWhatParseWouldRefuse(t *testing.T) {
 
 func TestParseRefusesBadTokens(t *testing.T) {
 	now := time.Now()
-	noneToken, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims(validPayload("1", "user"))).
+	set := testKeys(t)
+	users := set[IssuerUsers]
+	noneToken, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims(validPayload(IssuerUsers, "1", "user", AudiencePay))).
 		SignedString(jwt.UnsafeAllowNoneSignatureType)
 	if err != nil {
 		t.Fatalf("sign none token: %v", err)
 	}
-	hs512, err := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.MapClaims(validPayload("1", "user"))).SignedString([]byte(testSecret))
+	// HMAC keyed with the public key: the classic confusion of an
+	// asymmetric verifier.
+	hsToken := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(validPayload(IssuerUsers, "1", "user", AudiencePay)))
+	hsToken.Header["kid"] = users.kid
+	hs256, err := hsToken.SignedString([]byte(users.Public().Key))
 	if err != nil {
-		t.Fatalf("sign HS512 token: %v", err)
+		t.Fatalf("sign HS256 token: %v", err)
 	}
-	otherSecret, err := Mint([]byte("other-secret"), User(1), time.Hour, now)
-	if err != nil {
-		t.Fatalf("Mint: %v", err)
-	}
-	hs256 := map[string]any{"alg": "HS256", "typ": "JWT"}
-	noExp := validPayload("1", "user")
-	delete(noExp, "exp")
-	valid := mint(t, User(1), time.Hour, now)
+	eddsa := map[string]any{"alg": "EdDSA", "typ": "JWT", "kid": users.kid}
+	valid := mint(t, users, User(1), time.Hour, now, AudiencePay)
+	forged := func(p map[string]any) string { return forge(t, users.key, eddsa, p) }
+	payload := func(sub string) map[string]any { return validPayload(IssuerUsers, sub, "user", AudiencePay) }
 
 	tests := []struct {
 		name  string
 		token string
 	}{
-		{"expired", mint(t, User(1), time.Hour, now.Add(-2*time.Hour))},
-		{"no iss", forge(t, hs256, without(validPayload("1", "user"), "iss"))},
-		{"another iss", forge(t, hs256, with(validPayload("1", "user"), "iss", "someone-else"))},
-		{"lifetime beyond MaxTTL", forge(t, hs256, with(validPayload("1", "operator"), "exp", now.Add(MaxTTL+time.Hour).Unix()))},
-		{"a year, iat in the future", forge(t, hs256, with(with(validPayload("ops", "operator"), "iat", now.Add(365*24*time.Hour).Unix()), "exp", now.Add(366*24*time.Hour).Unix()))},
-		{"wrong secret", otherSecret},
+		{"expired", mint(t, users, User(1), time.Hour, now.Add(-2*time.Hour), AudiencePay)},
+		{"no iss", forged(without(payload("1"), "iss"))},
+		{"another iss", forged(with(payload("1"), "iss", IssuerOperator))},
+		{"lifetime beyond MaxTTL", forged(with(payload("1"), "exp", now.Add(MaxTTL+time.Hour).Unix()))},
+		{"a year, iat in the future", forged(with(with(payload("1"), "iat", now.Add(365*24*time.Hour).Unix()), "exp", now.Add(366*24*time.Hour).Unix()))},
 		{"alg none", noneToken},
-		{"alg none header, HMAC signature", forge(t, map[string]any{"alg": "none"}, validPayload("1", "user"))},
-		{"RS256 header", forge(t, map[string]any{"alg": "RS256", "typ": "JWT"}, validPayload("1", "user"))},
-		{"HS512", hs512},
-		{"tampered payload", strings.Split(valid, ".")[0] + "." + strings.Split(forge(t, hs256, validPayload("2", "user")), ".")[1] + "." + strings.Split(valid, ".")[2]},
-		{"no exp", forge(t, hs256, noExp)},
-		{"sub zero", forge(t, hs256, validPayload("0", "user"))},
-		{"sub negative", forge(t, hs256, validPayload("-1", "user"))},
-		{"sub not a number", forge(t, hs256, validPayload("alice", "user"))},
-		{"sub leading zero", forge(t, hs256, validPayload("01", "user"))},
-		{"sub plus sign", forge(t, hs256, validPayload("+1", "user"))},
-		{"sub overflows int64", forge(t, hs256, validPayload("9223372036854775808", "user"))},
-		{"sub empty", forge(t, hs256, validPayload("", "user"))},
-		{"service without sub", forge(t, hs256, validPayload("", "service"))},
-		{"operator without sub", forge(t, hs256, validPayload("", "operator"))},
-		{"no role", forge(t, hs256, validPayload("1", ""))},
-		{"unknown role", forge(t, hs256, validPayload("1", "admin"))},
+		{"alg none header, EdDSA signature", forge(t, users.key, map[string]any{"alg": "none", "kid": users.kid}, payload("1"))},
+		{"HS256 keyed with the public key", hs256},
+		{"tampered payload", strings.Split(valid, ".")[0] + "." + strings.Split(forged(payload("2")), ".")[1] + "." + strings.Split(valid, ".")[2]},
+		{"no exp", forged(without(payload("1"), "exp"))},
+		{"sub zero", forged(payload("0"))},
+		{"sub negative", forged(payload("-1"))},
+		{"sub not a number", forged(payload("alice"))},
+		{"sub leading zero", forged(payload("01"))},
+		{"sub plus sign", forged(payload("+1"))},
+		{"sub overflows int64", forged(payload("9223372036854775808"))},
+		{"sub empty", forged(payload(""))},
+		{"no role", forged(with(payload("1"), "role", ""))},
+		{"unknown role", forged(with(payload("1"), "role", "admin"))},
 		{"garbage", "not.a.token"},
 		{"empty", ""},
 	}
-	a := NewAuthenticator([]byte(testSecret))
+	a := NewAuthenticator(AudiencePay, set.Public())
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if p, err := a.Parse(tt.token); err == nil {
@@ -175,13 +297,11 @@ func TestParseRefusesBadTokens(t *testing.T) {
 	}
 }
 
-func TestParseWithoutSecretRefusesEverything(t *testing.T) {
-	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(validPayload("1", "user"))).SignedString([]byte{})
-	if err != nil {
-		t.Skipf("jwt refuses to sign with an empty key: %v", err)
-	}
-	if p, err := NewAuthenticator(nil).Parse(token); err == nil {
-		t.Errorf("Parse with no secret = %+v, nil; want an error", p)
+func TestParseWithoutKeysRefusesEverything(t *testing.T) {
+	set := testKeys(t)
+	token := mint(t, set[IssuerUsers], User(1), time.Hour, time.Now(), AudiencePay)
+	if p, err := NewAuthenticator(AudiencePay, nil).Parse(token); err == nil {
+		t.Errorf("Parse with no keys = %+v, nil; want an error", p)
 	}
 }
 
@@ -219,7 +339,9 @@ func errorCode(tb testing.TB, w *httptest.ResponseRecorder) string {
 
 func TestMiddleware(t *testing.T) {
 	now := time.Now()
-	user := mint(t, User(5), time.Hour, now)
+	set := testKeys(t)
+	users := set[IssuerUsers]
+	user := mint(t, users, User(5), time.Hour, now, AudiencePay)
 	tests := []struct {
 		name          string
 		authorization string
@@ -232,10 +354,10 @@ func TestMiddleware(t *testing.T) {
 		{"no token", "Bearer ", http.StatusUnauthorized, Principal{}},
 		{"basic auth", "Basic dXNlcjpwdw==", http.StatusUnauthorized, Principal{}},
 		{"bare token", user, http.StatusUnauthorized, Principal{}},
-		{"expired", "Bearer " + mint(t, User(5), time.Minute, now.Add(-time.Hour)), http.StatusUnauthorized, Principal{}},
+		{"expired", "Bearer " + mint(t, users, User(5), time.Minute, now.Add(-time.Hour), AudiencePay), http.StatusUnauthorized, Principal{}},
 		{"invalid", "Bearer " + user + "x", http.StatusUnauthorized, Principal{}},
 	}
-	a := NewAuthenticator([]byte(testSecret))
+	a := NewAuthenticator(AudiencePay, set.Public())
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "/accounts/me", nil)

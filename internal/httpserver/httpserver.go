@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"github.com/paytrade/paytrade/internal/config"
 )
 
 // Serve listens on addr, logs "<name> listening" with the bound address,
@@ -124,4 +126,36 @@ func ServeDebug(ctx context.Context, addr string, log *slog.Logger) error {
 		}
 	}()
 	return nil
+}
+
+// Loopback is addr bound to loopback only, for a process in development
+// mode (PAYTRADE_DEV=1), whose published keys anyone can sign with: a
+// missing host (":8086") becomes 127.0.0.1, a loopback host stays, and any
+// other host is an error. "" (no listener) stays "".
+func Loopback(addr string) (string, error) {
+	if addr == "" {
+		return "", nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	if host == "" {
+		return net.JoinHostPort("127.0.0.1", port), nil
+	}
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return addr, nil
+	}
+	return "", fmt.Errorf("listen address %q: development mode (PAYTRADE_DEV=1) listens on loopback only", addr)
+}
+
+// LoopbackOnly applies Loopback to each listen address, named by its
+// setting, and fails r on any that is not loopback.
+func LoopbackOnly(r *config.Reader, addrs map[string]*string) {
+	for name, addr := range addrs {
+		var err error
+		if *addr, err = Loopback(*addr); err != nil {
+			r.Fail(fmt.Errorf("%s: %w", name, err))
+		}
+	}
 }

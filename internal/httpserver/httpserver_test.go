@@ -47,3 +47,29 @@ func TestDebugListenerServesProfilesOnlyWhenAskedTo(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestLoopbackKeepsADevelopmentServiceOffEveryOtherInterface(t *testing.T) {
+	tests := []struct {
+		addr, want string
+		wantErr    bool
+	}{
+		{":8086", "127.0.0.1:8086", false},
+		{":0", "127.0.0.1:0", false},
+		{"127.0.0.1:8086", "127.0.0.1:8086", false},
+		{"127.0.0.2:8086", "127.0.0.2:8086", false},
+		{"[::1]:8086", "[::1]:8086", false},
+		{"localhost:8086", "localhost:8086", false},
+		{"", "", false},
+		{"0.0.0.0:8086", "", true},
+		{"[::]:8086", "", true},
+		{"192.168.1.5:8086", "", true},
+		{"example.com:8086", "", true},
+		{"8086", "", true},
+	}
+	for _, tt := range tests {
+		got, err := Loopback(tt.addr)
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("Loopback(%q) = %q, %v; want %q, error %v", tt.addr, got, err, tt.want, tt.wantErr)
+		}
+	}
+}

@@ -40,7 +40,7 @@ func (h correlated) WithGroup(name string) slog.Handler {
 // WarnUnsafe says loudly, once at start-up, when a process runs with
 // settings that only belong in a test or on a laptop: armed crash points
 // (as crashpoint.Set.String lists them), development mode (PAYTRADE_DEV=1,
-// which accepts a weak or the published JWT secret), and
+// which accepts the published development keys), and
 // the seed-style wiring that make bench and make chaos UNSAFE=1 compare
 // against (each as NAME=value).
 func WarnUnsafe(log *slog.Logger, crashPoints string, dev bool, seedStyle []string) {
@@ -48,7 +48,7 @@ func WarnUnsafe(log *slog.Logger, crashPoints string, dev bool, seedStyle []stri
 		log.Warn("crash points armed: this process will kill itself on purpose", "points", crashPoints)
 	}
 	if dev {
-		log.Warn("PAYTRADE_DEV=1: development mode accepts a weak or the published AUTH_JWT_SECRET; never set it anywhere but a laptop")
+		log.Warn("PAYTRADE_DEV=1: development mode accepts the published development keys and listens on loopback only; never set it anywhere but a laptop")
 	}
 	if len(seedStyle) > 0 {
 		log.Warn("UNSAFE seed-style wiring: messages can be lost or applied twice; for demonstrations only", "settings", seedStyle)

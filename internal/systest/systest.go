@@ -7,15 +7,11 @@ package systest
 
 import (
 	"testing"
-	"time"
 
 	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/authtest"
 	"github.com/paytrade/paytrade/internal/testenv"
 )
-
-// Secret signs every token of a system started here; it is long enough for
-// a service that refuses short secrets.
-const Secret = "systest-secret-0123456789abcdef-0123456789"
 
 // System is one pay database, one trade database and one set of broker
 // names, shared by every process a test starts on them.
@@ -28,6 +24,11 @@ type System struct {
 	testenv.Topology
 	// Tags are the build tags the binaries are built with.
 	Tags []string
+	// Keys signs every token sent to the system (authtest.Shared);
+	// PayKeys and TradeKeys are each service's key directory: its own
+	// private key and the public keys.
+	Keys               *authtest.Keys
+	PayKeys, TradeKeys string
 }
 
 // FaultInject is the build tag of binaries that obey crash points and the
@@ -50,12 +51,16 @@ func NewOnBroker(tb testing.TB, prefix, amqpURL string, tags ...string) *System 
 	if amqpURL == "" {
 		amqpURL = testenv.AMQPURL(tb)
 	}
+	keys := authtest.Shared(tb)
 	return &System{
-		AMQPURL:  amqpURL,
-		PayDB:    testenv.NewEmptyDatabase(tb, prefix+"_pay"),
-		TradeDB:  testenv.NewEmptyDatabase(tb, prefix+"_trade"),
-		Topology: testenv.NewTopology(tb, amqpURL),
-		Tags:     tags,
+		Keys:      keys,
+		PayKeys:   keys.Dir(tb, auth.IssuerPay),
+		TradeKeys: keys.Dir(tb, auth.IssuerTrade),
+		AMQPURL:   amqpURL,
+		PayDB:     testenv.NewEmptyDatabase(tb, prefix+"_pay"),
+		TradeDB:   testenv.NewEmptyDatabase(tb, prefix+"_trade"),
+		Topology:  testenv.NewTopology(tb, amqpURL),
+		Tags:      tags,
 	}
 }
 
@@ -65,7 +70,7 @@ func NewOnBroker(tb testing.TB, prefix, amqpURL string, tags ...string) *System 
 func (s *System) PayEnv() []string {
 	return append([]string{
 		"PAY_DATABASE_URL=" + s.PayDB, "PAY_HTTP_ADDR=127.0.0.1:0", "AMQP_URL=" + s.AMQPURL,
-		"AUTH_JWT_SECRET=" + Secret, "PAY_BCRYPT_COST=4",
+		"PAYTRADE_KEYS_DIR=" + s.PayKeys, "PAY_BCRYPT_COST=4",
 	}, s.Topology.Env()...)
 }
 
@@ -74,7 +79,7 @@ func (s *System) PayEnv() []string {
 func (s *System) TradeEnv(payURL string) []string {
 	return append([]string{
 		"TRADE_DATABASE_URL=" + s.TradeDB, "TRADE_HTTP_ADDR=127.0.0.1:0", "AMQP_URL=" + s.AMQPURL,
-		"AUTH_JWT_SECRET=" + Secret, "PAY_SERVICE_URL=" + payURL,
+		"PAYTRADE_KEYS_DIR=" + s.TradeKeys, "PAY_SERVICE_URL=" + payURL,
 	}, s.Topology.Env()...)
 }
 
@@ -99,27 +104,17 @@ func (s *System) StartTrade(tb testing.TB, env []string) *testenv.Process {
 	return testenv.StartProcess(tb, s.Binary(tb, "trade"), "trade", env)
 }
 
-// tokenLifetime outlasts the longest run (make chaos, make bench).
-const tokenLifetime = 2 * time.Hour
-
-func mint(tb testing.TB, p auth.Principal) string {
-	tb.Helper()
-	tok, err := auth.Mint([]byte(Secret), p, tokenLifetime, time.Now())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return tok
-}
-
-// UserToken is a bearer token of the user id.
+// UserToken is a bearer token of the user id, for both services, signed
+// with the users' key of authtest.Shared.
 func UserToken(tb testing.TB, id int64) string {
 	tb.Helper()
-	return mint(tb, auth.User(id))
+	return authtest.Shared(tb).User(tb, id)
 }
 
-// OperatorToken is a bearer token of an operator named subject: what opens
-// wallets and deposits in the tests, which trade's service token cannot.
+// OperatorToken is a bearer token of an operator named subject, signed with
+// the operator key of authtest.Shared: what opens wallets and deposits in
+// the tests, which trade's service token cannot.
 func OperatorToken(tb testing.TB, subject string) string {
 	tb.Helper()
-	return mint(tb, auth.Operator(subject))
+	return authtest.Shared(tb).Operator(tb, subject)
 }

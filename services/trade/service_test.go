@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/authtest"
 	"github.com/paytrade/paytrade/services/pay"
 	"github.com/paytrade/paytrade/services/pay/paytest"
 	"github.com/paytrade/paytrade/services/trade"
@@ -16,8 +18,6 @@ import (
 	"github.com/paytrade/paytrade/services/trade/postgres"
 	"github.com/paytrade/paytrade/services/trade/tradetest"
 )
-
-const secret = tradetest.Secret
 
 func newWorld(t *testing.T) *tradetest.World { return tradetest.NewWorld(t) }
 
@@ -87,7 +87,7 @@ func TestCancelWhilePayIsDownChangesNothing(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(nil)
 	srv.Close() // nothing listens there any more
-	client, err := payclient.New(payclient.Config{BaseURL: srv.URL, Secret: []byte(secret), Timeout: time.Second})
+	client, err := payclient.New(payclient.Config{BaseURL: srv.URL, Signer: authtest.Shared(t).Signer(auth.IssuerTrade), Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

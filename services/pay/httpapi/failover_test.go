@@ -60,7 +60,7 @@ func TestPaymentWhosePrimaryDiesDuringCommitAnswers503AndItsRetryDebitsOnce(t *t
 	t.Cleanup(pool.Close)
 	store := postgres.New(pool, paytest.StoreConfig(testenv.Name(t, "pay.topic")))
 	h := &harness{pool: pool, srv: httptest.NewServer(httpapi.NewHandler(store, httpapi.Config{
-		Auth:              auth.NewAuthenticator([]byte(secret)),
+		Auth:              keys.Authenticator(auth.AudiencePay),
 		IdempotencySecret: []byte("idem"),
 	}))}
 	t.Cleanup(h.srv.Close)

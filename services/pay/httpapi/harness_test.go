@@ -15,6 +15,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/authtest"
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/outbox"
 	"github.com/paytrade/paytrade/internal/testenv"
@@ -23,7 +24,8 @@ import (
 	"github.com/paytrade/paytrade/services/pay/postgres"
 )
 
-const secret = "test-secret"
+// keys signs every token these tests send.
+var keys = authtest.Dev()
 
 // harness is a whole pay service — real database, real broker, relay
 // running — behind an httptest server, with a queue of its own bound to
@@ -67,7 +69,7 @@ func newHarness(tb testing.TB) *harness {
 	}())
 	h.store = store
 	h.srv = httptest.NewServer(httpapi.NewHandler(store, httpapi.Config{
-		Auth:              auth.NewAuthenticator([]byte(secret)),
+		Auth:              keys.Authenticator(auth.AudiencePay),
 		IdempotencySecret: []byte("idem"),
 	}))
 	tb.Cleanup(h.srv.Close)
@@ -84,23 +86,13 @@ func newHarness(tb testing.TB) *harness {
 	return h
 }
 
-// token mints a bearer token for p, valid for an hour.
-func token(tb testing.TB, p auth.Principal) string {
-	tb.Helper()
-	tok, err := auth.Mint([]byte(secret), p, time.Hour, time.Now())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return tok
-}
-
-func userToken(tb testing.TB, userID int64) string { return token(tb, auth.User(userID)) }
+func userToken(tb testing.TB, userID int64) string { return keys.User(tb, userID) }
 
 // serviceToken is trade's token: pay orders only.
-func serviceToken(tb testing.TB) string { return token(tb, auth.Service("trade")) }
+func serviceToken(tb testing.TB) string { return keys.Service(tb, auth.AudiencePay) }
 
 // operatorToken may do everything, accounts and deposits included.
-func operatorToken(tb testing.TB) string { return token(tb, auth.Operator("ops")) }
+func operatorToken(tb testing.TB) string { return keys.Operator(tb, "ops") }
 
 // response is what a call returned.
 type response struct {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/authtest"
 	"github.com/paytrade/paytrade/services/pay"
 	"github.com/paytrade/paytrade/services/pay/paytest"
 	"github.com/paytrade/paytrade/services/trade"
@@ -28,22 +29,13 @@ func newAPI(t *testing.T) *api {
 	t.Helper()
 	w := tradetest.NewWorld(t)
 	srv := httptest.NewServer(httpapi.NewHandler(w.Orders, w.Service, httpapi.Config{
-		Auth: auth.NewAuthenticator([]byte(tradetest.Secret)),
+		Auth: w.Keys.Authenticator(auth.AudienceTrade),
 	}))
 	t.Cleanup(srv.Close)
 	return &api{world: w, srv: srv}
 }
 
-func token(t *testing.T, p auth.Principal) string {
-	t.Helper()
-	tok, err := auth.Mint([]byte(tradetest.Secret), p, time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
-func user(t *testing.T, id int64) string { return token(t, auth.User(id)) }
+func user(t *testing.T, id int64) string { return authtest.Shared(t).User(t, id) }
 
 // call sends body (raw JSON, or none if empty) and returns the status and
 // the decoded answer.
@@ -92,7 +84,7 @@ func TestCreateAndReadOrderAsTheOwner(t *testing.T) {
 	if code, got := a.call(t, "GET", path, user(t, 7), ""); code != 200 || got["id"] != o["id"] {
 		t.Errorf("owner reads: %d %v", code, got)
 	}
-	if code, got := a.call(t, "GET", path, token(t, auth.Service("ops")), ""); code != 200 {
+	if code, got := a.call(t, "GET", path, authtest.Shared(t).Service(t, auth.AudienceTrade), ""); code != 200 {
 		t.Errorf("service reads: %d %v", code, got)
 	}
 	if code, got := a.call(t, "GET", path, user(t, 8), ""); code != 404 || got["code"] != "order_not_found" {
@@ -103,7 +95,7 @@ func TestCreateAndReadOrderAsTheOwner(t *testing.T) {
 func TestOrderRoutesRefuseBadInputAndMissingAuth(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
-	service := token(t, auth.Service("ops"))
+	service := authtest.Shared(t).Service(t, auth.AudienceTrade)
 	tests := []struct {
 		name, method, path, token, body string
 		status                          int
@@ -247,7 +239,7 @@ func TestRefundRequestedTwiceOverHTTPIsOneRefundForThePaidOrdersOwnerOnly(t *tes
 	if code, got := a.call(t, "POST", path, user(t, 8), ""); code != 404 || got["code"] != "order_not_found" {
 		t.Errorf("another user asks: %d %v, want 404 order_not_found", code, got)
 	}
-	if code, got := a.call(t, "POST", path, token(t, auth.Service("trade")), ""); code != 403 {
+	if code, got := a.call(t, "POST", path, authtest.Shared(t).Service(t, auth.AudienceTrade), ""); code != 403 {
 		t.Errorf("a service asks: %d %v, want 403", code, got)
 	}
 	code, first := a.call(t, "POST", path, user(t, 7), "")

@@ -63,7 +63,7 @@ const (
 // Config is how to reach pay.
 type Config struct {
 	BaseURL    string        // pay's absolute http or https URL, e.g. http://127.0.0.1:8086
-	Secret     []byte        // AUTH_JWT_SECRET, to mint trade's service token
+	Signer     *auth.Signer  // trade's own key, to mint its service tokens for pay
 	Timeout    time.Duration // bound on one request, answer included; DefaultTimeout if zero
 	HTTPClient *http.Client  // nil: a client with bounded connections that follows no redirects
 }
@@ -71,7 +71,7 @@ type Config struct {
 // Client asks pay about and closes the payments of trade's orders.
 type Client struct {
 	base    *url.URL
-	secret  []byte
+	signer  *auth.Signer
 	timeout time.Duration
 	http    *http.Client
 	now     func() time.Time
@@ -95,14 +95,14 @@ func New(cfg Config) (*Client, error) {
 		// Credentials in the URL would compete with the bearer token, and a
 		// query or fragment would be lost when paths are joined to it.
 		return nil, errors.New("pay client: base URL must have no user info, query or fragment")
-	case len(cfg.Secret) == 0:
-		return nil, errors.New("pay client: empty secret")
+	case cfg.Signer == nil:
+		return nil, errors.New("pay client: no signing key")
 	case cfg.Timeout < 0:
 		return nil, fmt.Errorf("pay client: timeout %v is negative", cfg.Timeout)
 	}
 	c := &Client{
 		base:    base,
-		secret:  append([]byte(nil), cfg.Secret...),
+		signer:  cfg.Signer,
 		timeout: cfg.Timeout,
 		http:    cfg.HTTPClient,
 		now:     time.Now,
@@ -486,7 +486,7 @@ func (c *Client) serviceToken() (string, error) {
 	if c.token != "" && c.tokenExpiry.Sub(now) >= tokenRenewBefore {
 		return c.token, nil
 	}
-	token, err := auth.Mint(c.secret, auth.Service(serviceName), tokenTTL, now)
+	token, err := c.signer.Mint(auth.Service(serviceName), []string{auth.AudiencePay}, tokenTTL, now)
 	if err != nil {
 		return "", err
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/authtest"
 	"github.com/paytrade/paytrade/internal/correlation"
 	"github.com/paytrade/paytrade/internal/problem"
 	"github.com/paytrade/paytrade/services/pay/httpapi"
@@ -25,7 +26,8 @@ import (
 	"github.com/paytrade/paytrade/services/trade"
 )
 
-const secret = "test-secret"
+// keys signs trade's tokens and every token these tests send.
+var keys = authtest.Dev()
 
 // payService is a whole pay service — real database, no broker: the events
 // it writes stay in its outbox — behind an httptest server.
@@ -39,7 +41,7 @@ func startPay(tb testing.TB, wrap func(http.Handler) http.Handler) *payService {
 	pool := paytest.NewPool(tb)
 	tb.Cleanup(func() { paytest.CheckInvariants(tb, pool) })
 	var h http.Handler = httpapi.NewHandler(postgres.New(pool, paytest.StoreConfig("pay.topic")), httpapi.Config{
-		Auth:              auth.NewAuthenticator([]byte(secret)),
+		Auth:              keys.Authenticator(auth.AudiencePay),
 		IdempotencySecret: []byte("idem"),
 	})
 	if wrap != nil {
@@ -50,33 +52,24 @@ func startPay(tb testing.TB, wrap func(http.Handler) http.Handler) *payService {
 	return p
 }
 
-// newClient returns a client of the server at baseURL that signs with secret.
+// newClient returns a client of the server at baseURL that signs with trade's key.
 func newClient(tb testing.TB, baseURL string) *Client {
 	tb.Helper()
-	c, err := New(Config{BaseURL: baseURL, Secret: []byte(secret)})
+	c, err := New(Config{BaseURL: baseURL, Signer: keys.Signer(auth.IssuerTrade)})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return c
 }
 
-func mint(tb testing.TB, p auth.Principal) string {
-	tb.Helper()
-	tok, err := auth.Mint([]byte(secret), p, time.Hour, time.Now())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return tok
-}
-
 func userToken(tb testing.TB, userID int64) string {
 	tb.Helper()
-	return mint(tb, auth.User(userID))
+	return keys.User(tb, userID)
 }
 
 func operatorToken(tb testing.TB) string {
 	tb.Helper()
-	return mint(tb, auth.Operator("operator"))
+	return keys.Operator(tb, "operator")
 }
 
 // answer is what pay said to a test's own call.
@@ -392,7 +385,7 @@ func TestPayUnreachableIsUnavailable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := New(Config{BaseURL: tt.baseURL(t), Secret: []byte(secret), Timeout: 200 * time.Millisecond})
+			c, err := New(Config{BaseURL: tt.baseURL(t), Signer: keys.Signer(auth.IssuerTrade), Timeout: 200 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -429,9 +422,10 @@ func TestMisconfigurationSurfacesAsAnError(t *testing.T) {
 		name string
 		cfg  Config
 	}{
-		{"wrong secret (401)", Config{BaseURL: p.srv.URL, Secret: []byte("not-" + secret)}},
+		{"another key set's trade key (401)", Config{BaseURL: p.srv.URL, Signer: authtest.New(t).Signer(auth.IssuerTrade)}},
+		{"pay's key, which may not sign for pay (401)", Config{BaseURL: p.srv.URL, Signer: keys.Signer(auth.IssuerPay)}},
 		// chi's bare "404 page not found" must not read as "no pay order".
-		{"wrong base path (bare 404)", Config{BaseURL: p.srv.URL + "/v1", Secret: []byte(secret)}},
+		{"wrong base path (bare 404)", Config{BaseURL: p.srv.URL + "/v1", Signer: keys.Signer(auth.IssuerTrade)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -575,7 +569,7 @@ func TestServiceTokenIsRenewedBeforeItExpires(t *testing.T) {
 
 func TestNewRejectsAnInvalidConfig(t *testing.T) {
 	t.Parallel()
-	good := Config{BaseURL: "http://127.0.0.1:8086", Secret: []byte(secret)}
+	good := Config{BaseURL: "http://127.0.0.1:8086", Signer: keys.Signer(auth.IssuerTrade)}
 	tests := []struct {
 		name   string
 		change func(*Config)
@@ -587,7 +581,7 @@ func TestNewRejectsAnInvalidConfig(t *testing.T) {
 		{"no host", func(c *Config) { c.BaseURL = "http:///pay" }},
 		{"user info", func(c *Config) { c.BaseURL = "http://u:p@127.0.0.1:8086" }},
 		{"query", func(c *Config) { c.BaseURL = "http://127.0.0.1:8086?x=1" }},
-		{"empty secret", func(c *Config) { c.Secret = nil }},
+		{"no signing key", func(c *Config) { c.Signer = nil }},
 		{"negative timeout", func(c *Config) { c.Timeout = -time.Second }},
 	}
 	if _, err := New(good); err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/authtest"
 	"github.com/paytrade/paytrade/internal/testenv"
 	"github.com/paytrade/paytrade/services/pay"
 	payhttp "github.com/paytrade/paytrade/services/pay/httpapi"
@@ -17,9 +18,6 @@ import (
 	"github.com/paytrade/paytrade/services/trade/payclient"
 	"github.com/paytrade/paytrade/services/trade/postgres"
 )
-
-// Secret signs the tokens of a World.
-const Secret = "tradetest-secret"
 
 // World is a trade service talking over HTTP to a real pay service, each on
 // a database of its own; no broker plays a part, as if every pay.success
@@ -32,6 +30,7 @@ type World struct {
 	TradePool *pgxpool.Pool
 	PayClient *payclient.Client
 	Service   *trade.Service
+	Keys      *authtest.Keys // signs the World's tokens: authtest.Shared
 }
 
 // NewWorld starts a World for this test.
@@ -40,15 +39,16 @@ func NewWorld(tb testing.TB) *World {
 	payPool := paytest.NewPool(tb)
 	tb.Cleanup(func() { paytest.CheckInvariants(tb, payPool) })
 	payStore := paypg.New(payPool, paytest.StoreConfig("pay.topic"))
-	srv := httptest.NewServer(payhttp.NewHandler(payStore, payhttp.Config{Auth: auth.NewAuthenticator([]byte(Secret))}))
+	keys := authtest.Shared(tb)
+	srv := httptest.NewServer(payhttp.NewHandler(payStore, payhttp.Config{Auth: keys.Authenticator(auth.AudiencePay)}))
 	tb.Cleanup(srv.Close)
-	client, err := payclient.New(payclient.Config{BaseURL: srv.URL, Secret: []byte(Secret)})
+	client, err := payclient.New(payclient.Config{BaseURL: srv.URL, Signer: keys.Signer(auth.IssuerTrade)})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tradePool := NewPool(tb)
 	orders := postgres.New(tradePool)
-	return &World{Pay: payStore, PayPool: payPool, PayURL: srv.URL, Orders: orders, TradePool: tradePool, PayClient: client, Service: trade.NewService(orders, client, nil, nil)}
+	return &World{Pay: payStore, PayPool: payPool, PayURL: srv.URL, Orders: orders, TradePool: tradePool, PayClient: client, Service: trade.NewService(orders, client, nil, nil), Keys: keys}
 }
 
 // Order creates an order of userID and gets its pay order, as a client
