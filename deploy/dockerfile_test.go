@@ -41,7 +41,7 @@ func TestDockerfileBuildsWithGoModsGoAndSendsNoLocalLeftovers(t *testing.T) {
 	for _, line := range strings.Split(string(ignore), "\n") {
 		ignored[strings.TrimSpace(line)] = true
 	}
-	for _, want := range []string{".git", ".tools", ".rabbitmq4", ".rabbitmq4*", "bin", "deploy/.env", "deploy/infra.env"} {
+	for _, want := range []string{".git", ".tools", ".rabbitmq4", ".rabbitmq4*", "bin", "deploy/.env", "deploy/infra.env", ".keys"} {
 		if !ignored[want] {
 			t.Errorf(".dockerignore does not exclude %s", want)
 		}
