@@ -158,7 +158,36 @@ func inTxOnce(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (err e
 	case err != nil:
 		return fmt.Errorf("commit: %w", err)
 	case conn.CustomData()[syncWaitCanceled] == true:
-		return &commitUnknownError{cause: errors.New("commit: the wait for the synchronous standby was canceled: committed on the primary, perhaps not on its standby")}
+		return &commitUnknownError{cause: fmt.Errorf("commit: %w", ErrNotReplicated)}
+	}
+	return nil
+}
+
+// ErrNotReplicated is ExecReplicated's error when its commit did not reach
+// the synchronous standby: the wait for it was canceled.
+var ErrNotReplicated = errors.New("the wait for the synchronous standby was canceled: committed on the primary, perhaps not on its standby")
+
+// ExecReplicated runs sql, a statement or several with no parameters that
+// write something and commit, on one connection of the pool, in one round
+// trip, and returns once that commit is acknowledged as PostgreSQL
+// acknowledges any: on a primary with a synchronous standby, once the
+// standby has flushed it — and with it every commit the primary made
+// visible before (WAL is flushed in order). Without a synchronous standby
+// it returns as soon as the commit is local. A canceled wait for the
+// standby is ErrNotReplicated; a connection lost is IsUnavailable.
+func ExecReplicated(ctx context.Context, pool *pgxpool.Pool, sql string) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire: %w", err)
+	}
+	defer conn.Release()
+	pg := conn.Conn().PgConn()
+	delete(pg.CustomData(), syncWaitCanceled)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return err
+	}
+	if pg.CustomData()[syncWaitCanceled] == true {
+		return ErrNotReplicated
 	}
 	return nil
 }

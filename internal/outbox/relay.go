@@ -15,6 +15,7 @@ import (
 
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/crashpoint"
+	"github.com/paytrade/paytrade/internal/database"
 )
 
 // Publisher publishes a batch with publisher confirms and reports, per
@@ -171,6 +172,11 @@ func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
 	if err != nil || len(events) == 0 {
 		return 0, err
 	}
+	if err := r.awaitReplicated(ctx); err != nil {
+		// Nothing was published: the events wait for a later batch, on
+		// this primary once its standby has them, or on the next.
+		return len(events), err
+	}
 	published := time.Now()
 	outcomes, pubErr := r.pub.PublishBatch(ctx, msgs)
 	if r.cfg.ObserveConfirm != nil && outcomes != nil {
@@ -255,6 +261,29 @@ func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
 	r.nacked.Add(nacked)
 	r.refused.Add(refusals)
 	return len(events), pubErr
+}
+
+// awaitReplicated returns once every commit visible to the batch just
+// claimed is on the synchronous standby, if the database has one. A
+// commit can be visible on the primary and not replicated: its wait for
+// the standby was canceled (by an operator, a statement timeout) or the
+// standby fell behind. Published, its event would be a ghost once a
+// failover promotes the standby: an announced payment that never
+// happened. So the relay first commits a change of its own, one row
+// written and deleted, which PostgreSQL acknowledges only once the
+// standby has flushed it, and so every earlier commit; the claim's
+// snapshot was taken before it. One round trip per batch.
+func (r *Relay) awaitReplicated(ctx context.Context) error {
+	barrier := uuid.New()
+	err := database.ExecReplicated(ctx, r.pool, fmt.Sprintf(`BEGIN;
+		INSERT INTO outbox_events (id, exchange, routing_key, message_type, payload, available_at)
+		VALUES ('%[1]s', '', '', 'replication.barrier', '{}', 'infinity');
+		DELETE FROM outbox_events WHERE id = '%[1]s';
+		COMMIT`, barrier))
+	if err != nil {
+		return fmt.Errorf("wait for the synchronous standby to have the claimed events: %w", err)
+	}
+	return nil
 }
 
 // unconfirmed returns the indexes of the messages with no confirm.

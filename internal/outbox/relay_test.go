@@ -37,9 +37,14 @@ func newFixture(tb testing.TB) *fixture {
 // newFixtureOn is newFixture on the broker at amqpURL.
 func newFixtureOn(tb testing.TB, amqpURL string) *fixture {
 	tb.Helper()
+	return newFixtureAt(tb, amqpURL, testenv.NewDatabase(tb, migrations.FS, migrations.Pay))
+}
+
+// newFixtureAt is newFixtureOn with the outbox of the database at dbURL.
+func newFixtureAt(tb testing.TB, amqpURL, dbURL string) *fixture {
+	tb.Helper()
 	f := &fixture{amqpURL: amqpURL, exchange: testenv.Name(tb, "pay.topic")}
-	url := testenv.NewDatabase(tb, migrations.FS, migrations.Pay)
-	pool, err := database.Open(context.Background(), url)
+	pool, err := database.Open(context.Background(), dbURL)
 	if err != nil {
 		tb.Fatal(err)
 	}
