@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,9 +65,19 @@ func parseConfig(dbURL string) (*pgxpool.Config, error) {
 	return cfg, nil
 }
 
-// syncWaitCanceled is the key of a connection's custom data set when
-// PostgreSQL said it canceled a commit's wait for the synchronous standby.
+// syncWaitCanceled is the key of a connection's custom data that holds the
+// *atomic.Bool of the commit it runs now, set when PostgreSQL says it
+// canceled that commit's wait for the synchronous standby.
 const syncWaitCanceled = "paytrade.sync_wait_canceled"
+
+// watchSyncWait gives the next commit on conn a flag of its own, to be read
+// after the commit even once the connection is back in the pool and
+// someone else's: the flag is this commit's, the map entry is not.
+func watchSyncWait(conn *pgconn.PgConn) *atomic.Bool {
+	flag := new(atomic.Bool)
+	conn.CustomData()[syncWaitCanceled] = flag
+	return flag
+}
 
 // noteSyncWaitCanceled marks the connection when the server warns that it
 // stopped waiting for the synchronous standby: that commit is visible on
@@ -77,7 +88,9 @@ const syncWaitCanceled = "paytrade.sync_wait_canceled"
 func noteSyncWaitCanceled(next pgconn.NoticeHandler) pgconn.NoticeHandler {
 	return func(conn *pgconn.PgConn, n *pgconn.Notice) {
 		if n.Code == "01000" && strings.Contains(n.Message, "wait for synchronous replication") {
-			conn.CustomData()[syncWaitCanceled] = true
+			if flag, ok := conn.CustomData()[syncWaitCanceled].(*atomic.Bool); ok {
+				flag.Store(true)
+			}
 		}
 		if next != nil {
 			next(conn, n)
@@ -146,8 +159,7 @@ func inTxOnce(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (err e
 	if err := fn(tx); err != nil {
 		return err
 	}
-	conn := tx.Conn().PgConn()
-	delete(conn.CustomData(), syncWaitCanceled)
+	canceled := watchSyncWait(tx.Conn().PgConn())
 	// The commit is never canceled with the request: a COMMIT abandoned
 	// while it waits for the synchronous standby would leave a change the
 	// primary shows and a failover can take back.
@@ -157,7 +169,7 @@ func inTxOnce(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (err e
 		return &commitUnknownError{cause: fmt.Errorf("commit: %w", err)}
 	case err != nil:
 		return fmt.Errorf("commit: %w", err)
-	case conn.CustomData()[syncWaitCanceled] == true:
+	case canceled.Load():
 		return &commitUnknownError{cause: fmt.Errorf("commit: %w", ErrNotReplicated)}
 	}
 	return nil
@@ -181,12 +193,11 @@ func ExecReplicated(ctx context.Context, pool *pgxpool.Pool, sql string) error {
 		return fmt.Errorf("acquire: %w", err)
 	}
 	defer conn.Release()
-	pg := conn.Conn().PgConn()
-	delete(pg.CustomData(), syncWaitCanceled)
+	canceled := watchSyncWait(conn.Conn().PgConn())
 	if _, err := conn.Exec(ctx, sql); err != nil {
 		return err
 	}
-	if pg.CustomData()[syncWaitCanceled] == true {
+	if canceled.Load() {
 		return ErrNotReplicated
 	}
 	return nil
