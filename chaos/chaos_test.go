@@ -107,6 +107,11 @@ func runAll(t *testing.T, w wiring, list []scenario, n int) []row {
 			rows = append(rows, r)
 			continue
 		}
+		if sc.fullOnly && n <= 100 {
+			r.skipped, r.verdict = true, "skipped: make chaos only (100 payments or fewer)"
+			rows = append(rows, r)
+			continue
+		}
 		ran := false
 		passed := t.Run(sc.name, func(t *testing.T) {
 			r = runScenario(t, w, sc, n)
@@ -142,10 +147,22 @@ func runScenario(t *testing.T, w wiring, sc scenario, n int) row {
 	default:
 		amqpURL, stats = testenv.AMQPURL(t), testBrokerStats(t)
 	}
+	sys := newSystem(t, w, amqpURL, stats)
+	var patroni *testenv.PatroniCluster
+	if sc.patroni != "" {
+		patroni = testenv.StartPatroniCluster(t, testenv.PatroniOptions{Async: w.asyncReplication})
+		db := patroni.NewEmptyDatabase(t, "chaos_"+sc.patroni)
+		if sc.patroni == "pay" {
+			sys.PayDB, sys.payPool = db, pool(t, db)
+		} else {
+			sys.TradeDB, sys.trPool = db, pool(t, db)
+		}
+	}
 	r := &run{
 		cluster: cluster,
 		node:    node,
-		system:  newSystem(t, w, amqpURL, stats),
+		patroni: patroni,
+		system:  sys,
 		n:       n,
 		spread:  max(3*time.Second, time.Duration(n)*5*time.Millisecond),
 		settle:  30 * time.Second,

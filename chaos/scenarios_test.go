@@ -22,8 +22,9 @@ import (
 // run is one scenario's run: its system, population and settings.
 type run struct {
 	*system
-	cluster  *testenv.RabbitCluster // the broker, for scenarios that run on a cluster
-	node     *testenv.RabbitNode    // the broker, for scenarios that run on a private node
+	cluster  *testenv.RabbitCluster  // the broker, for scenarios that run on a cluster
+	patroni  *testenv.PatroniCluster // the database cluster, for scenarios that fail one over
+	node     *testenv.RabbitNode     // the broker, for scenarios that run on a private node
 	pop      population
 	n        int
 	spread   time.Duration // the load is paced over this long
@@ -47,7 +48,13 @@ type scenario struct {
 	// (testenv.StartRabbitNode), for faults that must not touch the broker
 	// other tests share.
 	privateBroker bool
-	run           func(t *testing.T, r *run) loadResult
+	// patroni, "pay" or "trade", puts that service's database on a Patroni
+	// cluster of its own (testenv.StartPatroniCluster): synchronous
+	// replication, asynchronous with the seed-style wiring.
+	patroni string
+	// fullOnly keeps the scenario out of the short run make test does.
+	fullOnly bool
+	run      func(t *testing.T, r *run) loadResult
 }
 
 // standard starts one pay and one trade and the audit.
@@ -102,6 +109,22 @@ func restartOnDeath(t *testing.T, in *instance, load <-chan loadResult, envs ...
 			}
 		}
 	}
+}
+
+// failover runs the standard system under a load of at least 20 s and
+// injects fault, one change of the database cluster, a third of the way
+// in; the careful buyers retry through it.
+func (r *run) failover(t *testing.T, fault func(), note string) loadResult {
+	t.Helper()
+	r.standard(t)
+	spread := max(r.spread, 20*time.Second)
+	load := r.goLoad(spread)
+	time.Sleep(spread / 3)
+	start := time.Now()
+	fault()
+	leader := r.patroni.Leader(t)
+	r.notes = append(r.notes, fmt.Sprintf("%s; leader %s %.1f s later", note, leader.Name, time.Since(start).Seconds()))
+	return <-load
 }
 
 // waitOutboxEmpty waits until pay has published every event it committed.
@@ -286,6 +309,31 @@ var scenarios = []scenario{
 		r.pays[0].proc.Kill()
 		r.trades[0].proc.Kill()
 		return <-load
+	}},
+	{name: "pay's primary SIGKILLed mid-load (Patroni)", patroni: "pay", run: func(t *testing.T, r *run) loadResult {
+		return r.failover(t, func() { r.patroni.Leader(t).KillPostgres(t) }, "postmaster SIGKILLed")
+	}},
+	{name: "trade's primary SIGKILLed mid-load (Patroni)", patroni: "trade", run: func(t *testing.T, r *run) loadResult {
+		return r.failover(t, func() { r.patroni.Leader(t).KillPostgres(t) }, "postmaster SIGKILLed")
+	}},
+	{name: "pay's primary switched over (patronictl)", patroni: "pay", fullOnly: true, run: func(t *testing.T, r *run) loadResult {
+		return r.failover(t, func() { r.patroni.Switchover(t) }, "patronictl switchover")
+	}},
+	{name: "pay's synchronous standby killed (Patroni)", patroni: "pay", fullOnly: true, run: func(t *testing.T, r *run) loadResult {
+		return r.failover(t, func() {
+			if r.wiring.asyncReplication {
+				r.patroni.Replica(t).Kill(t)
+				return
+			}
+			r.patroni.SyncStandby(t).Kill(t)
+		}, "node SIGKILLed")
+	}},
+	{name: "pay's etcd stopped 15 s, past the TTL (Patroni)", patroni: "pay", fullOnly: true, run: func(t *testing.T, r *run) loadResult {
+		return r.failover(t, func() {
+			r.patroni.StopEtcd(t)
+			time.Sleep(15 * time.Second)
+			r.patroni.StartEtcd(t)
+		}, "etcd down 15 s")
 	}},
 }
 

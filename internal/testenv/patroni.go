@@ -488,6 +488,13 @@ func (c *PatroniCluster) Leader(tb testing.TB) *PatroniNode {
 	return c.waitRole(tb, "leader")
 }
 
+// Replica waits up to a minute for a streaming standby that is not the
+// synchronous one and returns its node.
+func (c *PatroniCluster) Replica(tb testing.TB) *PatroniNode {
+	tb.Helper()
+	return c.waitRole(tb, "replica")
+}
+
 // SyncStandby waits up to a minute for a streaming synchronous standby and
 // returns its node.
 func (c *PatroniCluster) SyncStandby(tb testing.TB) *PatroniNode {
