@@ -6,6 +6,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/testenv"
 )
@@ -70,4 +72,45 @@ func TestReadinessNamesThePrimaryBeforeAndAfterAFailover(t *testing.T) {
 		facts, err = ready(ctx)
 		return err == nil && facts["databasePrimary"] == standby.Addr
 	})
+}
+
+// A commit whose wait for the synchronous standby is canceled is done on
+// the primary only; PostgreSQL reports it done, with a warning. InTx must
+// say its outcome is unknown, so that no client is told it happened.
+func TestCommitWhoseWaitForTheStandbyIsCanceledIsReportedAsOutcomeUnknown(t *testing.T) {
+	c := testenv.StartPatroniCluster(t, testenv.PatroniOptions{})
+	url := c.NewEmptyDatabase(t, testenv.Name(t, "canceled"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pool, err := database.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `CREATE TABLE t (n int)`); err != nil {
+		t.Fatal(err)
+	}
+	leader := c.Leader(t)
+	c.SyncStandby(t).FreezeReplication(t)
+	committed := make(chan error, 1)
+	go func() {
+		committed <- database.InTx(ctx, pool, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO t VALUES (1)`)
+			return err
+		})
+	}()
+	admin, err := pgx.Connect(ctx, leader.NodeURL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	testenv.WaitFor(t, 30*time.Second, "the commit to wait for the standby, then its wait to be canceled", func() bool {
+		var canceled bool
+		err := admin.QueryRow(ctx, `SELECT coalesce(bool_or(pg_cancel_backend(pid)), false) FROM pg_stat_activity WHERE wait_event = 'SyncRep'`).Scan(&canceled)
+		return err == nil && canceled
+	})
+	err = <-committed
+	if p, ok := database.AsProblem(err); !ok || p.Code != "commit_outcome_unknown" {
+		t.Fatalf("InTx after its wait for the standby was canceled: %v, want commit_outcome_unknown", err)
+	}
 }
