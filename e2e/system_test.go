@@ -38,10 +38,10 @@ func newCrashSystem(t *testing.T, tradeEnv ...string) *system {
 	return startSystem(t, systest.New(t, "e2e", systest.FaultInject), tradeEnv)
 }
 
-func startSystem(t *testing.T, sys *systest.System, tradeEnv []string) *system {
+func startSystem(t *testing.T, sys *systest.System, tradeEnv []string, payEnv ...string) *system {
 	t.Helper()
 	s := &system{System: sys, tradeEnv: tradeEnv}
-	s.pay = s.StartPay(t, append(s.PayEnv(), "PAY_OUTBOX_POLL_INTERVAL=200ms"))
+	s.pay = s.StartPay(t, append(append(s.PayEnv(), "PAY_OUTBOX_POLL_INTERVAL=200ms"), payEnv...))
 	return s
 }
 

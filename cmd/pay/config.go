@@ -12,6 +12,7 @@ import (
 	"github.com/paytrade/paytrade/internal/config"
 	"github.com/paytrade/paytrade/internal/crashpoint"
 	"github.com/paytrade/paytrade/internal/httpserver"
+	"github.com/paytrade/paytrade/internal/tracing"
 	payamqp "github.com/paytrade/paytrade/services/pay/amqp"
 )
 
@@ -36,6 +37,7 @@ type payConfig struct {
 	LogLevel      slog.Level
 	ShutdownGrace time.Duration
 	Crash         crashpoint.Set
+	Tracing       tracing.Config
 	PublishMode   string
 	Idempotent    bool // PAY_IDEMPOTENCY=inbox: refunds credited once
 }
@@ -111,6 +113,11 @@ func loadConfig(getenv func(string) string) (payConfig, error) {
 	if c.BcryptCost > bcrypt.MaxCost {
 		r.Fail(fmt.Errorf("PAY_BCRYPT_COST=%d: want at most %d", c.BcryptCost, bcrypt.MaxCost))
 	}
+	tracingCfg, err := tracing.ReadConfig(func(name string) string { return r.String(name, "") }, "pay")
+	if err != nil {
+		r.Fail(err)
+	}
+	c.Tracing = tracingCfg
 	if err := c.LogLevel.UnmarshalText([]byte(r.String("LOG_LEVEL", "info"))); err != nil {
 		r.Fail(fmt.Errorf("LOG_LEVEL: %w", err))
 	}

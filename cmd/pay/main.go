@@ -21,6 +21,7 @@ import (
 	"github.com/paytrade/paytrade/internal/messaging"
 	"github.com/paytrade/paytrade/internal/metrics"
 	"github.com/paytrade/paytrade/internal/outbox"
+	"github.com/paytrade/paytrade/internal/tracing"
 	"github.com/paytrade/paytrade/migrations"
 	"github.com/paytrade/paytrade/services/pay"
 	payamqp "github.com/paytrade/paytrade/services/pay/amqp"
@@ -58,6 +59,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := httpserver.ServeDebug(ctx, cfg.DebugAddr, log); err != nil {
 		return err
 	}
+	stopTracing, err := tracing.Start(cfg.Tracing, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := stopTracing(); err != nil {
+			log.Warn("spans lost at shutdown", "err", err)
+		}
+	}()
 	pool, err := database.OpenMigrated(ctx, cfg.DatabaseURL, migrations.FS, migrations.Pay)
 	if err != nil {
 		return err

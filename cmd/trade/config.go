@@ -12,6 +12,7 @@ import (
 	"github.com/paytrade/paytrade/internal/config"
 	"github.com/paytrade/paytrade/internal/crashpoint"
 	"github.com/paytrade/paytrade/internal/httpserver"
+	"github.com/paytrade/paytrade/internal/tracing"
 	tradeamqp "github.com/paytrade/paytrade/services/trade/amqp"
 )
 
@@ -50,6 +51,7 @@ type tradeConfig struct {
 	LogLevel       slog.Level
 	ShutdownGrace  time.Duration
 	Crash          crashpoint.Set
+	Tracing        tracing.Config
 	AutoAck        bool
 	Idempotent     bool
 }
@@ -136,6 +138,11 @@ func loadConfig(getenv func(string) string) (tradeConfig, error) {
 	if c.OrderTimeout <= c.CheckGrace {
 		r.Fail(fmt.Errorf("TRADE_ORDER_TIMEOUT=%v must be longer than TRADE_PAY_CHECK_GRACE=%v", c.OrderTimeout, c.CheckGrace))
 	}
+	tracingCfg, err := tracing.ReadConfig(func(name string) string { return r.String(name, "") }, "trade")
+	if err != nil {
+		r.Fail(err)
+	}
+	c.Tracing = tracingCfg
 	if err := c.LogLevel.UnmarshalText([]byte(r.String("LOG_LEVEL", "info"))); err != nil {
 		r.Fail(fmt.Errorf("LOG_LEVEL: %w", err))
 	}

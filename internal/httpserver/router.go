@@ -10,6 +10,7 @@ import (
 	"github.com/paytrade/paytrade/internal/correlation"
 	"github.com/paytrade/paytrade/internal/health"
 	"github.com/paytrade/paytrade/internal/openapi"
+	"github.com/paytrade/paytrade/internal/tracing"
 )
 
 // Ops is what every service serves beside its own routes.
@@ -26,7 +27,7 @@ type Ops struct {
 }
 
 // NewRouter returns a router with the middleware every service runs
-// (panic recovery, correlation id, instrumentation) and the operational
+// (panic recovery, correlation id, tracing, instrumentation) and the operational
 // routes, open to all: GET /healthz, /readyz, /metrics, /openapi.json and
 // Swagger UI on that document at /docs.
 // The service adds its own routes to it.
@@ -36,7 +37,7 @@ func NewRouter(o Ops) chi.Router {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, correlation.Middleware)
+	r.Use(middleware.Recoverer, correlation.Middleware, tracing.Handler)
 	if o.Instrument != nil {
 		r.Use(o.Instrument)
 	}

@@ -9,22 +9,28 @@ import (
 	"io"
 	"log/slog"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/paytrade/paytrade/internal/correlation"
 )
 
 // New returns a JSON logger at level whose every line names service, and
-// the correlation id of the context it is given, if any.
+// the correlation id and trace id of the context it is given, if any.
 func New(w io.Writer, level slog.Level, service string) *slog.Logger {
 	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
 	return slog.New(correlated{h}).With("service", service)
 }
 
-// correlated adds correlation_id from the record's context.
+// correlated adds correlation_id, and trace_id and span_id when tracing is
+// on, from the record's context.
 type correlated struct{ slog.Handler }
 
 func (h correlated) Handle(ctx context.Context, r slog.Record) error {
 	if id := correlation.ID(ctx); id != "" {
 		r.AddAttrs(slog.String("correlation_id", id))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/metrics"
 	"github.com/paytrade/paytrade/internal/outbox"
+	"github.com/paytrade/paytrade/internal/tracing"
 )
 
 // Config is what a Runtime needs to know of its service.
@@ -98,10 +99,21 @@ func (rt *Runtime) Consume(prefix, queue, event string, h broker.Handler) *broke
 	// A database that is down or refuses writes pauses consumption: the
 	// world's fault, not the message's.
 	cfg.Unavailable, cfg.Probe = database.IsFailure, database.Writable(rt.pool)
-	c := broker.NewConsumer(rt.consuming, cfg, h)
+	c := broker.NewConsumer(rt.consuming, cfg, traced(queue, h))
 	metrics.Consumer(rt.reg, prefix, queue+" ("+event+")", c)
 	rt.consumers = append(rt.consumers, c)
 	return c
+}
+
+// traced runs h in the span of processing each delivery, which continues
+// the trace the message carries.
+func traced(queue string, h broker.Handler) broker.Handler {
+	return func(ctx context.Context, d amqp.Delivery) error {
+		ctx, span := tracing.Process(ctx, queue, d)
+		err := h(ctx, d)
+		tracing.End(span, err)
+		return err
+	}
 }
 
 // WritesEvents adds work that runs beside the consumers and, like them, may

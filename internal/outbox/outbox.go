@@ -17,8 +17,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/paytrade/paytrade/internal/broker"
+	"github.com/paytrade/paytrade/internal/tracing"
 )
 
 // Event is one message waiting to be published. Its ID becomes the AMQP
@@ -30,6 +32,9 @@ type Event struct {
 	Type          string
 	Payload       []byte
 	CorrelationID string
+	// Creation is the span that wrote the event, as its W3C trace context
+	// stored beside it: the relay's publish continues its trace.
+	Creation trace.SpanContext
 }
 
 // NewEvent returns an event with a fresh time-ordered ID and body as its JSON payload.
@@ -64,12 +69,14 @@ func (ev Event) Message(appID string, createdAt time.Time) broker.Message {
 	}
 }
 
-// Insert adds ev to the outbox inside tx, the transaction of the change it announces.
+// Insert adds ev to the outbox inside tx, the transaction of the change it
+// announces, with the trace context of ctx's span (empty with tracing off).
 func Insert(ctx context.Context, tx pgx.Tx, ev Event) error {
+	traceparent, tracestate := tracing.Context(ctx)
 	_, err := tx.Exec(ctx, `
-		INSERT INTO outbox_events (id, exchange, routing_key, message_type, payload, correlation_id)
-		VALUES ($1, $2, $3, $4, $5, $6)`,
-		ev.ID, ev.Exchange, ev.RoutingKey, ev.Type, ev.Payload, ev.CorrelationID)
+		INSERT INTO outbox_events (id, exchange, routing_key, message_type, payload, correlation_id, traceparent, tracestate)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		ev.ID, ev.Exchange, ev.RoutingKey, ev.Type, ev.Payload, ev.CorrelationID, traceparent, tracestate)
 	if err != nil {
 		return fmt.Errorf("insert outbox event %s: %w", ev.ID, err)
 	}

@@ -12,10 +12,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/crashpoint"
 	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/tracing"
 )
 
 // Publisher publishes a batch with publisher confirms and reports, per
@@ -156,6 +158,7 @@ const batchTimeout = 30 * time.Second
 type claimed struct {
 	id       uuid.UUID
 	attempts int
+	creation trace.SpanContext // the span that wrote the event
 }
 
 // RelayBatch claims up to one batch of due events, publishes them, deletes
@@ -177,8 +180,13 @@ func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
 		// this primary once its standby has them, or on the next.
 		return len(events), err
 	}
+	spans := make([]trace.Span, len(events))
+	for i, ev := range events {
+		spans[i] = tracing.Publish(ev.creation, &msgs[i].Publishing, msgs[i].Exchange, msgs[i].RoutingKey)
+	}
 	published := time.Now()
 	outcomes, pubErr := r.pub.PublishBatch(ctx, msgs)
+	endPublishSpans(spans, outcomes, pubErr)
 	if r.cfg.ObserveConfirm != nil && outcomes != nil {
 		r.cfg.ObserveConfirm(time.Since(published))
 	}
@@ -349,7 +357,7 @@ func (r *Relay) narrow(ctx context.Context, msgs []broker.Message, suspects []in
 
 func (r *Relay) claim(ctx context.Context, tx pgx.Tx) ([]claimed, []broker.Message, error) {
 	rows, err := tx.Query(ctx, `
-		SELECT id, exchange, routing_key, message_type, payload, correlation_id, created_at, attempts
+		SELECT id, exchange, routing_key, message_type, payload, correlation_id, created_at, attempts, traceparent, tracestate
 		FROM outbox_events
 		WHERE available_at <= now()
 		ORDER BY available_at
@@ -363,14 +371,15 @@ func (r *Relay) claim(ctx context.Context, tx pgx.Tx) ([]claimed, []broker.Messa
 	var msgs []broker.Message
 	for rows.Next() {
 		var (
-			ev        claimed
-			e         Event
-			createdAt time.Time
+			ev                      claimed
+			e                       Event
+			createdAt               time.Time
+			traceparent, tracestate string
 		)
-		if err := rows.Scan(&ev.id, &e.Exchange, &e.RoutingKey, &e.Type, &e.Payload, &e.CorrelationID, &createdAt, &ev.attempts); err != nil {
+		if err := rows.Scan(&ev.id, &e.Exchange, &e.RoutingKey, &e.Type, &e.Payload, &e.CorrelationID, &createdAt, &ev.attempts, &traceparent, &tracestate); err != nil {
 			return nil, nil, fmt.Errorf("scan outbox event: %w", err)
 		}
-		e.ID = ev.id
+		e.ID, ev.creation = ev.id, tracing.FromContext(traceparent, tracestate)
 		msg := e.Message(r.cfg.AppID, createdAt)
 		events = append(events, ev)
 		msgs = append(msgs, msg)
@@ -379,6 +388,20 @@ func (r *Relay) claim(ctx context.Context, tx pgx.Tx) ([]claimed, []broker.Messa
 		return nil, nil, fmt.Errorf("claim outbox events: %w", err)
 	}
 	return events, msgs, nil
+}
+
+// endPublishSpans ends the span of each event's publish with its outcome.
+func endPublishSpans(spans []trace.Span, outcomes []broker.Outcome, pubErr error) {
+	for i, span := range spans {
+		var err error
+		switch {
+		case outcomes == nil || i >= len(outcomes):
+			err = fmt.Errorf("not published: %w", pubErr)
+		case outcomes[i] != broker.Acked:
+			err = fmt.Errorf("not confirmed: %v", outcomes[i])
+		}
+		tracing.End(span, err)
+	}
 }
 
 // retryDelay is how long an event that failed attempts times waits before

@@ -20,6 +20,7 @@ import (
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/correlation"
 	"github.com/paytrade/paytrade/internal/problem"
+	"github.com/paytrade/paytrade/internal/tracing"
 	"github.com/paytrade/paytrade/services/trade"
 )
 
@@ -120,7 +121,8 @@ func New(cfg Config) (*Client, error) {
 // caps open ones, so a slow pay is not also flooded by trade.
 func defaultHTTPClient() *http.Client {
 	return &http.Client{
-		Transport: &http.Transport{
+		// Traced: pay's spans join the trace of the request that called it.
+		Transport: tracing.Transport(&http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			ForceAttemptHTTP2:     true,
@@ -130,7 +132,7 @@ func defaultHTTPClient() *http.Client {
 			IdleConnTimeout:       90 * time.Second,
 			TLSHandshakeTimeout:   5 * time.Second,
 			ExpectContinueTimeout: time.Second,
-		},
+		}),
 		// pay never redirects: a 3xx means BaseURL points at something else,
 		// which should be reported, not followed with our token.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -1,0 +1,3 @@
+ALTER TABLE outbox_events
+    DROP COLUMN traceparent,
+    DROP COLUMN tracestate;
