@@ -56,7 +56,7 @@ func withData(t *testing.T) *tradetest.World {
 	if _, err := w.Service.Cancel(ctx, 7, cancelled.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Orders.RequestRefund(ctx, 7, refunded.ID, ""); err != nil {
+	if _, err := w.Orders.RequestRefund(ctx, 7, refunded.ID, trade.RefundRequest{}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if n := w.DeliverRefunds(t); n != 1 {
@@ -65,7 +65,7 @@ func withData(t *testing.T) *tradetest.World {
 	if r, err := w.Service.CheckRefunds(ctx, 0, 100); err != nil || r.Refunded != 1 {
 		t.Fatalf("refund fallback: %+v, %v; want order %d refunded", r, err, refunded.ID)
 	}
-	if _, err := w.Orders.RequestRefund(ctx, 7, pending.ID, ""); err != nil {
+	if _, err := w.Orders.RequestRefund(ctx, 7, pending.ID, trade.RefundRequest{}, ""); err != nil {
 		t.Fatal(err)
 	}
 	mismatch := trade.Payment{BizOrderNo: unpaid.ID, PayOrderID: 1_000_000, UserID: 7, Amount: 1, PaidAt: time.Now().UTC()}

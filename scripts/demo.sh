@@ -131,20 +131,35 @@ printf '%s' "$headers" | grep -qi '^Idempotent-Replayed: true' || fail "no Idemp
 request GET "$pay/accounts/me" "$alice"
 expect_field balance 7500
 
-step "refund the order: 202, refund requested; asking again answers with the same refund"
-request POST "$trade/orders/$order/refund" "$alice"
+step "refund 10.00 of the order: 202, refund requested; asking again under its key answers with the same refund"
+request POST "$trade/orders/$order/refunds" "$alice" '{"amount":1000}' "Idempotency-Key: part-$user"
 expect 202
 refund_id=$(printf '%s' "$body" | sed -En 's/.*"refundId":"([^"]+)".*/\1/p')
 [[ -n $refund_id ]] || fail "no refundId in $body"
-request POST "$trade/orders/$order/refund" "$alice"
+request POST "$trade/orders/$order/refunds" "$alice" '{"amount":1000}' "Idempotency-Key: part-$user"
 expect 202
 [[ $body == *"\"refundId\":\"$refund_id\""* ]] || fail "another refund: $body, want $refund_id"
 
-step "the order is refunded at trade (refund.requested to pay, refund.success back): status 7"
+step "credited (refund.requested to pay, refund.success back): still paid (2), refundedAmount 1000; balance 85.00"
+for _ in $(seq 1 50); do
+  request GET "$trade/orders/$order" "$alice"
+  [[ $(field refundedAmount) == 1000 ]] && break
+  sleep 0.2
+done
+expect_field refundedAmount 1000
+expect_field status 2
+request GET "$pay/accounts/me" "$alice"
+expect_field balance 8500
+
+step "refund what remains (15.00): the order is refunded in full, status 7"
+request POST "$trade/orders/$order/refund" "$alice"
+expect 202
+expect_field amount 1500
 wait_for_status "$order" 7
+expect_field refundedAmount 2500
 [[ $body == *'"refundStatus":"refunded"'* ]] || fail "refundStatus is not refunded in $body"
 
-step "the balance is whole again: 75.00 + 25.00"
+step "the balance is whole again: 85.00 + 15.00"
 request GET "$pay/accounts/me" "$alice"
 expect 200
 expect_field balance 10000

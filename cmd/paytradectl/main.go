@@ -60,6 +60,9 @@ commands:
   reconcile [-in-flight 1m] [-details 100]
                                          compare the pay and trade databases; exits non-zero
                                          on any broken invariant (warnings do not count)
+  refunds list [-all] [-limit 100]       show the refunds pay rejected that nobody settled (-all: settled too)
+  refunds retry -id REFUND               settle a rejected refund by asking pay again, under a new refund id
+  refunds resolve -id REFUND -note TEXT  settle a rejected refund by recording how it was resolved
   unlock -user N                         lift the lock on user N's wallet that five wrong payment
                                          passwords in a row set (and forget those passwords)
   help                                   show this text
@@ -73,6 +76,8 @@ environment:
   TRADE_DATABASE_URL  default ` + defaultTradeDatabaseURL + `
   AMQP_URL            default amqp://guest:guest@127.0.0.1:5672/ (and AMQP_CONNECT_TIMEOUT, AMQP_HEARTBEAT)
   MQ_ERROR_QUEUE      the error queue, default error.queue
+  MQ_TRADE_EXCHANGE, MQ_REFUND_REQUESTED_KEY
+                      where a retried refund's refund.requested goes, default trade.topic, refund.requested
 `
 
 func main() {
@@ -103,6 +108,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runReconcile(ctx, args[1:], getenv, stdout, stderr)
 	case "unlock":
 		return runUnlock(ctx, args[1:], getenv, stdout, stderr)
+	case "refunds":
+		return runRefunds(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stderr, usage)
 		return nil

@@ -14,6 +14,8 @@ import (
 
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/reconcile"
+	"github.com/paytrade/paytrade/services/pay"
+	"github.com/paytrade/paytrade/services/trade"
 )
 
 func runReconcile(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -143,13 +145,22 @@ func writeReconcileReport(w io.Writer, r reconcile.Report, inFlight time.Duratio
 		}
 		return s
 	}
-	credits := section{header: "PAY ORDER\tBIZ ORDER\tSTATUS\tAMOUNT\tCREDITS\tCREDITED\tPROBLEM", count: r.Credits.Count}
+	negative := section{header: "USER\tBALANCE", count: r.NegativeBalances.Count}
+	for _, d := range r.NegativeBalances.Items {
+		negative.rows = append(negative.rows, fmt.Sprintf("%d\t%d", d.UserID, d.Balance))
+	}
+	orderRefunds := section{header: "ORDER\tSTATUS\tTOTAL FEE\tREFUNDED\tCLAIMED\tREFUNDS CREDITED\tREFUNDS NOT REJECTED", count: r.OrderRefunds.Count}
+	for _, o := range r.OrderRefunds.Items {
+		orderRefunds.rows = append(orderRefunds.rows, fmt.Sprintf("%d\t%s\t%d\t%d\t%d\t%d\t%d", o.OrderID, orderStatus(o.Status, true), o.TotalFee,
+			o.RefundedAmount, o.RefundClaimed, o.Refunded, o.Claimed))
+	}
+	credits := section{header: "PAY ORDER\tBIZ ORDER\tSTATUS\tAMOUNT\tREFUNDED\tCREDITS\tCREDITED\tPROBLEM", count: r.Credits.Count}
 	for _, c := range r.Credits.Items {
 		status := "missing"
 		if c.Status >= 0 {
 			status = payOrderStatus(c.Status)
 		}
-		credits.rows = append(credits.rows, fmt.Sprintf("%d\t%d\t%s\t%d\t%d\t%d\t%s", c.PayOrderID, c.BizOrderNo, status, c.Amount, c.Credits, c.CreditSum, c.Problem))
+		credits.rows = append(credits.rows, fmt.Sprintf("%d\t%d\t%s\t%d\t%d\t%d\t%d\t%s", c.PayOrderID, c.BizOrderNo, status, c.Amount, c.RefundedAmount, c.Credits, c.CreditSum, c.Problem))
 	}
 
 	sections := map[string]section{
@@ -167,6 +178,9 @@ func writeReconcileReport(w io.Writer, r reconcile.Report, inFlight time.Duratio
 		reconcile.CheckCredits:                  credits,
 		reconcile.CheckRefundsInFlight:          refunds(r.RefundsInFlight),
 		reconcile.CheckRejectedRefunds:          refunds(r.RejectedRefunds),
+		reconcile.CheckUnsettledRejections:      refunds(r.UnsettledRejections),
+		reconcile.CheckNegativeBalances:         negative,
+		reconcile.CheckOrderRefunds:             orderRefunds,
 	}
 	for _, c := range r.Checks() {
 		if err := sections[c.Name].write(w, c); err != nil {
@@ -202,41 +216,20 @@ func (s section) write(w io.Writer, c reconcile.Check) error {
 
 // orderStatus names an order status as docs/design.md does.
 func orderStatus(status int16, paid bool) string {
-	var name string
-	switch status {
-	case reconcile.NoOrder:
+	if status == reconcile.NoOrder {
 		return "missing"
-	case 1:
-		name = "unpaid"
-	case 2:
-		name = "paid"
-	case 3:
-		name = "shipped"
-	case 4:
-		name = "received"
-	case 5:
-		name = "cancelled"
-		if paid {
-			name += " after payment"
-		}
-	case 6:
-		name = "finished"
-	case 7:
-		name = "refunded"
-	default:
-		name = "unknown"
+	}
+	s := trade.OrderStatus(status)
+	name := s.String()
+	if s == trade.Cancelled && paid {
+		name += " after payment"
 	}
 	return name + " (" + strconv.Itoa(int(status)) + ")"
 }
 
 // payOrderStatus names a pay order status as docs/design.md does.
 func payOrderStatus(status int16) string {
-	names := map[int16]string{0: "not committed", 1: "waiting", 2: "closed", 3: "paid", 4: "refunded"}
-	name, ok := names[status]
-	if !ok {
-		name = "unknown"
-	}
-	return name + " (" + strconv.Itoa(int(status)) + ")"
+	return pay.PayOrderStatus(status).String() + " (" + strconv.Itoa(int(status)) + ")"
 }
 
 func payOrder(id int64, status *int16) string {

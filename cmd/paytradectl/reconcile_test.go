@@ -33,7 +33,7 @@ func TestReconcileExitsZeroOnConsistentDatabases(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reconcile: %v (stdout %q, stderr %q)", err, stdout, stderr)
 	}
-	if !strings.HasPrefix(stdout, "compared 5 paid pay orders with 4 paid orders, and 2 refunds\n") {
+	if !strings.HasPrefix(stdout, "compared 6 paid pay orders with 5 paid orders, and 3 refunds\n") {
 		t.Errorf("stdout = %q, want it to start with what was compared", stdout)
 	}
 	for _, c := range (reconcile.Report{}).Checks() {

@@ -20,6 +20,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/paytrade/paytrade/services/trade"
 )
 
 // Severity says what a check's findings mean for whoever runs it.
@@ -61,7 +63,13 @@ const (
 	CheckRefundsNotMarked         = "refunds credited but not marked refunded"
 	CheckCredits                  = "pay orders credited other than once, of what was paid"
 	CheckRefundsInFlight          = "refunds on their way"
-	CheckRejectedRefunds          = "refunds pay could not honour"
+	CheckRejectedRefunds          = "refunds pay could not honour, settled by an operator"
+	CheckUnsettledRejections      = "refunds pay could not honour, not settled"
+	CheckNegativeBalances         = "balances below zero"
+	// CheckMoney is CheckPay's alone: Run's ledger, debit and credit
+	// checks find, one by one, what makes money not add up.
+	CheckMoney        = "money not conserved: funding <> balances + paid - credited"
+	CheckOrderRefunds = "orders whose refunded amounts disagree with their refunds"
 )
 
 // Options tunes Run. The zero value excuses nothing and keeps the
@@ -186,12 +194,25 @@ type Report struct {
 	PaymentsInFlight         Findings[Payment]
 	StaleOutbox              Findings[OutboxEvent]
 
-	Refunds            int64 // refunds compared, by refund id, on either side
-	RefundsNotCredited Findings[Refund]
-	RefundsNotMarked   Findings[Refund]
-	Credits            Findings[CreditError]
-	RefundsInFlight    Findings[Refund]
-	RejectedRefunds    Findings[Refund]
+	Refunds             int64 // refunds compared, by refund id, on either side
+	RefundsNotCredited  Findings[Refund]
+	RefundsNotMarked    Findings[Refund]
+	Credits             Findings[CreditError]
+	RefundsInFlight     Findings[Refund]
+	RejectedRefunds     Findings[Refund]
+	UnsettledRejections Findings[Refund]
+	NegativeBalances    Findings[Drift]
+	OrderRefunds        Findings[OrderRefundError]
+}
+
+// OrderRefundError is an order whose refunded or claimed amount is not
+// what its own refunds say, or whose status does not match them.
+type OrderRefundError struct {
+	OrderID                       int64
+	Status                        int16
+	TotalFee                      int64
+	RefundedAmount, RefundClaimed int64 // as the order holds them
+	Refunded, Claimed             int64 // as its refunds add up
 }
 
 // Check is one check of a Report and how much it found.
@@ -213,6 +234,9 @@ func (r Report) Checks() []Check {
 		{CheckRefundsNotCredited, Failure, r.RefundsNotCredited.Count},
 		{CheckRefundsNotMarked, Failure, r.RefundsNotMarked.Count},
 		{CheckCredits, Failure, r.Credits.Count},
+		{CheckUnsettledRejections, Failure, r.UnsettledRejections.Count},
+		{CheckNegativeBalances, Failure, r.NegativeBalances.Count},
+		{CheckOrderRefunds, Failure, r.OrderRefunds.Count},
 		{CheckPaymentsInFlight, Warning, r.PaymentsInFlight.Count},
 		{CheckRefundsInFlight, Warning, r.RefundsInFlight.Count},
 		{CheckStaleOutbox, Warning, r.StaleOutbox.Count},
@@ -285,6 +309,12 @@ func Run(ctx context.Context, pay, trade *pgxpool.Pool, opts Options) (Report, e
 	if err := r.credits(ctx); err != nil {
 		return Report{}, err
 	}
+	if err := r.negativeBalances(ctx); err != nil {
+		return Report{}, err
+	}
+	if err := r.orderRefunds(ctx); err != nil {
+		return Report{}, err
+	}
 	if err := r.outbox(ctx, payNow.Add(-opts.StaleOutbox)); err != nil {
 		return Report{}, err
 	}
@@ -330,33 +360,29 @@ type run struct {
 // paidPayOrders are the pay orders that were paid (and maybe refunded
 // since), ordered by business order number for the merge; the unique
 // index on biz_order_no serves the order.
-const paidPayOrders = `
+var paidPayOrders = sql(`
 	DECLARE paid_pay_orders NO SCROLL CURSOR FOR
-	SELECT id, biz_order_no, biz_user_id, amount, pay_success_time, status = 4
-	FROM pay_orders WHERE status IN (3, 4) ORDER BY biz_order_no`
+	SELECT id, biz_order_no, biz_user_id, amount, pay_success_time, status = {pay.Refunded}
+	FROM pay_orders WHERE status IN ({pay.Paid}, {pay.Refunded}) ORDER BY biz_order_no`)
 
 // paidOrders are the orders trade holds as paid: pay_time set, or a status
 // that only a paid order reaches (shipped, received, finished and refunded
 // included, since an order shipped without a payment is paid for free all
 // the same).
-const paidOrders = `
+var paidOrders = sql(`
 	DECLARE paid_orders NO SCROLL CURSOR FOR
 	SELECT id, user_id, total_fee, status, pay_time
-	FROM orders WHERE pay_time IS NOT NULL OR status IN (2, 3, 4, 6, 7) ORDER BY id`
-
-// The order statuses of docs/design.md that the comparison needs.
-const (
-	orderPaid      = 2
-	orderCancelled = 5
-)
+	FROM orders WHERE pay_time IS NOT NULL
+		OR status IN ({trade.Paid}, {trade.Shipped}, {trade.Received}, {trade.Finished}, {trade.Refunded})
+	ORDER BY id`)
 
 // paidOrLater reports whether trade took the payment for o: paid, shipped,
 // received, finished, refunded, or cancelled after being paid.
 func paidOrLater(o Order) bool {
-	switch o.Status {
-	case 2, 3, 4, 6, 7:
+	switch trade.OrderStatus(o.Status) {
+	case trade.Paid, trade.Shipped, trade.Received, trade.Finished, trade.Refunded:
 		return true
-	case orderCancelled:
+	case trade.Cancelled:
 		return o.PayTime != nil
 	}
 	return false
@@ -433,7 +459,7 @@ func (r *run) compare(ctx context.Context, p Payment, o Order) error {
 		// this payment, whatever the column says.
 		return r.paymentWithoutOrder(ctx, p)
 	}
-	if o.Status == orderCancelled && !p.Refunded {
+	if trade.OrderStatus(o.Status) == trade.Cancelled && !p.Refunded {
 		// Paid, then cancelled, and the money never went back.
 		p.OrderStatus, p.OrderPaidAt = o.Status, o.PayTime
 		r.report.ChargedButCancelled.add(p, r.opts.MaxDetails)
@@ -499,7 +525,7 @@ func (r *run) lookUpUnapplied(ctx context.Context) error {
 			r.report.RecordedDiscrepancies.add(p, r.opts.MaxDetails)
 		case p.PaidAt.After(r.inFlight):
 			r.report.PaymentsInFlight.add(p, r.opts.MaxDetails)
-		case p.OrderStatus == orderCancelled && !p.Refunded:
+		case trade.OrderStatus(p.OrderStatus) == trade.Cancelled && !p.Refunded:
 			r.report.ChargedButCancelled.add(p, r.opts.MaxDetails)
 		default:
 			r.report.PaymentsWithoutPaidOrder.add(p, r.opts.MaxDetails)
@@ -565,12 +591,7 @@ func scanEach[T any](rows pgx.Rows, items []T, scan func(pgx.Rows, *T) error) er
 // ledger finds the accounts whose balance is not the sum of their ledger.
 // The database sums; only the drifts travel.
 func (r *run) ledger(ctx context.Context) error {
-	rows, err := r.pay.Query(ctx, `
-		SELECT a.user_id, a.balance, coalesce(l.total, 0)
-		FROM accounts a
-		LEFT JOIN (SELECT user_id, sum(amount) AS total FROM ledger_entries GROUP BY user_id) l USING (user_id)
-		WHERE a.balance <> coalesce(l.total, 0)
-		ORDER BY a.user_id`)
+	rows, err := r.pay.Query(ctx, ruleLedgerDrift.Query)
 	if err != nil {
 		return fmt.Errorf("pay database: compare balances with ledgers: %w", err)
 	}
@@ -587,29 +608,7 @@ func (r *run) ledger(ctx context.Context) error {
 // without exactly one debit of its amount from its user, an unpaid one
 // with any, and debits of no pay order at all.
 func (r *run) debits(ctx context.Context) error {
-	rows, err := r.pay.Query(ctx, `
-		SELECT coalesce(p.id, d.pay_order_id, 0), coalesce(p.biz_order_no, 0), coalesce(p.status, -1),
-			coalesce(p.biz_user_id, 0), coalesce(p.amount, 0), coalesce(d.n, 0), coalesce(d.total, 0),
-			CASE
-				WHEN p.id IS NULL THEN 'debit of no pay order'
-				WHEN p.status NOT IN (3, 4) THEN 'debit of a pay order that is not paid'
-				WHEN d.n IS NULL THEN 'paid without a debit'
-				WHEN d.n > 1 THEN 'paid with ' || d.n || ' debits'
-				WHEN d.total <> -p.amount THEN 'debit of ' || d.total || ', want ' || -p.amount
-				ELSE 'debit from user ' || d.other_user || ', not the payer'
-			END
-		FROM pay_orders p
-		FULL JOIN (
-			SELECT pay_order_id, count(*) AS n, sum(amount) AS total, min(user_id) FILTER (WHERE user_id <> payer) AS other_user
-			FROM (SELECT l.pay_order_id, l.amount, l.user_id, po.biz_user_id AS payer
-				FROM ledger_entries l LEFT JOIN pay_orders po ON po.id = l.pay_order_id
-				WHERE l.kind = 'debit') x
-			GROUP BY pay_order_id
-		) d ON d.pay_order_id = p.id
-		WHERE (p.id IS NULL)
-			OR (p.status IN (3, 4) AND (d.n IS DISTINCT FROM 1 OR d.total <> -p.amount OR d.other_user IS NOT NULL))
-			OR (p.status NOT IN (3, 4) AND d.n IS NOT NULL)
-		ORDER BY 2, 1`)
+	rows, err := r.pay.Query(ctx, ruleDebits.Query)
 	if err != nil {
 		return fmt.Errorf("pay database: compare pay orders with debits: %w", err)
 	}

@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/paytrade/paytrade/services/pay"
+	"github.com/paytrade/paytrade/services/trade"
 )
 
 // Refund is a refund as trade requested it and as pay decided it, by
@@ -24,20 +27,26 @@ type Refund struct {
 	PayOutcome string
 	Rejection  string
 	DecidedAt  *time.Time
+	// PayAmount is the amount pay decided on, when it differs from trade's.
+	PayAmount int64
+	// Settlement is how an operator settled a rejected refund at trade.
+	Settlement string
 	Problem    string
 }
 
-// CreditError is a pay order whose credits do not match it: refunded
-// without exactly one credit of its amount, credited without being
-// refunded, or a credit of no pay order.
+// CreditError is a pay order whose credits do not match it: their sum is
+// not its refunded amount or is above what was paid, one is to another
+// user, a refund id is credited twice or without its decision, a pay order
+// not paid is credited, or a credit names no pay order.
 type CreditError struct {
-	PayOrderID int64 // 0 for a credit that names no pay order
-	BizOrderNo int64
-	Status     int16 // the pay order's status; -1 if it does not exist
-	Amount     int64 // the pay order's amount
-	Credits    int64 // how many refund ledger rows name it
-	CreditSum  int64
-	Problem    string
+	PayOrderID     int64 // 0 for a credit that names no pay order
+	BizOrderNo     int64
+	Status         int16 // the pay order's status; -1 if it does not exist
+	Amount         int64 // the pay order's amount
+	RefundedAmount int64 // what the pay order holds as credited
+	Credits        int64 // how many refund ledger rows name it
+	CreditSum      int64
+	Problem        string
 }
 
 // tradeRefunds and payRefunds are both ordered by refund id, so the two
@@ -45,7 +54,7 @@ type CreditError struct {
 const (
 	tradeRefunds = `
 		DECLARE trade_refunds NO SCROLL CURSOR FOR
-		SELECT id::text, order_id, user_id, amount, reason, status, requested_at
+		SELECT id::text, order_id, user_id, amount, reason, status, requested_at, coalesce(settlement, '')
 		FROM refunds ORDER BY id`
 	payRefunds = `
 		DECLARE pay_refunds NO SCROLL CURSOR FOR
@@ -61,7 +70,7 @@ func (r *run) refunds(ctx context.Context) error {
 		func(row pgx.CollectableRow) (Refund, error) {
 			var f Refund
 			var at time.Time
-			err := row.Scan(&f.ID, &f.BizOrderNo, &f.UserID, &f.Amount, &f.Reason, &f.TradeStatus, &at)
+			err := row.Scan(&f.ID, &f.BizOrderNo, &f.UserID, &f.Amount, &f.Reason, &f.TradeStatus, &at, &f.Settlement)
 			f.RequestedAt = &at
 			return f, err
 		})
@@ -98,6 +107,9 @@ func (r *run) refunds(ctx context.Context) error {
 		default:
 			f = t
 			f.PayOutcome, f.Rejection, f.DecidedAt = p.PayOutcome, p.Rejection, p.DecidedAt
+			if p.Amount != t.Amount {
+				f.PayAmount = p.Amount
+			}
 			advanceTrade, advancePay = true, true
 		}
 		r.judgeRefund(f)
@@ -122,25 +134,39 @@ func (r *run) judgeRefund(f Refund) {
 	max := r.opts.MaxDetails
 	recent := func(at *time.Time) bool { return at != nil && at.After(r.inFlight) }
 	switch {
-	case f.PayOutcome == "rejected":
-		if f.TradeStatus == "refunded" {
-			f.Problem = "marked refunded at trade, rejected by pay"
-			r.report.RefundsNotCredited.add(f, max)
+	case f.PayAmount != 0:
+		f.Problem = fmt.Sprintf("%d at trade, %d at pay", f.Amount, f.PayAmount)
+		if f.PayOutcome == string(pay.RefundCredited) {
+			r.report.RefundsNotMarked.add(f, max)
 			return
 		}
-		r.report.RejectedRefunds.add(f, max)
-	case f.PayOutcome == "refunded" && f.TradeStatus == "refunded":
-	case f.PayOutcome == "refunded" && f.TradeStatus == "":
+		r.report.RefundsNotCredited.add(f, max)
+	case f.PayOutcome == string(pay.RefundRejected):
+		switch {
+		case f.TradeStatus == string(trade.RefundRefunded):
+			f.Problem = "marked refunded at trade, rejected by pay"
+			r.report.RefundsNotCredited.add(f, max)
+		case f.TradeStatus == string(trade.RefundRejected) && f.Settlement != "":
+			r.report.RejectedRefunds.add(f, max)
+		case f.TradeStatus == string(trade.RefundRequested) && recent(f.DecidedAt):
+			f.Problem = "rejected by pay, not yet recorded at trade"
+			r.report.RefundsInFlight.add(f, max)
+		default:
+			f.Problem = "rejected by pay, not settled"
+			r.report.UnsettledRejections.add(f, max)
+		}
+	case f.PayOutcome == string(pay.RefundCredited) && f.TradeStatus == string(trade.RefundRefunded):
+	case f.PayOutcome == string(pay.RefundCredited) && f.TradeStatus == "":
 		f.Problem = "credited, but trade never requested it"
 		r.report.RefundsNotMarked.add(f, max)
-	case f.PayOutcome == "refunded":
+	case f.PayOutcome == string(pay.RefundCredited):
 		f.Problem = "credited, still " + f.TradeStatus + " at trade"
 		if recent(f.DecidedAt) {
 			r.report.RefundsInFlight.add(f, max)
 			return
 		}
 		r.report.RefundsNotMarked.add(f, max)
-	case f.TradeStatus == "requested" && recent(f.RequestedAt):
+	case f.TradeStatus == string(trade.RefundRequested) && recent(f.RequestedAt):
 		f.Problem = "requested, not yet decided by pay"
 		r.report.RefundsInFlight.add(f, max)
 	default:
@@ -149,43 +175,50 @@ func (r *run) judgeRefund(f Refund) {
 	}
 }
 
-// credits finds the pay orders whose credits do not match them (invariant
-// 8): a refunded one without exactly one credit of its amount to its
-// payer — credited twice, or more than was paid — and credits of a pay
-// order that is not refunded, or of none.
+// credits finds the pay orders whose credits do not match them
+// (invariant 8), by the shared rule.
 func (r *run) credits(ctx context.Context) error {
-	rows, err := r.pay.Query(ctx, `
-		SELECT coalesce(p.id, c.pay_order_id, 0), coalesce(p.biz_order_no, 0), coalesce(p.status, -1),
-			coalesce(p.amount, 0), coalesce(c.n, 0), coalesce(c.total, 0),
-			CASE
-				WHEN p.id IS NULL THEN 'credit of no pay order'
-				WHEN p.status <> 4 THEN 'credit of a pay order that is not refunded'
-				WHEN c.n IS NULL THEN 'refunded without a credit'
-				WHEN c.n > 1 THEN 'credited ' || c.n || ' times'
-				WHEN c.total > p.amount THEN 'credited ' || c.total || ', more than the ' || p.amount || ' paid'
-				WHEN c.total <> p.amount THEN 'credited ' || c.total || ', want ' || p.amount
-				ELSE 'credit to user ' || c.other_user || ', not the payer'
-			END
-		FROM pay_orders p
-		FULL JOIN (
-			SELECT pay_order_id, count(*) AS n, sum(amount) AS total, min(user_id) FILTER (WHERE user_id <> payer) AS other_user
-			FROM (SELECT l.pay_order_id, l.amount, l.user_id, po.biz_user_id AS payer
-				FROM ledger_entries l LEFT JOIN pay_orders po ON po.id = l.pay_order_id
-				WHERE l.kind = 'refund') x
-			GROUP BY pay_order_id
-		) c ON c.pay_order_id = p.id
-		WHERE (p.id IS NULL)
-			OR (p.status = 4 AND (c.n IS DISTINCT FROM 1 OR c.total <> p.amount OR c.other_user IS NOT NULL))
-			OR (p.status <> 4 AND c.n IS NOT NULL)
-		ORDER BY 2, 1`)
+	rows, err := r.pay.Query(ctx, ruleCredits.Query)
 	if err != nil {
-		return fmt.Errorf("pay database: compare refunded pay orders with credits: %w", err)
+		return fmt.Errorf("pay database: compare pay orders with credits: %w", err)
 	}
 	err = collect(rows, &r.report.Credits, r.opts.MaxDetails, func(row pgx.Rows, c *CreditError) error {
-		return row.Scan(&c.PayOrderID, &c.BizOrderNo, &c.Status, &c.Amount, &c.Credits, &c.CreditSum, &c.Problem)
+		return row.Scan(&c.PayOrderID, &c.BizOrderNo, &c.Status, &c.Amount, &c.RefundedAmount, &c.Credits, &c.CreditSum, &c.Problem)
 	})
 	if err != nil {
-		return fmt.Errorf("pay database: compare refunded pay orders with credits: %w", err)
+		return fmt.Errorf("pay database: compare pay orders with credits: %w", err)
+	}
+	return nil
+}
+
+// negativeBalances finds balances below zero (invariant 2), by the shared
+// rule.
+func (r *run) negativeBalances(ctx context.Context) error {
+	rows, err := r.pay.Query(ctx, ruleNegativeBalance.Query)
+	if err != nil {
+		return fmt.Errorf("pay database: find negative balances: %w", err)
+	}
+	err = collect(rows, &r.report.NegativeBalances, r.opts.MaxDetails, func(row pgx.Rows, d *Drift) error {
+		return row.Scan(&d.UserID, &d.Balance)
+	})
+	if err != nil {
+		return fmt.Errorf("pay database: find negative balances: %w", err)
+	}
+	return nil
+}
+
+// orderRefunds finds the orders whose refunded amounts are not what their
+// own refunds say, by the shared rule.
+func (r *run) orderRefunds(ctx context.Context) error {
+	rows, err := r.trade.Query(ctx, ruleOrderRefunds.Query)
+	if err != nil {
+		return fmt.Errorf("trade database: compare orders with their refunds: %w", err)
+	}
+	err = collect(rows, &r.report.OrderRefunds, r.opts.MaxDetails, func(row pgx.Rows, o *OrderRefundError) error {
+		return row.Scan(&o.OrderID, &o.Status, &o.TotalFee, &o.RefundedAmount, &o.RefundClaimed, &o.Refunded, &o.Claimed)
+	})
+	if err != nil {
+		return fmt.Errorf("trade database: compare orders with their refunds: %w", err)
 	}
 	return nil
 }

@@ -13,14 +13,15 @@ import (
 // PayOrderStatus is a pay order's state, with the course's codes.
 type PayOrderStatus int
 
-// The pay order states. Waiting moves to Closed or to Paid; Paid moves to
-// Refunded, once.
+// The pay order states. Waiting moves to Closed or to Paid; Paid stays
+// Paid while it is refunded in part and moves to Refunded when its credits
+// reach what was paid.
 const (
 	NotCommitted PayOrderStatus = 0 // applied for but not submitted (unused by the balance channel)
 	Waiting      PayOrderStatus = 1 // waiting for payment
 	Closed       PayOrderStatus = 2 // closed or timed out: can never be paid
-	Paid         PayOrderStatus = 3 // paid: can only be refunded
-	Refunded     PayOrderStatus = 4 // paid, then credited back: final
+	Paid         PayOrderStatus = 3 // paid, possibly refunded in part (RefundedAmount > 0)
+	Refunded     PayOrderStatus = 4 // paid, then credited back in full: final
 )
 
 // ChannelBalance is the one pay channel: the user's wallet.
@@ -50,9 +51,12 @@ type PayOrder struct {
 	PayType        int            `json:"payType"`
 	OrderInfo      string         `json:"-"`
 	PaySuccessTime *time.Time     `json:"paySuccessTime"`
-	RefundTime     *time.Time     `json:"refundTime"`
-	PayOverTime    time.Time      `json:"payOverTime"`
-	CreateTime     time.Time      `json:"createTime"`
+	// RefundedAmount is what has been credited back so far; never above Amount.
+	RefundedAmount int64 `json:"refundedAmount"`
+	// RefundTime is when the latest credit was made; nil before the first.
+	RefundTime  *time.Time `json:"refundTime"`
+	PayOverTime time.Time  `json:"payOverTime"`
+	CreateTime  time.Time  `json:"createTime"`
 }
 
 // PayOrderClosure is the answer to closing a business order's payment:

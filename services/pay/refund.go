@@ -25,23 +25,62 @@ type RefundRequest struct {
 // RefundRequestedType is the message type of a refund.requested event.
 const RefundRequestedType = "refund.requested"
 
-// RefundOutcome is what pay decided about a refund request. Both are final.
+// RefundOutcome is what pay decided about a refund request, by refund id.
+// Both are final: a rejected refund is settled at trade, by an operator.
 type RefundOutcome string
 
 // The outcomes of a refund request.
 const (
-	RefundCredited RefundOutcome = "refunded" // pay order 3→4, wallet credited, refund.success announced
+	RefundCredited RefundOutcome = "refunded" // wallet credited, pay order's RefundedAmount raised, refund.success announced
 	RefundRejected RefundOutcome = "rejected" // could not be honoured: nothing changed but this record
 )
 
 // The reasons a refund request is rejected. A rejection changes no money.
 const (
-	RejectNoPayOrder      = "pay_order_not_found" // the business order has no pay order
-	RejectNotPaid         = "not_paid"            // its pay order was never paid
-	RejectAlreadyRefunded = "already_refunded"    // its pay order was refunded by another refund
-	RejectUserMismatch    = "user_mismatch"       // the refund is for another user than the payer
-	RejectAmountMismatch  = "amount_mismatch"     // the refund is for another amount than was paid
+	RejectNoPayOrder       = "pay_order_not_found"      // the business order has no pay order
+	RejectNotPaid          = "not_paid"                 // its pay order was never paid
+	RejectAlreadyRefunded  = "already_refunded"         // its pay order was refunded in full by other refunds
+	RejectUserMismatch     = "user_mismatch"            // the refund is for another user than the payer
+	RejectExceedsRemaining = "refund_exceeds_remaining" // the refund is for more than was paid and not yet credited
 )
+
+// RefundRejection says why req cannot be credited from o, or "" if it can:
+// o is paid, by req's user, and req's amount is at most what was paid and
+// not yet credited. The caller holds o's row lock, so the answer stands
+// until it commits; the credit's conditional UPDATE and the pay order's
+// CHECK hold the same rule if it does not.
+func (o PayOrder) RefundRejection(req RefundRequest) string {
+	switch {
+	case o.Status == Refunded:
+		return RejectAlreadyRefunded
+	case o.Status != Paid:
+		return RejectNotPaid
+	case o.BizUserID != req.UserID:
+		return RejectUserMismatch
+	case req.Amount <= 0 || req.Amount > o.RefundRemaining():
+		return RejectExceedsRemaining
+	}
+	return ""
+}
+
+// RefundRemaining is what can still be credited back from o.
+func (o PayOrder) RefundRemaining() int64 {
+	if o.Status != Paid {
+		return 0
+	}
+	return o.Amount - o.RefundedAmount
+}
+
+// Credited is o after amount more was credited back at at: still Paid
+// while something remains, Refunded when the credits reach what was paid.
+func (o PayOrder) Credited(amount int64, at time.Time) PayOrder {
+	o.RefundedAmount += amount
+	o.RefundTime = &at
+	if o.RefundedAmount == o.Amount {
+		o.Status = Refunded
+	}
+	return o
+}
 
 // RefundDecision is a refund request as pay decided it, by trade's refund id.
 type RefundDecision struct {
@@ -53,6 +92,9 @@ type RefundDecision struct {
 	Reason     string        `json:"reason"`
 	Outcome    RefundOutcome `json:"outcome"`
 	Rejection  string        `json:"rejection,omitempty"`
+	// RefundedTotal is the pay order's credits, this one included, when it
+	// was credited; 0 unless it was.
+	RefundedTotal int64 `json:"refundedTotal"`
 	// RefundedAt is when the wallet was credited; nil unless it was.
 	RefundedAt  *time.Time `json:"refundedAt"`
 	RequestedAt time.Time  `json:"requestedAt"`
@@ -65,8 +107,10 @@ type RefundSuccess struct {
 	BizOrderNo int64     `json:"bizOrderNo"`
 	PayOrderID int64     `json:"payOrderId"`
 	UserID     int64     `json:"userId"`
-	Amount     int64     `json:"amount"`
-	RefundedAt time.Time `json:"refundedAt"`
+	Amount     int64     `json:"amount"` // this refund's credit
+	// RefundedTotal is the pay order's credits, this one included.
+	RefundedTotal int64     `json:"refundedTotal"`
+	RefundedAt    time.Time `json:"refundedAt"`
 }
 
 // RefundSuccessType is the message type of a RefundSuccess event.

@@ -147,3 +147,20 @@ func LockLadder() []time.Duration {
 func PasswordLocked(until, now time.Time) error {
 	return ErrPasswordLocked.WithRetryAfter(max(until.Sub(now), time.Second))
 }
+
+// String names the status as docs/design.md does.
+func (s PayOrderStatus) String() string {
+	switch s {
+	case NotCommitted:
+		return "not committed"
+	case Waiting:
+		return "waiting"
+	case Closed:
+		return "closed"
+	case Paid:
+		return "paid"
+	case Refunded:
+		return "refunded"
+	}
+	return "unknown"
+}

@@ -44,7 +44,7 @@ func TestRefundFallbackAppliesWhatPaySaysAndHasItDecideWhatItNeverReceived(t *te
 	paytest.Funded(t, w.Pay, 7, 100_000)
 
 	credited := paidOrder(t, w, 10_000)
-	if _, err := w.Orders.RequestRefund(ctx, 7, credited.ID, ""); err != nil {
+	if _, err := w.Orders.RequestRefund(ctx, 7, credited.ID, trade.RefundRequest{}, ""); err != nil {
 		t.Fatal(err)
 	}
 	// pay credits it; its refund.success is lost.
@@ -53,14 +53,14 @@ func TestRefundFallbackAppliesWhatPaySaysAndHasItDecideWhatItNeverReceived(t *te
 	}
 
 	unheardOf := paidOrder(t, w, 2_000)
-	if _, err := w.Orders.RequestRefund(ctx, 7, unheardOf.ID, ""); err != nil {
+	if _, err := w.Orders.RequestRefund(ctx, 7, unheardOf.ID, trade.RefundRequest{}, ""); err != nil {
 		t.Fatal(err)
 	}
 	// Its refund.requested has not reached pay (the broker is away): the
 	// fallback has pay decide it.
 
 	rejected := paidOrder(t, w, 3_000)
-	r, err := w.Orders.RequestRefund(ctx, 7, rejected.ID, "")
+	r, err := w.Orders.RequestRefund(ctx, 7, rejected.ID, trade.RefundRequest{}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestRefundsThatAlwaysFailHoldUpNoRefundBehindThemAndBackOff(t *testing.T) {
 	var stuck, behind []int64
 	for i := range 6 {
 		o := paidOrder(t, w, 1_000)
-		if _, err := w.Orders.RequestRefund(ctx, 7, o.ID, ""); err != nil {
+		if _, err := w.Orders.RequestRefund(ctx, 7, o.ID, trade.RefundRequest{}, ""); err != nil {
 			t.Fatal(err)
 		}
 		if i < 3 {
@@ -189,7 +189,7 @@ func TestRefundFallbackGraceIsReadOnTheDatabasesClock(t *testing.T) {
 	w := newWorld(t)
 	paytest.Funded(t, w.Pay, 7, 100_000)
 	o := paidOrder(t, w, 1_000)
-	if _, err := w.Orders.RequestRefund(ctx, 7, o.ID, ""); err != nil {
+	if _, err := w.Orders.RequestRefund(ctx, 7, o.ID, trade.RefundRequest{}, ""); err != nil {
 		t.Fatal(err)
 	}
 	ahead := trade.NewService(w.Orders, w.PayClient, nil, func() time.Time { return time.Now().Add(time.Hour) })

@@ -75,3 +75,44 @@ func DecodePaySuccess(body []byte) (Payment, error) {
 	}
 	return p, nil
 }
+
+// PaymentRejection says why the successful payment p cannot pay o: a
+// discrepancy reason, or duplicate when o was paid before (an order has one
+// pay order, so by p) and p has had its effect already. Both empty: p pays
+// o. The payment's conditional UPDATE holds the same rule; this says why
+// it matched nothing.
+func (o Order) PaymentRejection(p Payment) (reason string, duplicate bool) {
+	switch {
+	case o.UserID != p.UserID:
+		return ReasonUserMismatch, false
+	case o.TotalFee != p.Amount:
+		return ReasonAmountMismatch, false
+	case o.PayTime != nil:
+		// Paid before, and maybe moved on since (shipped, refunded).
+		return "", true
+	case o.Status != Unpaid:
+		return ReasonOrderMovedOn, false
+	}
+	return "", false
+}
+
+// String names the status as docs/design.md does.
+func (s OrderStatus) String() string {
+	switch s {
+	case Unpaid:
+		return "unpaid"
+	case Paid:
+		return "paid"
+	case Shipped:
+		return "shipped"
+	case Received:
+		return "received"
+	case Cancelled:
+		return "cancelled"
+	case Finished:
+		return "finished"
+	case Refunded:
+		return "refunded"
+	}
+	return "unknown"
+}

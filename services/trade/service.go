@@ -42,9 +42,10 @@ func (s *Service) PayOrder(ctx context.Context, userID, orderID int64, req PayOr
 	if err != nil {
 		return PayOrder{}, false, err
 	}
+	if err := order.CheckOwner(userID); err != nil {
+		return PayOrder{}, false, err
+	}
 	switch {
-	case order.UserID != userID:
-		return PayOrder{}, false, ErrOrderNotFound
 	case order.Status != Unpaid:
 		return PayOrder{}, false, ErrOrderNotUnpaid
 	}
@@ -66,8 +67,8 @@ func (s *Service) Cancel(ctx context.Context, userID, orderID int64) (Order, err
 	if err != nil {
 		return Order{}, err
 	}
-	if order.UserID != userID {
-		return Order{}, ErrOrderNotFound
+	if err := order.CheckOwner(userID); err != nil {
+		return Order{}, err
 	}
 	return s.closeThenCancel(ctx, order)
 }

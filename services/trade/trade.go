@@ -14,16 +14,18 @@ import (
 // OrderStatus is an order's state, with the course's codes.
 type OrderStatus int
 
-// The order states. Unpaid moves on a payment or a cancellation, Paid on a
-// refund; the others change by fulfilment, which this project does not model.
+// The order states. Unpaid moves on a payment or a cancellation; Paid
+// stays Paid while it is refunded in part and moves to Refunded when its
+// credited refunds reach its total; the others change by fulfilment, which
+// this project does not model.
 const (
 	Unpaid    OrderStatus = 1 // created, waiting for payment
-	Paid      OrderStatus = 2 // paid
+	Paid      OrderStatus = 2 // paid, possibly refunded in part (RefundedAmount > 0)
 	Shipped   OrderStatus = 3 // shipped
 	Received  OrderStatus = 4 // received by the buyer
 	Cancelled OrderStatus = 5 // cancelled or closed: can never be paid
 	Finished  OrderStatus = 6 // finished
-	Refunded  OrderStatus = 7 // paid, then refunded: can never be paid again
+	Refunded  OrderStatus = 7 // paid, then refunded in full: can never be paid again
 )
 
 // Payment types, with the course's codes.
@@ -43,9 +45,15 @@ type Order struct {
 	CreateTime  time.Time   `json:"createTime"`
 	PayTime     *time.Time  `json:"payTime"`
 	CloseTime   *time.Time  `json:"closeTime"`
-	// RefundStatus is nil until a refund of the order is requested.
+	// RefundedAmount is what pay has credited back of the order's refunds.
+	RefundedAmount int64 `json:"refundedAmount"`
+	// RefundClaimed is what its refunds requested and not rejected add up
+	// to: what can no longer be asked for. Never above TotalFee.
+	RefundClaimed int64 `json:"-"`
+	// RefundStatus is the latest refund's; nil until one is requested.
 	RefundStatus *RefundStatus `json:"refundStatus"`
-	RefundTime   *time.Time    `json:"refundTime"`
+	// RefundTime is when the latest credited refund was credited.
+	RefundTime *time.Time `json:"refundTime"`
 }
 
 // NewOrder is a user's request to create an order.
@@ -82,6 +90,7 @@ type PayOrder struct {
 	PayChannelCode string     `json:"payChannelCode"`
 	PayType        int        `json:"payType"`
 	PaySuccessTime *time.Time `json:"paySuccessTime"`
+	RefundedAmount int64      `json:"refundedAmount"`
 	RefundTime     *time.Time `json:"refundTime"`
 	PayOverTime    time.Time  `json:"payOverTime"`
 	CreateTime     time.Time  `json:"createTime"`
@@ -166,15 +175,19 @@ type Orders interface {
 	// disagree), oldest first, that come after the order after (the last
 	// of the previous page; zero for the first page).
 	UnpaidOrders(ctx context.Context, olderThan time.Duration, after Order, limit int) ([]Order, error)
-	// RequestRefund refunds the user's paid order: the refund and its
-	// refund.requested event are written in one transaction. Asking again
-	// returns the same refund; an order that is not paid is ErrNotRefundable.
-	RequestRefund(ctx context.Context, userID, orderID int64, correlationID string) (Refund, error)
-	// ApplyRefundCredit marks the credited refund refunded and its order,
-	// if paid, refunded, in one transaction that first records messageID
-	// (if not empty) so a message is applied at most once.
+	// RequestRefund refunds part of the user's paid order, or what remains
+	// of it: the refund and its refund.requested event are written in one
+	// transaction. The same request asked again returns the same refund.
+	RequestRefund(ctx context.Context, userID, orderID int64, req RefundRequest, correlationID string) (Refund, error)
+	// Refunds returns the order's refunds, oldest first.
+	Refunds(ctx context.Context, orderID int64) ([]Refund, error)
+	// ApplyRefundCredit marks the credited refund refunded and adds it to
+	// its order's refunded amount, in one transaction that first records
+	// messageID (if not empty) so a message is applied at most once. An
+	// order moves only when its own refund row moves.
 	ApplyRefundCredit(ctx context.Context, messageID string, c RefundCredit) (Outcome, error)
-	// RejectRefund records that pay refused a requested refund, and why.
+	// RejectRefund records that pay refused a requested refund, and why,
+	// and gives its amount back to what the order's owner can ask for.
 	RejectRefund(ctx context.Context, id uuid.UUID, rejection string) (bool, error)
 	// RequestedRefunds returns up to limit refunds still waiting for pay,
 	// requested longer than olderThan ago by the database's clock, oldest

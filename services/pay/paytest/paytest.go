@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/paytrade/paytrade/internal/reconcile"
 	"github.com/paytrade/paytrade/internal/testenv"
 	"github.com/paytrade/paytrade/migrations"
 	"github.com/paytrade/paytrade/services/pay"
@@ -95,47 +96,18 @@ func Snap(tb testing.TB, pool *pgxpool.Pool) Snapshot {
 }
 
 // CheckInvariants fails the test if money was created, lost or left
-// unexplained: every balance equals the sum of its ledger, no balance is
-// negative, each paid or refunded pay order has exactly one debit of its
-// amount and no other pay order has any, each refunded one exactly one
-// credit of its amount and no other any, and funding = balances + paid −
-// refunded.
+// unexplained, by the rules reconcile checks (reconcile.PayRules): every
+// balance is the sum of its ledger and none is negative, each paid pay
+// order has exactly one debit of its amount, its credits add up to its
+// refunded amount and never above what was paid, and funding = balances +
+// paid − credited.
 func CheckInvariants(tb testing.TB, pool *pgxpool.Pool) {
 	tb.Helper()
-	ctx := context.Background()
-	checks := []struct{ name, sql string }{
-		{"balance not explained by its ledger", `
-			SELECT count(*) FROM accounts a
-			WHERE a.balance <> (SELECT coalesce(sum(amount), 0) FROM ledger_entries l WHERE l.user_id = a.user_id)`},
-		{"negative balance", `SELECT count(*) FROM accounts WHERE balance < 0`},
-		{"paid pay order without exactly one debit of its amount", `
-			SELECT count(*) FROM pay_orders p
-			WHERE p.status IN (3, 4) AND (SELECT count(*) FROM ledger_entries l
-				WHERE l.pay_order_id = p.id AND l.kind = 'debit' AND l.amount = -p.amount AND l.user_id = p.biz_user_id) <> 1`},
-		{"debit of a pay order that is not paid", `
-			SELECT count(*) FROM ledger_entries l JOIN pay_orders p ON p.id = l.pay_order_id
-			WHERE l.kind = 'debit' AND p.status NOT IN (3, 4)`},
-		{"refunded pay order without exactly one credit of its amount (inv 8)", `
-			SELECT count(*) FROM pay_orders p
-			WHERE p.status = 4 AND (SELECT count(*) FROM ledger_entries l
-				WHERE l.pay_order_id = p.id AND l.kind = 'refund' AND l.amount = p.amount AND l.user_id = p.biz_user_id) <> 1`},
-		{"credit of a pay order that is not refunded (inv 8)", `
-			SELECT count(*) FROM ledger_entries l LEFT JOIN pay_orders p ON p.id = l.pay_order_id
-			WHERE l.kind = 'refund' AND p.status IS DISTINCT FROM 4`},
-		{"money not conserved: funding <> balances + paid - refunded (inv 3)", `
-			SELECT CASE WHEN (SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE kind = 'funding')
-				= (SELECT coalesce(sum(balance), 0) FROM accounts)
-				  + (SELECT coalesce(sum(amount), 0) FROM pay_orders WHERE status IN (3, 4))
-				  - (SELECT coalesce(sum(amount), 0) FROM pay_orders WHERE status = 4)
-				THEN 0 ELSE 1 END`},
+	broken, err := reconcile.CheckPay(context.Background(), pool)
+	if err != nil {
+		tb.Fatalf("check invariants: %v", err)
 	}
-	for _, c := range checks {
-		var n int
-		if err := pool.QueryRow(ctx, c.sql).Scan(&n); err != nil {
-			tb.Fatalf("check %s: %v", c.name, err)
-		}
-		if n != 0 {
-			tb.Errorf("invariant broken: %s (%d)", c.name, n)
-		}
+	for rule, n := range broken {
+		tb.Errorf("invariant broken: %s (%d)", rule, n)
 	}
 }

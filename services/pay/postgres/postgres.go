@@ -90,14 +90,14 @@ func lockBizOrder(ctx context.Context, tx pgx.Tx, bizOrderNo int64) error {
 }
 
 const payOrderColumns = `id, biz_order_no, biz_user_id, amount, status, pay_channel_code, pay_type,
-	order_info, pay_success_time, refund_time, pay_over_time, create_time`
+	order_info, pay_success_time, refunded_amount, refund_time, pay_over_time, create_time`
 
 // scanPayOrder scans payOrderColumns, then any columns selected after
 // them into extra.
 func scanPayOrder(row pgx.Row, extra ...any) (pay.PayOrder, error) {
 	var o pay.PayOrder
 	err := row.Scan(append([]any{&o.ID, &o.BizOrderNo, &o.BizUserID, &o.Amount, &o.Status, &o.PayChannelCode, &o.PayType,
-		&o.OrderInfo, &o.PaySuccessTime, &o.RefundTime, &o.PayOverTime, &o.CreateTime}, extra...)...)
+		&o.OrderInfo, &o.PaySuccessTime, &o.RefundedAmount, &o.RefundTime, &o.PayOverTime, &o.CreateTime}, extra...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return pay.PayOrder{}, pay.ErrPayOrderNotFound
 	}

@@ -21,10 +21,12 @@ var _ pay.Refunder = (*Store)(nil)
 // In one transaction: the message id goes into the inbox first, so a
 // redelivered copy waits for this one and then finds it there; the pay
 // order is locked, so two refunds of it take turns; a refund id decided
-// before is a duplicate. Then either everything happens — the pay order
-// moves 3→4, the wallet is credited, the credit is booked in the ledger,
+// before is a duplicate. Then either everything happens — the pay order's
+// refunded amount grows (3→4 when in full), the wallet is credited, the credit is booked in the ledger,
 // the decision is recorded and refund.success goes into the outbox — or,
 // for a request that cannot be honoured, only the rejection is recorded.
+// The pay order's own rule (pay.PayOrder.RefundRejection) decides, under
+// the lock; the statements only carry its decision out.
 func (s *Store) Refund(ctx context.Context, messageID string, req pay.RefundRequest, correlationID string) (pay.RefundResult, error) {
 	var (
 		result pay.RefundResult
@@ -80,18 +82,9 @@ func (s *Store) refundInTx(ctx context.Context, tx pgx.Tx, messageID string, req
 	if decided {
 		return pay.RefundDuplicate, false, nil
 	}
-	rejection := ""
-	switch {
-	case !found:
-		rejection = pay.RejectNoPayOrder
-	case order.Status == pay.Refunded:
-		rejection = pay.RejectAlreadyRefunded
-	case order.Status != pay.Paid:
-		rejection = pay.RejectNotPaid
-	case order.BizUserID != req.UserID:
-		rejection = pay.RejectUserMismatch
-	case order.Amount != req.Amount:
-		rejection = pay.RejectAmountMismatch
+	rejection := pay.RejectNoPayOrder
+	if found {
+		rejection = order.RefundRejection(req)
 	}
 	now := s.now()
 	var payOrderID *int64
@@ -114,27 +107,32 @@ func (s *Store) refundInTx(ctx context.Context, tx pgx.Tx, messageID string, req
 		return pay.RefundRefused, false, nil
 	}
 
-	// The pay order moves only if it is still paid; the wallet is credited
-	// and the ledger books the balance it left only if it moved.
+	// The domain decided under the lock; the UPDATE still moves the pay
+	// order only from the state it decided on, and the table's CHECKs keep
+	// the credits within what was paid. The wallet is credited, the ledger
+	// books the balance it left and the decision is recorded only if the
+	// pay order moved; the ledger's and the decisions' unique refund ids
+	// credit a refund once.
+	credited := order.Credited(req.Amount, now)
 	var balance *int64
 	err = tx.QueryRow(ctx, `
-		WITH refunded AS (
-			UPDATE pay_orders SET status = $3, refund_time = $4, update_time = $4
-			WHERE id = $1 AND status = $5
+		WITH credited AS (
+			UPDATE pay_orders SET status = $3, refunded_amount = $4, refund_time = $5, update_time = $5
+			WHERE id = $1 AND status = $6 AND refunded_amount = $7
 			RETURNING id
 		), credit AS (
-			UPDATE accounts SET balance = balance + $6, updated_at = $4
-			WHERE user_id = $2 AND EXISTS (SELECT FROM refunded)
+			UPDATE accounts SET balance = balance + $8, updated_at = $5
+			WHERE user_id = $2 AND EXISTS (SELECT FROM credited)
 			RETURNING balance
 		), booked AS (
-			INSERT INTO ledger_entries (user_id, kind, amount, balance_after, pay_order_id)
-			SELECT $2, 'refund', $6::bigint, balance, $1 FROM credit
+			INSERT INTO ledger_entries (user_id, kind, amount, balance_after, pay_order_id, refund_id)
+			SELECT $2, 'refund', $8::bigint, balance, $1, $9 FROM credit
 		), decided AS (
-			INSERT INTO refunds (refund_id, biz_order_no, pay_order_id, user_id, amount, reason, outcome, requested_at, decided_at, message_id)
-			SELECT $7, $8, $1, $2, $6, $9, $10, $11, $4, nullif($12, '') FROM credit
+			INSERT INTO refunds (refund_id, biz_order_no, pay_order_id, user_id, amount, reason, outcome, requested_at, decided_at, message_id, refunded_total)
+			SELECT $9, $10, $1, $2, $8, $11, $12, $13, $5, nullif($14, ''), $4 FROM credit
 		)
 		SELECT (SELECT balance FROM credit)`,
-		order.ID, order.BizUserID, pay.Refunded, now, pay.Paid, order.Amount,
+		order.ID, order.BizUserID, credited.Status, credited.RefundedAmount, now, pay.Paid, order.RefundedAmount, req.Amount,
 		req.RefundID, req.BizOrderNo, req.Reason, pay.RefundCredited, req.RequestedAt.UTC(), messageID).Scan(&balance)
 	switch {
 	case err != nil:
@@ -142,15 +140,16 @@ func (s *Store) refundInTx(ctx context.Context, tx pgx.Tx, messageID string, req
 	case balance == nil:
 		// Cannot happen under the lock taken above, unless the wallet is
 		// gone; the caller rolls back.
-		return 0, false, fmt.Errorf("credit pay order %d: it is no longer paid or its wallet is missing", order.ID)
+		return 0, false, fmt.Errorf("credit pay order %d: it moved under its lock or its wallet is missing", order.ID)
 	}
 	ev, err := outbox.NewEvent(s.cfg.Exchange, s.cfg.RefundSuccessKey, pay.RefundSuccessType, pay.RefundSuccess{
-		RefundID:   req.RefundID,
-		BizOrderNo: order.BizOrderNo,
-		PayOrderID: order.ID,
-		UserID:     order.BizUserID,
-		Amount:     order.Amount,
-		RefundedAt: now,
+		RefundID:      req.RefundID,
+		BizOrderNo:    order.BizOrderNo,
+		PayOrderID:    order.ID,
+		UserID:        order.BizUserID,
+		Amount:        req.Amount,
+		RefundedTotal: credited.RefundedAmount,
+		RefundedAt:    now,
 	}, correlationID)
 	if err != nil {
 		return 0, false, err
@@ -162,14 +161,14 @@ func (s *Store) refundInTx(ctx context.Context, tx pgx.Tx, messageID string, req
 }
 
 const refundColumns = `refund_id, biz_order_no, pay_order_id, user_id, amount, reason, outcome, coalesce(rejection, ''),
-	requested_at, decided_at`
+	coalesce(refunded_total, 0), requested_at, decided_at`
 
 // RefundDecision returns what pay decided about a refund request, or
 // ErrRefundNotFound if it has not received it.
 func (s *Store) RefundDecision(ctx context.Context, refundID uuid.UUID) (pay.RefundDecision, error) {
 	var d pay.RefundDecision
 	err := s.pool.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE refund_id = $1`, refundID).Scan(
-		&d.RefundID, &d.BizOrderNo, &d.PayOrderID, &d.UserID, &d.Amount, &d.Reason, &d.Outcome, &d.Rejection, &d.RequestedAt, &d.DecidedAt)
+		&d.RefundID, &d.BizOrderNo, &d.PayOrderID, &d.UserID, &d.Amount, &d.Reason, &d.Outcome, &d.Rejection, &d.RefundedTotal, &d.RequestedAt, &d.DecidedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return pay.RefundDecision{}, pay.ErrRefundNotFound
 	}

@@ -154,7 +154,7 @@ func TestRefundNobodyCanHonourChangesNothingButIsRecorded(t *testing.T) {
 	}
 }
 
-func TestRefundOfAnotherUserOrAmountThanPaidIsRejected(t *testing.T) {
+func TestRefundOfAnotherUserOrMoreThanWasPaidIsRejected(t *testing.T) {
 	t.Parallel()
 	store, pool := newStore(t)
 	po := paidOrder(t, store)
@@ -164,8 +164,7 @@ func TestRefundOfAnotherUserOrAmountThanPaidIsRejected(t *testing.T) {
 		mutate func(*pay.RefundRequest)
 		want   string
 	}{
-		{"more than paid", func(r *pay.RefundRequest) { r.Amount = po.Amount + 1 }, pay.RejectAmountMismatch},
-		{"less than paid", func(r *pay.RefundRequest) { r.Amount = po.Amount - 1 }, pay.RejectAmountMismatch},
+		{"more than paid", func(r *pay.RefundRequest) { r.Amount = po.Amount + 1 }, pay.RejectExceedsRemaining},
 		{"to another user", func(r *pay.RefundRequest) { r.UserID = 2 }, pay.RejectUserMismatch},
 	}
 	for _, tt := range tests {

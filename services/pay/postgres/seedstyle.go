@@ -28,11 +28,15 @@ func (s SeedRefunds) Refund(ctx context.Context, _ string, req pay.RefundRequest
 	)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		now := s.now()
-		var id, user, amount int64
+		var id, user, total int64
+		// The pay order's CHECKs cap what it records as refunded; the
+		// wallet is credited the whole request, every time.
 		err := tx.QueryRow(ctx, `
-			UPDATE pay_orders SET status = $2, refund_time = $3, update_time = $3
+			UPDATE pay_orders SET refunded_amount = least(amount, refunded_amount + $4),
+				status = CASE WHEN refunded_amount + $4 >= amount THEN $2 ELSE status END,
+				refund_time = $3, update_time = $3
 			WHERE biz_order_no = $1 AND pay_success_time IS NOT NULL
-			RETURNING id, biz_user_id, amount`, req.BizOrderNo, pay.Refunded, now).Scan(&id, &user, &amount)
+			RETURNING id, biz_user_id, refunded_amount`, req.BizOrderNo, pay.Refunded, now, req.Amount).Scan(&id, &user, &total)
 		if err == pgx.ErrNoRows {
 			result = pay.RefundRefused
 			return nil
@@ -40,12 +44,12 @@ func (s SeedRefunds) Refund(ctx context.Context, _ string, req pay.RefundRequest
 		if err != nil {
 			return fmt.Errorf("mark pay order of business order %d refunded: %w", req.BizOrderNo, err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE accounts SET balance = balance + $2, updated_at = $3 WHERE user_id = $1`, user, amount, now); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE accounts SET balance = balance + $2, updated_at = $3 WHERE user_id = $1`, user, req.Amount, now); err != nil {
 			return fmt.Errorf("credit account %d: %w", user, err)
 		}
 		result = pay.RefundApplied
 		ev, err = outbox.NewEvent(s.cfg.Exchange, s.cfg.RefundSuccessKey, pay.RefundSuccessType, pay.RefundSuccess{
-			RefundID: req.RefundID, BizOrderNo: req.BizOrderNo, PayOrderID: id, UserID: user, Amount: amount, RefundedAt: now,
+			RefundID: req.RefundID, BizOrderNo: req.BizOrderNo, PayOrderID: id, UserID: user, Amount: req.Amount, RefundedTotal: total, RefundedAt: now,
 		}, correlationID)
 		if err != nil || s.cfg.PublishAfterCommit != nil {
 			return err

@@ -82,7 +82,7 @@ func TestATradeWhoseClockRunsAheadSettlesLostPaymentsAndRefundsAtOnce(t *testing
 	if _, err := orders.ApplyPayment(ctx, "", trade.Payment{BizOrderNo: refunded.ID, PayOrderID: po.ID, UserID: 7, Amount: 1_000, PaidAt: time.Now().UTC()}, trade.FromPoll); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := orders.RequestRefund(ctx, 7, refunded.ID, ""); err != nil {
+	if _, err := orders.RequestRefund(ctx, 7, refunded.ID, trade.RefundRequest{}, ""); err != nil {
 		t.Fatal(err)
 	}
 	lost, _ := pending()

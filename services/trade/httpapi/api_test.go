@@ -39,7 +39,9 @@ func user(t *testing.T, id int64) string { return authtest.Shared(t).User(t, id)
 
 // call sends body (raw JSON, or none if empty) and returns the status and
 // the decoded answer.
-func (a *api) call(t *testing.T, method, path, tok, body string) (int, map[string]any) {
+// call sends a request with tok, body and headers (name, value pairs)
+// and returns the status and the decoded answer.
+func (a *api) call(t *testing.T, method, path, tok, body string, headers ...string) (int, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, a.srv.URL+path, strings.NewReader(body))
 	if err != nil {
@@ -47,6 +49,9 @@ func (a *api) call(t *testing.T, method, path, tok, body string) (int, map[strin
 	}
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -251,5 +256,60 @@ func TestRefundRequestedTwiceOverHTTPIsOneRefundForThePaidOrdersOwnerOnly(t *tes
 	}
 	if _, o := a.call(t, "GET", fmt.Sprintf("/orders/%d", paid.ID), user(t, 7), ""); o["refundStatus"] != "requested" || o["refundTime"] != nil || o["status"] != 2.0 {
 		t.Errorf("the order: %v, want still paid with refundStatus requested and no refundTime", o)
+	}
+}
+
+func TestPartialRefundsOverHTTPNeedAKeyAndStayWithinTheTotal(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	w := a.world
+	paytest.Funded(t, w.Pay, 7, 100_000)
+	paid, po := w.Order(t, 7, 1000)
+	if err := w.PayAtPay(t, po); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Service.CheckUnpaid(t.Context(), 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	path := fmt.Sprintf("/orders/%d/refunds", paid.ID)
+	owner := user(t, 7)
+
+	if code, got := a.call(t, "POST", path, owner, `{"amount":400}`); code != 400 || got["code"] != "invalid_request" {
+		t.Errorf("no Idempotency-Key: %d %v, want 400", code, got)
+	}
+	code, first := a.call(t, "POST", path, owner, `{"amount":400,"reason":"user_request"}`, "Idempotency-Key", "k1")
+	if code != 202 || first["orderId"] != float64(paid.ID) || first["amount"] != 400.0 || first["status"] != "requested" || first["rejectReason"] != "" {
+		t.Fatalf("a refund of 400: %d %v, want 202 and the refund", code, first)
+	}
+	if code, again := a.call(t, "POST", path, owner, `{"amount":400}`, "Idempotency-Key", "k1"); code != 202 || again["refundId"] != first["refundId"] {
+		t.Errorf("the same key again: %d %v, want refund %v", code, again, first["refundId"])
+	}
+	if code, got := a.call(t, "POST", path, owner, `{"amount":300}`, "Idempotency-Key", "k1"); code != 422 || got["code"] != "idempotency_key_reused" {
+		t.Errorf("the same key for another amount: %d %v, want 422", code, got)
+	}
+	if code, got := a.call(t, "POST", path, owner, `{"amount":601}`, "Idempotency-Key", "k2"); code != 409 || got["code"] != "refund_exceeds_remaining" {
+		t.Errorf("more than remains: %d %v, want 409 refund_exceeds_remaining", code, got)
+	}
+	if code, got := a.call(t, "POST", path, user(t, 8), `{"amount":1}`, "Idempotency-Key", "k3"); code != 404 {
+		t.Errorf("another user: %d %v, want 404", code, got)
+	}
+	code, rest := a.call(t, "POST", fmt.Sprintf("/orders/%d/refund", paid.ID), owner, "")
+	if code != 202 || rest["amount"] != 600.0 {
+		t.Fatalf("what remains: %d %v, want 202 and a refund of 600", code, rest)
+	}
+	req, err := http.NewRequest("GET", a.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token(t, auth.Service("pay")))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var list []map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&list); err != nil || res.StatusCode != 200 || len(list) != 2 ||
+		list[0]["refundId"] != first["refundId"] || list[1]["refundId"] != rest["refundId"] {
+		t.Errorf("a service lists the refunds: %d %v (%v), want the two, oldest first", res.StatusCode, list, err)
 	}
 }

@@ -43,9 +43,11 @@ func handleGetOrder(orders trade.Orders, log *slog.Logger) http.HandlerFunc {
 		}
 		// To any user but its owner, the order does not exist.
 		caller, _ := auth.FromContext(r.Context())
-		if caller.IsUser() && caller.UserID != order.UserID {
-			jsonhttp.Error(w, r, log, trade.ErrOrderNotFound)
-			return
+		if caller.IsUser() {
+			if err := order.CheckOwner(caller.UserID); err != nil {
+				jsonhttp.Error(w, r, log, err)
+				return
+			}
 		}
 		jsonhttp.Encode(w, http.StatusOK, order)
 	}
@@ -134,21 +136,77 @@ func handleCancel(svc *trade.Service, log *slog.Logger) http.HandlerFunc {
 	}
 }
 
-// handleRefund requests the refund of the caller's paid order: 202, for
-// pay credits it asynchronously; asking again answers with the same refund.
+// handleRefund requests the refund of what remains of the caller's paid
+// order: 202, for pay credits it asynchronously; asking again while it is
+// pending answers with the same refund.
 func handleRefund(orders trade.Orders, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		requestRefund(w, r, orders, trade.RefundRequest{}, log)
+	}
+}
+
+// handleRequestRefund requests a refund of part of the caller's paid
+// order, once per Idempotency-Key: 202 with the refund.
+func handleRequestRefund(orders trade.Orders, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req trade.RefundRequest
+		if err := jsonhttp.Decode(w, r, &req); err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		req.IdempotencyKey = r.Header.Get("Idempotency-Key")
+		if err := req.Validate(); err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		requestRefund(w, r, orders, req, log)
+	}
+}
+
+func requestRefund(w http.ResponseWriter, r *http.Request, orders trade.Orders, req trade.RefundRequest, log *slog.Logger) {
+	id, err := jsonhttp.PathID(r, "id")
+	if err != nil {
+		jsonhttp.Error(w, r, log, err)
+		return
+	}
+	caller, _ := auth.FromContext(r.Context())
+	refund, err := orders.RequestRefund(r.Context(), caller.UserID, id, req, correlation.ID(r.Context()))
+	if err != nil {
+		jsonhttp.Error(w, r, log, err)
+		return
+	}
+	jsonhttp.Encode(w, http.StatusAccepted, refund)
+}
+
+// handleListRefunds lists an order's refunds, oldest first, to its owner
+// or a service (pay verifies with it before crediting).
+func handleListRefunds(orders trade.Orders, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, err := jsonhttp.PathID(r, "id")
 		if err != nil {
 			jsonhttp.Error(w, r, log, err)
 			return
 		}
-		caller, _ := auth.FromContext(r.Context())
-		refund, err := orders.RequestRefund(r.Context(), caller.UserID, id, correlation.ID(r.Context()))
+		order, err := orders.Order(r.Context(), id)
 		if err != nil {
 			jsonhttp.Error(w, r, log, err)
 			return
 		}
-		jsonhttp.Encode(w, http.StatusAccepted, refund)
+		caller, _ := auth.FromContext(r.Context())
+		if caller.IsUser() {
+			if err := order.CheckOwner(caller.UserID); err != nil {
+				jsonhttp.Error(w, r, log, err)
+				return
+			}
+		}
+		refunds, err := orders.Refunds(r.Context(), id)
+		if err != nil {
+			jsonhttp.Error(w, r, log, err)
+			return
+		}
+		if refunds == nil {
+			refunds = []trade.Refund{}
+		}
+		jsonhttp.Encode(w, http.StatusOK, refunds)
 	}
 }

@@ -45,6 +45,8 @@ func NewHandler(orders trade.Orders, svc *trade.Service, cfg Config) http.Handle
 		r.Get("/orders/{id}", handleGetOrder(orders, log))
 		r.With(auth.RequireUser).Post("/orders/{id}/pay-order", handlePayOrder(svc, log))
 		r.With(auth.RequireUser).Post("/orders/{id}/cancel", handleCancel(svc, log))
+		r.With(auth.RequireUser).Post("/orders/{id}/refunds", handleRequestRefund(orders, log))
+		r.Get("/orders/{id}/refunds", handleListRefunds(orders, log))
 		r.With(auth.RequireUser).Post("/orders/{id}/refund", handleRefund(orders, log))
 	})
 	return r

@@ -338,14 +338,16 @@ func (c *Client) closePayment(ctx context.Context, bizOrderNo int64) error {
 
 // refund is pay's answer about a refund.
 type refund struct {
-	RefundID   uuid.UUID  `json:"refundId"`
-	BizOrderNo int64      `json:"bizOrderNo"`
-	PayOrderID *int64     `json:"payOrderId"`
-	UserID     int64      `json:"userId"`
-	Amount     int64      `json:"amount"`
-	Outcome    string     `json:"outcome"`
-	Rejection  string     `json:"rejection"`
-	RefundedAt *time.Time `json:"refundedAt"`
+	RefundID   uuid.UUID `json:"refundId"`
+	BizOrderNo int64     `json:"bizOrderNo"`
+	PayOrderID *int64    `json:"payOrderId"`
+	UserID     int64     `json:"userId"`
+	Amount     int64     `json:"amount"`
+	Outcome    string    `json:"outcome"`
+	Rejection  string    `json:"rejection"`
+	// RefundedTotal is the pay order's credits, this one included.
+	RefundedTotal int64      `json:"refundedTotal"`
+	RefundedAt    *time.Time `json:"refundedAt"`
 }
 
 // RefundVerdict asks pay what it decided about the refund id: credited,
@@ -427,7 +429,7 @@ func decodeVerdict(id uuid.UUID, body []byte) (trade.RefundVerdict, error) {
 		return trade.RefundVerdict{}, fmt.Errorf("refunded refund %s lacks payOrderId or refundedAt", id)
 	}
 	credit := trade.RefundCredit{RefundID: r.RefundID, BizOrderNo: r.BizOrderNo, PayOrderID: *r.PayOrderID,
-		UserID: r.UserID, Amount: r.Amount, RefundedAt: *r.RefundedAt}
+		UserID: r.UserID, Amount: r.Amount, RefundedTotal: r.RefundedTotal, RefundedAt: *r.RefundedAt}
 	if err := credit.Validate(); err != nil {
 		return trade.RefundVerdict{}, err
 	}

@@ -112,28 +112,20 @@ func (s *Store) whyUnpaid(ctx context.Context, tx pgx.Tx, messageID string, p tr
 	if err != nil {
 		return 0, fmt.Errorf("read order %d: %w", p.BizOrderNo, err)
 	}
-	reason := ""
+	reason, duplicate := order.PaymentRejection(p)
 	switch {
-	case order.UserID != p.UserID:
-		reason = trade.ReasonUserMismatch
-	case order.TotalFee != p.Amount:
-		reason = trade.ReasonAmountMismatch
-	case order.PayTime != nil:
-		// Paid before, and maybe moved on since (shipped, refunded):
-		// this payment has had its effect already.
+	case duplicate:
 		return trade.Duplicate, nil
-	case order.Status != trade.Unpaid:
-		reason = trade.ReasonOrderMovedOn
-	default:
+	case reason == "":
 		return 0, fmt.Errorf("order %d is unpaid and matches the payment, yet was not updated", p.BizOrderNo)
 	}
 	return trade.Discrepancy, s.recordDiscrepancy(ctx, tx, messageID, p, source, reason, &order.Status)
 }
 
 // recordDiscrepancy records a payment that cannot pay its order and, in
-// the same transaction, requests its refund to the payer, so no money
-// stays debited for an order that did not take it. The order's one refund
-// covers every reason recorded for its payment.
+// the same transaction, requests the refund of what remains of it to the
+// payer, so no money stays debited for an order that did not take it. The
+// order's one compensation covers every reason recorded for its payment.
 func (s *Store) recordDiscrepancy(ctx context.Context, tx pgx.Tx, messageID string, p trade.Payment, source trade.PaymentSource, reason string, status *trade.OrderStatus) error {
 	var msgID *string
 	if messageID != "" {
@@ -148,7 +140,18 @@ func (s *Store) recordDiscrepancy(ctx context.Context, tx pgx.Tx, messageID stri
 	if err != nil {
 		return fmt.Errorf("record discrepancy %s of order %d: %w", reason, p.BizOrderNo, err)
 	}
-	if _, _, err := s.insertRefund(ctx, tx, p.BizOrderNo, p.UserID, p.Amount, trade.CompensationReason(reason), correlation.ID(ctx)); err != nil {
+	var claimed int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(sum(amount), 0) FROM refunds WHERE order_id = $1 AND status <> $2`,
+		p.BizOrderNo, trade.RefundRejected).Scan(&claimed); err != nil {
+		return fmt.Errorf("sum refunds of order %d: %w", p.BizOrderNo, err)
+	}
+	amount := trade.CompensationAmount(p.Amount, claimed)
+	if amount == 0 {
+		return nil
+	}
+	refund := trade.Refund{OrderID: p.BizOrderNo, UserID: p.UserID, Amount: amount,
+		Reason: trade.CompensationReason(reason), RequestKey: trade.CompensationKey}
+	if _, _, err := s.insertRefund(ctx, tx, refund, correlation.ID(ctx)); err != nil {
 		return fmt.Errorf("request compensating refund of order %d: %w", p.BizOrderNo, err)
 	}
 	return nil

@@ -67,16 +67,18 @@ func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return database.InTx(ctx, s.pool, fn)
 }
 
-// orderColumns reads an order with its refund's status and time; the
-// refund columns are subqueries so they also work in RETURNING.
+// orderColumns reads an order with its refunded amounts and its latest
+// refund's status and credit time; the refund columns are subqueries so
+// they also work in RETURNING.
 const orderColumns = `id, user_id, total_fee, payment_type, status, create_time, pay_time, close_time,
-	(SELECT r.status FROM refunds r WHERE r.order_id = orders.id),
-	(SELECT r.refunded_at FROM refunds r WHERE r.order_id = orders.id)`
+	refunded_amount, refund_claimed,
+	(SELECT r.status FROM refunds r WHERE r.order_id = orders.id ORDER BY r.requested_at DESC, r.id DESC LIMIT 1),
+	(SELECT max(r.refunded_at) FROM refunds r WHERE r.order_id = orders.id)`
 
 func scanOrder(row pgx.Row) (trade.Order, error) {
 	var o trade.Order
 	err := row.Scan(&o.ID, &o.UserID, &o.TotalFee, &o.PaymentType, &o.Status, &o.CreateTime, &o.PayTime, &o.CloseTime,
-		&o.RefundStatus, &o.RefundTime)
+		&o.RefundedAmount, &o.RefundClaimed, &o.RefundStatus, &o.RefundTime)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return trade.Order{}, trade.ErrOrderNotFound
 	}

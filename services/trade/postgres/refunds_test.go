@@ -28,7 +28,7 @@ func paid(t *testing.T, store *postgres.Store) trade.Order {
 
 func requestRefund(t *testing.T, store *postgres.Store, o trade.Order) trade.Refund {
 	t.Helper()
-	r, err := store.RequestRefund(context.Background(), o.UserID, o.ID, "")
+	r, err := store.RequestRefund(context.Background(), o.UserID, o.ID, trade.RefundRequest{}, "")
 	if err != nil {
 		t.Fatalf("request refund of order %d: %v", o.ID, err)
 	}
@@ -38,7 +38,7 @@ func requestRefund(t *testing.T, store *postgres.Store, o trade.Order) trade.Ref
 // creditOf is pay's credit of r.
 func creditOf(r trade.Refund) trade.RefundCredit {
 	return trade.RefundCredit{RefundID: r.ID, BizOrderNo: r.OrderID, PayOrderID: 1000 + r.OrderID, UserID: r.UserID,
-		Amount: r.Amount, RefundedAt: time.Now().UTC().Truncate(time.Microsecond)}
+		Amount: r.Amount, RefundedTotal: r.Amount, RefundedAt: time.Now().UTC().Truncate(time.Microsecond)}
 }
 
 // refundEvents returns the refund.requested events in trade's outbox.
@@ -77,7 +77,7 @@ func TestRefundOfAPaidOrderIsWrittenWithItsEventOnceHoweverOftenAsked(t *testing
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			r, err := store.RequestRefund(context.Background(), order.UserID, order.ID, "")
+			r, err := store.RequestRefund(context.Background(), order.UserID, order.ID, trade.RefundRequest{}, "")
 			if err != nil {
 				t.Errorf("request refund: %v", err)
 				return
@@ -127,7 +127,7 @@ func TestOnlyTheOwnerOfAPaidOrderCanAskForItsRefund(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := store.RequestRefund(context.Background(), tt.user, tt.orderID, ""); !errors.Is(err, tt.want) {
+			if _, err := store.RequestRefund(context.Background(), tt.user, tt.orderID, trade.RefundRequest{}, ""); !errors.Is(err, tt.want) {
 				t.Errorf("request refund: %v, want %v", err, tt.want)
 			}
 		})
@@ -204,8 +204,8 @@ func TestLatePaySuccessLeavesARefundedOrderRefundedAndRecordsNothing(t *testing.
 	if events := refundEvents(t, pool); len(events) != 1 {
 		t.Errorf("%d refund events, want the one refund's only", len(events))
 	}
-	if _, err := store.RequestRefund(context.Background(), order.UserID, order.ID, ""); err != nil {
-		t.Errorf("asking again after the refund: %v, want the same refund back", err)
+	if _, err := store.RequestRefund(context.Background(), order.UserID, order.ID, trade.RefundRequest{}, ""); !errors.Is(err, trade.ErrNotRefundable) {
+		t.Errorf("asking again after the refund in full: %v, want %v", err, trade.ErrNotRefundable)
 	}
 }
 

@@ -34,8 +34,10 @@ func (s *Store) MarkPaidUnconditionally(ctx context.Context, p trade.Payment) (b
 // by a late duplicate, is refunded again.
 type SeedRefunds struct{ *Store }
 
-// RequestRefund sends a new refund.requested for the user's paid order.
-func (s SeedRefunds) RequestRefund(ctx context.Context, userID, orderID int64, correlationID string) (trade.Refund, error) {
+// RequestRefund sends a new refund.requested for the user's paid order:
+// of the amount asked for, or of its whole total for "what remains",
+// whatever was refunded before.
+func (s SeedRefunds) RequestRefund(ctx context.Context, userID, orderID int64, req trade.RefundRequest, correlationID string) (trade.Refund, error) {
 	order, err := s.Order(ctx, orderID)
 	switch {
 	case err != nil:
@@ -49,7 +51,11 @@ func (s SeedRefunds) RequestRefund(ctx context.Context, userID, orderID int64, c
 	if err != nil {
 		return trade.Refund{}, fmt.Errorf("new refund id: %w", err)
 	}
-	refund := trade.Refund{ID: id, OrderID: order.ID, UserID: order.UserID, Amount: order.TotalFee,
+	amount := req.Amount
+	if req.Remainder() {
+		amount = order.TotalFee
+	}
+	refund := trade.Refund{ID: id, OrderID: order.ID, UserID: order.UserID, Amount: amount,
 		Reason: trade.ReasonUserRequest, Status: trade.RefundRequested}
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&refund.RequestedAt); err != nil {
