@@ -301,7 +301,7 @@ func TestPartialRefundsOverHTTPNeedAKeyAndStayWithinTheTotal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token(t, auth.Service("pay")))
+	req.Header.Set("Authorization", "Bearer "+authtest.Shared(t).Service(t, auth.AudienceTrade))
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
