@@ -214,7 +214,7 @@ func TestBench(t *testing.T) {
 		// RabbitMQ, sharing these cores: what replicating every message
 		// to two more nodes costs.
 		c := testenv.StartRabbitCluster(t, 3)
-		cl := startSystem(t, systemConfig{name: "paytrade-cluster", amqpURL: c.URL, payEnv: cfg.payEnv, tradeEnv: cfg.tradeEnv, profileDir: cfg.profileDir})
+		cl := startSystem(t, systemConfig{name: "paytrade-cluster", amqpURL: c.URL, ctl: c.Ctl, payEnv: cfg.payEnv, tradeEnv: cfg.tradeEnv, profileDir: cfg.profileDir})
 		cl.sweepStep(t, cfg.count(warmupCount), 32)
 		for _, conc := range cfg.concurrency {
 			r.cluster = append(r.cluster, cl.sweepStep(t, cfg.count(sweepCount), conc))

@@ -37,8 +37,9 @@ type systemConfig struct {
 	// take down; trade keeps a direct one, so it drains the queue meanwhile.
 	brokerProxy bool
 	// amqpURL, when set, is the broker to run on (a cluster's AMQP_URL)
-	// instead of the test broker.
+	// instead of the test broker; ctl, its rabbitmqctl.
 	amqpURL string
+	ctl     testenv.Ctl
 	// latency, when set, is added to every round trip of pay and trade to
 	// PostgreSQL and RabbitMQ, through toxiproxy: hosts of one data centre
 	// rather than loopback.
@@ -68,7 +69,7 @@ type buyer struct {
 // fallback pushed out to an hour so that only the broker path pays orders.
 func startSystem(tb testing.TB, cfg systemConfig) *system {
 	tb.Helper()
-	sys := systest.NewOnBroker(tb, "bench", cfg.amqpURL, systest.FaultInject)
+	sys := systest.NewOnBroker(tb, "bench", cfg.amqpURL, cfg.ctl, systest.FaultInject)
 	// One keep-alive connection per worker, even at the sweep's highest
 	// concurrency: the bench must not measure TCP handshakes.
 	s := &system{cfg: cfg, client: systest.NewClient(1024, 30*time.Second)}
@@ -78,10 +79,10 @@ func startSystem(tb testing.TB, cfg systemConfig) *system {
 		// is measured, not the reconnect backoff.
 		"AMQP_RECONNECT_INITIAL_INTERVAL=100ms", "AMQP_RECONNECT_MAX_INTERVAL=1s",
 	)
-	payAMQP, tradeAMQP := sys.AMQPURL, sys.AMQPURL
+	payAMQP, tradeAMQP := sys.PayBroker.URL, sys.TradeBroker.URL
 	if cfg.brokerProxy {
-		s.proxy = testenv.NewProxy(tb, testenv.HostPort(tb, sys.AMQPURL))
-		payAMQP = s.proxy.RewriteURL(tb, sys.AMQPURL)
+		s.proxy = testenv.NewProxy(tb, testenv.HostPort(tb, payAMQP))
+		payAMQP = s.proxy.RewriteURL(tb, payAMQP)
 	}
 	var tradeEnv []string
 	if cfg.latency > 0 {

@@ -357,7 +357,13 @@ func (s *system) readParked(t *testing.T, st *state, poison map[string]bool) err
 // withChannel runs fn on a channel of a connection of its own, straight
 // to the broker (a node that answers, of a cluster), not through any proxy.
 func (s *system) withChannel(fn func(ch *amqp.Channel) error) error {
-	conn, err := broker.Dial(broker.Config{URL: s.AMQPURL, ConnectTimeout: 2 * time.Second})
+	return s.withChannelOf(s.AMQPURL, fn)
+}
+
+// withChannelOf runs fn on a channel of a connection to amqpURL: pay's
+// broker user's, for what must reach trade as pay's own events.
+func (s *system) withChannelOf(amqpURL string, fn func(ch *amqp.Channel) error) error {
+	conn, err := broker.Dial(broker.Config{URL: amqpURL, ConnectTimeout: 2 * time.Second})
 	if err != nil {
 		return err
 	}

@@ -427,7 +427,9 @@ func restartBroker(t *testing.T) {
 // message id and twice with new ones, until stop closes; it returns how
 // many copies it published.
 func (r *run) storm(t *testing.T, watched <-chan amqp.Delivery, stop <-chan struct{}) int {
-	conn, err := amqp.Dial(r.AMQPURL)
+	// The copies are pay's: a broker that redelivers and a relay that
+	// republishes send them as pay's user.
+	conn, err := amqp.Dial(r.PayBroker.URL)
 	if err != nil {
 		t.Errorf("storm: %v", err)
 		return 0
@@ -454,7 +456,7 @@ func (r *run) storm(t *testing.T, watched <-chan amqp.Delivery, stop <-chan stru
 				msg := amqp.Publishing{
 					Headers:     amqp.Table{"x-chaos-copy": int32(i + 1)},
 					ContentType: d.ContentType, DeliveryMode: amqp.Persistent, MessageId: d.MessageId,
-					Type: d.Type, AppId: d.AppId, Timestamp: d.Timestamp, Body: d.Body,
+					Type: d.Type, AppId: d.AppId, Timestamp: d.Timestamp, Body: d.Body, UserId: r.PayBroker.Name,
 				}
 				if i >= 5 {
 					msg.MessageId = uuid.NewString()
@@ -488,12 +490,14 @@ func (r *run) publishPoison(t *testing.T, n int, spread time.Duration) map[strin
 		},
 	}
 	bodies := map[string]bool{}
-	err := r.withChannel(func(ch *amqp.Channel) error {
+	// Poison from pay's own user: parked for what it holds, not for who sent it.
+	err := r.withChannelOf(r.PayBroker.URL, func(ch *amqp.Channel) error {
 		for i := range n {
 			body, id := kinds[i%len(kinds)](i)
 			bodies[body] = true
 			err := ch.Publish(r.PayExchange, "pay.success", false, false, amqp.Publishing{
 				ContentType: "application/json", DeliveryMode: amqp.Persistent, MessageId: id, Type: "pay.success", Body: []byte(body),
+				UserId: r.PayBroker.Name,
 			})
 			if err != nil {
 				return err

@@ -79,7 +79,7 @@ type instance struct {
 func newSystem(t *testing.T, w wiring, amqpURL string, unacked unackedReader) *system {
 	t.Helper()
 	s := &system{
-		System:  systest.NewOnBroker(t, "chaos", amqpURL, systest.FaultInject),
+		System:  systest.NewOnBroker(t, "chaos", amqpURL, ctl, systest.FaultInject),
 		t:       t,
 		wiring:  w,
 		proxies: testenv.NewToxiproxy(),
@@ -180,13 +180,14 @@ func proxiedURL(rawURL string, upstream string, p *toxiproxy.Proxy) string {
 	return strings.Replace(rawURL, upstream, p.Listen, 1)
 }
 
-// amqpVia starts the instance's proxy to every node of the broker (one, or
-// a cluster's), keeps the first node's as in.amqp, and returns the
-// AMQP_URL that reaches them through the proxies, in the broker's order.
-func (s *system) amqpVia(in *instance) string {
+// amqpVia starts the instance's proxy to every node of amqpURL's broker
+// (one, or a cluster's), keeps the first node's as in.amqp, and returns
+// amqpURL (with its service's own user) reaching them through the
+// proxies, in the broker's order.
+func (s *system) amqpVia(in *instance, amqpURL string) string {
 	s.t.Helper()
 	var urls []string
-	for i, node := range broker.Nodes(s.AMQPURL) {
+	for i, node := range broker.Nodes(amqpURL) {
 		upstream := testenv.HostPort(s.t, node)
 		p := s.proxy(fmt.Sprintf("%s-amqp-%d", in.name, i+1), upstream)
 		if in.amqp == nil {
@@ -201,7 +202,7 @@ func (s *system) amqpVia(in *instance) string {
 func (s *system) addPay(extraEnv ...string) *instance {
 	s.t.Helper()
 	in := &instance{name: fmt.Sprintf("pay-%d", len(s.pays)+1), bin: s.Binary(s.t, "pay"), addr: testenv.FreeAddr(s.t)}
-	amqpURL := s.amqpVia(in)
+	amqpURL := s.amqpVia(in, s.PayBroker.URL)
 	in.env = append(append(s.PayEnv(),
 		"PAY_HTTP_ADDR="+in.addr, "AMQP_URL="+amqpURL,
 		"PAY_OUTBOX_POLL_INTERVAL=200ms", "PAY_OUTBOX_RETRY_MAX_INTERVAL=2s",
@@ -220,7 +221,7 @@ func (s *system) addPay(extraEnv ...string) *instance {
 func (s *system) addTrade(extraEnv ...string) *instance {
 	s.t.Helper()
 	in := &instance{name: fmt.Sprintf("trade-%d", len(s.trades)+1), bin: s.Binary(s.t, "trade"), addr: testenv.FreeAddr(s.t)}
-	amqpURL := s.amqpVia(in)
+	amqpURL := s.amqpVia(in, s.TradeBroker.URL)
 	dbURL := s.TradeDB
 	if !strings.Contains(dbURL, ",") {
 		// One server: through a proxy the scenario can cut. A Patroni

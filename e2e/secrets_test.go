@@ -40,7 +40,7 @@ func TestServicesRefuseToStartWithoutKeysOrWithTheDevelopmentKeys(t *testing.T) 
 		name := b.pkg[strings.LastIndex(b.pkg, "/")+1:]
 		startable := []string{b.dbEnv + "=" + testenv.NewEmptyDatabase(t, "keys_"+name), "AMQP_URL=" + amqpURL,
 			"PAY_HTTP_ADDR=127.0.0.1:0", "TRADE_HTTP_ADDR=127.0.0.1:0", "MQ_PAY_EXCHANGE=" + exchange,
-			"MQ_MARK_ORDER_PAY_QUEUE=" + queue, "MQ_ERROR_EXCHANGE=" + errExchange, "MQ_ERROR_QUEUE=" + errQueue}
+			"PAY_MQ_TRADE_USER=trade", "TRADE_MQ_PAY_USER=pay", "MQ_MARK_ORDER_PAY_QUEUE=" + queue, "MQ_ERROR_EXCHANGE=" + errExchange, "MQ_ERROR_QUEUE=" + errQueue}
 		// Its own fresh key, but a jwks that trusts the published keys.
 		trusting := t.TempDir()
 		if err := auth.WritePrivateKey(trusting, authtest.New(t).Signer(name)); err != nil {
@@ -122,7 +122,7 @@ func TestNoSecretInAnyLogLineOrErrorWhateverFails(t *testing.T) {
 		env := func(db, amqp string) []string {
 			return []string{b.dbEnv + "=" + db, "AMQP_URL=" + amqp, "PAYTRADE_KEYS_DIR=" + keyDir,
 				"PAY_HTTP_ADDR=127.0.0.1:0", "TRADE_HTTP_ADDR=127.0.0.1:0", "MQ_PAY_EXCHANGE=" + exchange,
-				"AMQP_RECONNECT_INITIAL_INTERVAL=20ms", "AMQP_RECONNECT_MAX_INTERVAL=50ms"}
+				"PAY_MQ_TRADE_USER=trade", "TRADE_MQ_PAY_USER=pay", "AMQP_RECONNECT_INITIAL_INTERVAL=20ms", "AMQP_RECONNECT_MAX_INTERVAL=50ms"}
 		}
 
 		t.Run(name+"/broker password not percent-encoded", func(t *testing.T) {
@@ -201,7 +201,7 @@ func TestPasswordsWithAnyCharacterWork(t *testing.T) {
 	keyDir := authtest.Shared(t).Dir(t, auth.IssuerPay)
 	p := testenv.StartProcess(t, testenv.Build(t, "github.com/paytrade/paytrade/cmd/pay"), "pay", append([]string{
 		"PAY_DATABASE_URL=" + db.String(), "AMQP_URL=" + u.String(), "PAYTRADE_KEYS_DIR=" + keyDir,
-		"PAY_HTTP_ADDR=127.0.0.1:0",
+		"PAY_HTTP_ADDR=127.0.0.1:0", "PAY_MQ_TRADE_USER=trade",
 	}, topo.Env()...))
 	testenv.WaitFor(t, 20*time.Second, "pay ready: database and broker connected with the password", func() bool {
 		res, err := http.Get(p.BaseURL + "/readyz")

@@ -110,6 +110,7 @@ func loadConfig(getenv func(string) string) (payConfig, error) {
 		// Anyone can sign with the published keys: nobody else may reach us.
 		httpserver.LoopbackOnly(r, map[string]*string{"PAY_HTTP_ADDR": &c.HTTPAddr, "PAY_DEBUG_ADDR": &c.DebugAddr})
 	}
+	c.Consumer.Sender = broker.ReadSender(r, "PAY_MQ_TRADE_USER", c.Broker, c.Dev)
 	if c.BcryptCost > bcrypt.MaxCost {
 		r.Fail(fmt.Errorf("PAY_BCRYPT_COST=%d: want at most %d", c.BcryptCost, bcrypt.MaxCost))
 	}

@@ -28,6 +28,8 @@ func TestPayBinaryMigratesServesAndStopsGracefully(t *testing.T) {
 		"PAY_DATABASE_URL":  dbURL,
 		"AMQP_URL":          amqpURL,
 		"PAYTRADE_KEYS_DIR": authtest.Shared(t).Dir(t, auth.IssuerPay),
+		// No refund.requested flows here; pay still must name its sender.
+		"PAY_MQ_TRADE_USER": "trade",
 		"PAY_HTTP_ADDR":     "127.0.0.1:0",
 		"PAY_BCRYPT_COST":   "4",
 	})

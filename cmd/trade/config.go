@@ -32,10 +32,13 @@ type tradeConfig struct {
 	PayURL      string
 	PayTimeout  time.Duration
 	Broker      broker.Config
-	Topology    tradeamqp.Topology
-	Prefetch    int
-	Retry       broker.Retry
-	Recoverer   broker.Recoverer
+	// PaySender is the broker user whose pay.success and refund.success
+	// events trade applies (TRADE_MQ_PAY_USER).
+	PaySender string
+	Topology  tradeamqp.Topology
+	Prefetch  int
+	Retry     broker.Retry
+	Recoverer broker.Recoverer
 	// AttemptTimeout bounds each attempt at handling a message.
 	AttemptTimeout time.Duration
 	// InboxRetention is how long a processed message id is remembered.
@@ -120,6 +123,7 @@ func loadConfig(getenv func(string) string) (tradeConfig, error) {
 		// Anyone can sign with the published keys: nobody else may reach us.
 		httpserver.LoopbackOnly(r, map[string]*string{"TRADE_HTTP_ADDR": &c.HTTPAddr, "TRADE_DEBUG_ADDR": &c.DebugAddr})
 	}
+	c.PaySender = broker.ReadSender(r, "TRADE_MQ_PAY_USER", c.Broker, c.Dev)
 	if err := c.Topology.Validate(); err != nil {
 		r.Fail(fmt.Errorf("MQ_QUEUE_TYPE and MQ_* names: %w", err))
 	}

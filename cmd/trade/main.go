@@ -90,6 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ErrorExchange:   cfg.Topology.ErrorExchange,
 		ErrorRoutingKey: cfg.Topology.ErrorKey,
 		AttemptTimeout:  cfg.AttemptTimeout,
+		Sender:          cfg.PaySender,
 	}
 	wireAckMode(cfg, &consumerCfg)
 	messages := messaging.New(pool, messaging.Config{

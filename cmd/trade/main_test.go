@@ -28,6 +28,7 @@ func TestTradeBinaryMigratesServesAndStopsGracefully(t *testing.T) {
 		"TRADE_DATABASE_URL": testenv.NewEmptyDatabase(t, "bin"),
 		"AMQP_URL":           amqpURL,
 		"PAYTRADE_KEYS_DIR":  authtest.Shared(t).Dir(t, auth.IssuerTrade),
+		"TRADE_MQ_PAY_USER":  "pay", // no event flows here; trade still must name its sender
 		"TRADE_HTTP_ADDR":    "127.0.0.1:0",
 	})
 	base, stop := startTrade(t, env)

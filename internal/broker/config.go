@@ -26,14 +26,43 @@ func ReadConfig(r *config.Reader, name string) Config {
 	}
 	nodes := Nodes(c.URL)
 	for i, node := range nodes {
-		if _, err := ParseURL(node); err != nil {
+		uri, err := ParseURL(node)
+		if err != nil {
 			if len(nodes) > 1 {
 				err = fmt.Errorf("node %d of %d: %w", i+1, len(nodes), err)
 			}
 			r.Fail(fmt.Errorf("AMQP_URL: %w", err))
+			continue
+		}
+		// Messages carry the user they were published as, and consumers
+		// judge them by it: one service is one user on every node.
+		if first := User(c.URL); first != "" && uri.Username != first {
+			r.Fail(fmt.Errorf("AMQP_URL: node %d of %d names broker user %q, node 1 %q: give every node the service's one user", i+1, len(nodes), uri.Username, first))
 		}
 	}
 	return c
+}
+
+// ReadSender reads the setting key (TRADE_MQ_PAY_USER, PAY_MQ_TRADE_USER):
+// the broker user whose events a consumer accepts. own is the consumer's
+// connection settings. In development mode it defaults to the service's
+// own user, for a laptop where both share guest (and then a consumer
+// cannot tell its senders apart). Otherwise it must be set, and must not
+// be the service's own user: a consumer that accepts events from its own
+// user takes them from whoever holds that user's password, the service
+// itself included.
+func ReadSender(r *config.Reader, key string, own Config, dev bool) string {
+	user := r.String(key, "")
+	self := User(own.URL)
+	switch {
+	case user == "" && dev:
+		return self
+	case user == "":
+		r.Fail(fmt.Errorf("%s is not set: name the broker user whose events this service accepts, or PAYTRADE_DEV=1 on a laptop to share one", key))
+	case user == self && !dev:
+		r.Fail(fmt.Errorf("%s is %q, this service's own broker user: give each service a broker user of its own, or PAYTRADE_DEV=1 on a laptop to share one", key, user))
+	}
+	return user
 }
 
 // ReadConsumerConfig reads a consumer's settings from the environment,

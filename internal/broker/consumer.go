@@ -80,6 +80,11 @@ type ConsumerConfig struct {
 	ErrorExchange   string    // where malformed and (with RecoverRepublish) exhausted messages are parked
 	ErrorRoutingKey string
 	Publisher       *Publisher // confirmed publisher used to park (required); ideally on its own Supervisor/connection
+	// Sender, if set, is the only broker user whose messages reach the
+	// handler: RabbitMQ checks a message's user_id against the user that
+	// published it, so one from anyone else (or without a user_id) is
+	// parked at once as a forbidden sender, never handled.
+	Sender string
 	// Unavailable reports that an error is the world's fault (the database
 	// refused, is down or did not answer), not the message's: consumption
 	// pauses instead of retrying and parking.
@@ -107,6 +112,7 @@ type ConsumerStats struct {
 	Rejected  int64 // deliveries dropped by RecoverReject
 	Requeued  int64 // deliveries nacked back to the queue, for any reason
 	Malformed int64 // handler errors marked Malformed
+	Forbidden int64 // deliveries from a user other than Sender, parked unhandled
 	Pauses    int64 // times consumption paused for an unavailable dependency
 }
 
@@ -130,7 +136,7 @@ type Consumer struct {
 	log     *slog.Logger
 	started atomic.Bool
 
-	delivered, acked, retried, parked, rejected, requeued, malformed, pauses atomic.Int64
+	delivered, acked, retried, parked, rejected, requeued, malformed, forbidden, pauses atomic.Int64
 }
 
 // NewConsumer returns a consumer of cfg.Queue on s's connections that
@@ -264,6 +270,7 @@ func (c *Consumer) Stats() ConsumerStats {
 		Rejected:  c.rejected.Load(),
 		Requeued:  c.requeued.Load(),
 		Malformed: c.malformed.Load(),
+		Forbidden: c.forbidden.Load(),
 		Pauses:    c.pauses.Load(),
 	}
 }
@@ -452,6 +459,11 @@ func (c *Consumer) process(ctx context.Context, s *session, d amqp.Delivery) {
 	// A handler that has begun is let finish, even on shutdown, so that
 	// its work is acked rather than redone after a redelivery.
 	hctx := context.WithoutCancel(ctx)
+	if err := c.checkSender(d); err != nil {
+		c.forbidden.Add(1)
+		c.park(ctx, s, log, d, ExceptionForbiddenSender, 1, err)
+		return
+	}
 	var wait time.Duration
 	for attempt := 1; ; attempt++ {
 		err := c.call(hctx, log, d)
@@ -493,6 +505,22 @@ func (c *Consumer) process(ctx context.Context, s *session, d amqp.Delivery) {
 			return
 		}
 		c.retried.Add(1)
+	}
+}
+
+// ExceptionForbiddenSender is the x-exception-type of a message parked
+// because it came from a broker user not allowed to send it.
+const ExceptionForbiddenSender = "forbidden_sender"
+
+// checkSender refuses d unless Sender is unset or published it.
+func (c *Consumer) checkSender(d amqp.Delivery) error {
+	switch {
+	case c.cfg.Sender == "" || d.UserId == c.cfg.Sender:
+		return nil
+	case d.UserId == "":
+		return fmt.Errorf("%s without user_id: only broker user %q may send it", d.Type, c.cfg.Sender)
+	default:
+		return fmt.Errorf("%s published by broker user %q: only %q may send it", d.Type, d.UserId, c.cfg.Sender)
 	}
 }
 
@@ -566,9 +594,11 @@ func (c *Consumer) park(ctx context.Context, s *session, log *slog.Logger, d amq
 }
 
 // parkedCopy is d as published to the error exchange: body and properties
-// kept, and headers that say why and where it came from.
+// kept, and headers that say why and where it came from. Its user_id
+// becomes the parking service's own (the broker accepts no other), so the
+// user that published d is kept in x-original-user-id.
 func parkedCopy(d amqp.Delivery, exchange, key, kind string, attempts int, cause error, failedAt time.Time) Message {
-	headers := make(amqp.Table, len(d.Headers)+6)
+	headers := make(amqp.Table, len(d.Headers)+7)
 	maps.Copy(headers, d.Headers)
 	headers["x-exception-message"] = truncate(cause.Error(), maxExceptionMessage)
 	headers["x-exception-type"] = kind
@@ -576,6 +606,9 @@ func parkedCopy(d amqp.Delivery, exchange, key, kind string, attempts int, cause
 	headers["x-original-routing-key"] = d.RoutingKey
 	headers["x-attempts"] = int32(attempts)
 	headers["x-failed-at"] = failedAt.UTC().Format(time.RFC3339)
+	if d.UserId != "" {
+		headers["x-original-user-id"] = d.UserId
+	}
 	id := d.MessageId
 	if id == "" {
 		// PublishBatch matches returns to messages by id.
@@ -596,7 +629,6 @@ func parkedCopy(d amqp.Delivery, exchange, key, kind string, attempts int, cause
 			MessageId:       id,
 			Timestamp:       d.Timestamp,
 			Type:            d.Type,
-			UserId:          d.UserId,
 			AppId:           d.AppId,
 			Body:            d.Body,
 		},

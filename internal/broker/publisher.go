@@ -94,7 +94,8 @@ func NewPublisher(s *Supervisor, cfg PublisherConfig) *Publisher {
 }
 
 // PublishBatch publishes msgs, mandatory, on a confirm-mode channel, waits
-// for their confirms and returns one Outcome per message, in order.
+// for their confirms and returns one Outcome per message, in order. Each
+// message's user_id is set to the connection's user (msgs is changed).
 //
 // Without a live connection it returns ErrNotConnected at once and nil
 // outcomes; nil outcomes always mean nothing was published. If publishing
@@ -110,6 +111,13 @@ func (p *Publisher) PublishBatch(ctx context.Context, msgs []Message) ([]Outcome
 	byID, err := indexByMessageID(msgs)
 	if err != nil {
 		return nil, err
+	}
+	// RabbitMQ refuses a user_id that is not the connection's user, so
+	// the consumer can trust it to name who published: every message
+	// says it, a parked or replayed copy included.
+	user := p.sup.User()
+	for i := range msgs {
+		msgs[i].Publishing.UserId = user
 	}
 
 	if err := ctx.Err(); err != nil {

@@ -374,6 +374,24 @@ func (s *Supervisor) Connected() bool {
 	return s.Current() != nil
 }
 
+// User is the broker user the supervisor connects as: the user name of
+// its URL (RabbitMQ's guest when the URL names none). Every node of a
+// cluster's list is reached as the same user (ReadConfig checks it).
+func (s *Supervisor) User() string {
+	return User(s.cfg.URL)
+}
+
+// User is the broker user an AMQP_URL connects as: the user name of its
+// first node's URL, or guest when it names none (as amqp091 dials); ""
+// if the URL does not parse.
+func User(raw string) string {
+	uri, err := ParseURL(Nodes(raw)[0])
+	if err != nil {
+		return ""
+	}
+	return uri.Username
+}
+
 // Reconnects counts the successful connections after the first.
 func (s *Supervisor) Reconnects() int64 {
 	return max(s.connects.Load()-1, 0)

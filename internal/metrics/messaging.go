@@ -21,6 +21,7 @@ func Consumer(reg prometheus.Registerer, prefix, queue string, consumer *broker.
 	Counter(reg, prefix+"_retried_total", "Extra handler attempts (local retry) on "+queue+".", stat(func(s broker.ConsumerStats) int64 { return s.Retried }))
 	Counter(reg, prefix+"_parked_total", "Messages of "+queue+" parked in the error queue, confirmed.", stat(func(s broker.ConsumerStats) int64 { return s.Parked }))
 	Counter(reg, prefix+"_malformed_total", "Messages of "+queue+" that could not be decoded (parked at once).", stat(func(s broker.ConsumerStats) int64 { return s.Malformed }))
+	Counter(reg, prefix+"_forbidden_total", "Messages of "+queue+" published by a broker user not allowed to send them (parked at once, never handled).", stat(func(s broker.ConsumerStats) int64 { return s.Forbidden }))
 	Counter(reg, prefix+"_rejected_total", "Messages of "+queue+" rejected by the reject recoverer (dead-lettered to the error queue by the declared topology).", stat(func(s broker.ConsumerStats) int64 { return s.Rejected }))
 	Counter(reg, prefix+"_requeued_total", "Deliveries of "+queue+" nacked back to the queue.", stat(func(s broker.ConsumerStats) int64 { return s.Requeued }))
 	Counter(reg, prefix+"_pauses_total", "Times consumption of "+queue+" paused because the database was down.", stat(func(s broker.ConsumerStats) int64 { return s.Pauses }))

@@ -10,13 +10,21 @@ import (
 
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/authtest"
+	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/testenv"
+	payamqp "github.com/paytrade/paytrade/services/pay/amqp"
+	tradeamqp "github.com/paytrade/paytrade/services/trade/amqp"
 )
 
 // System is one pay database, one trade database and one set of broker
 // names, shared by every process a test starts on them.
 type System struct {
+	// AMQPURL reaches the broker as its administrator, for the test's own
+	// look at queues; the services never use it.
 	AMQPURL string
+	// PayBroker and TradeBroker are each service's own broker user, with
+	// only the permissions that service needs on this test's names.
+	PayBroker, TradeBroker testenv.BrokerUser
 	// PayDB and TradeDB are empty databases of this test; each binary
 	// migrates its own at start-up.
 	PayDB, TradeDB string
@@ -41,18 +49,18 @@ const FaultInject = "faultinject"
 // build tags of the binaries it will start.
 func New(tb testing.TB, prefix string, tags ...string) *System {
 	tb.Helper()
-	return NewOnBroker(tb, prefix, "", tags...)
+	return NewOnBroker(tb, prefix, "", nil, tags...)
 }
 
-// NewOnBroker is New on the broker of amqpURL (a cluster's AMQP_URL, say);
-// "" is the test broker.
-func NewOnBroker(tb testing.TB, prefix, amqpURL string, tags ...string) *System {
+// NewOnBroker is New on the broker of amqpURL (a cluster's AMQP_URL, say),
+// whose users ctl adds; "" and nil are the test broker.
+func NewOnBroker(tb testing.TB, prefix, amqpURL string, ctl testenv.Ctl, tags ...string) *System {
 	tb.Helper()
 	if amqpURL == "" {
 		amqpURL = testenv.AMQPURL(tb)
 	}
 	keys := authtest.Shared(tb)
-	return &System{
+	s := &System{
 		Keys:      keys,
 		PayKeys:   keys.Dir(tb, auth.IssuerPay),
 		TradeKeys: keys.Dir(tb, auth.IssuerTrade),
@@ -62,6 +70,30 @@ func NewOnBroker(tb testing.TB, prefix, amqpURL string, tags ...string) *System 
 		Topology:  testenv.NewTopology(tb, amqpURL),
 		Tags:      tags,
 	}
+	users := testenv.NewBrokerUsers(tb, amqpURL, ctl, map[string]broker.Permissions{
+		"pay": s.PayTopology().Permissions(), "trade": s.TradeTopology().Permissions(),
+	})
+	s.PayBroker, s.TradeBroker = users["pay"], users["trade"]
+	return s
+}
+
+// PayTopology is pay's part of the test's names, as pay reads them.
+func (s *System) PayTopology() payamqp.Topology {
+	return payamqp.Topology{
+		Exchange: s.PayExchange, TradeExchange: s.TradeExchange, RefundRequestedKey: "refund.requested",
+		RefundQueue: s.PayRefundQueue, QueueType: broker.QueueQuorum,
+		ErrorExchange: s.ErrorExchange, ErrorKey: "error", ErrorQueue: s.ErrorQueue,
+	}
+}
+
+// TradeTopology is trade's part of the test's names, as trade reads them.
+func (s *System) TradeTopology() tradeamqp.Topology {
+	return tradeamqp.Topology{
+		Exchange: s.PayExchange, PaySuccessKey: "pay.success", Queue: s.PayQueue, QueueType: broker.QueueQuorum,
+		ErrorExchange: s.ErrorExchange, ErrorKey: "error", ErrorQueue: s.ErrorQueue,
+		TradeExchange: s.TradeExchange, RefundRequestedKey: "refund.requested", RefundSuccessKey: "refund.success",
+		RefundQueue: s.RefundQueue,
+	}
 }
 
 // PayEnv is the environment every pay process of the system starts with,
@@ -69,7 +101,8 @@ func NewOnBroker(tb testing.TB, prefix, amqpURL string, tags ...string) *System 
 // it changes.
 func (s *System) PayEnv() []string {
 	return append([]string{
-		"PAY_DATABASE_URL=" + s.PayDB, "PAY_HTTP_ADDR=127.0.0.1:0", "AMQP_URL=" + s.AMQPURL,
+		"PAY_DATABASE_URL=" + s.PayDB, "PAY_HTTP_ADDR=127.0.0.1:0",
+		"AMQP_URL=" + s.PayBroker.URL, "PAY_MQ_TRADE_USER=" + s.TradeBroker.Name,
 		"PAYTRADE_KEYS_DIR=" + s.PayKeys, "PAY_BCRYPT_COST=4",
 	}, s.Topology.Env()...)
 }
@@ -78,7 +111,8 @@ func (s *System) PayEnv() []string {
 // with, on port 0, asking the pay at payURL.
 func (s *System) TradeEnv(payURL string) []string {
 	return append([]string{
-		"TRADE_DATABASE_URL=" + s.TradeDB, "TRADE_HTTP_ADDR=127.0.0.1:0", "AMQP_URL=" + s.AMQPURL,
+		"TRADE_DATABASE_URL=" + s.TradeDB, "TRADE_HTTP_ADDR=127.0.0.1:0",
+		"AMQP_URL=" + s.TradeBroker.URL, "TRADE_MQ_PAY_USER=" + s.PayBroker.Name,
 		"PAYTRADE_KEYS_DIR=" + s.TradeKeys, "PAY_SERVICE_URL=" + payURL,
 	}, s.Topology.Env()...)
 }

@@ -43,10 +43,10 @@ func (t Topology) Validate() error {
 	return nil
 }
 
-// Declare declares pay's exchanges, its refund queue bound to trade's
-// exchange and dead-lettering to the error exchange, and the error exchange
-// and queue — idempotently, on every new connection.
-func (t Topology) Declare(ch *amqp091.Channel) error {
+// Declaration is pay's part of the broker: its exchange, trade's (which
+// its refund queue is bound to), its refund queue dead-lettering to the
+// error exchange, and the error exchange and queue.
+func (t Topology) Declaration() broker.Declaration {
 	errorRoute := broker.Binding{Exchange: t.ErrorExchange, Key: t.ErrorKey}
 	return broker.Declaration{
 		QueueType: t.QueueType,
@@ -60,7 +60,19 @@ func (t Topology) Declare(ch *amqp091.Channel) error {
 			{Name: t.ErrorQueue, Bindings: []broker.Binding{errorRoute}},
 		},
 		DeadLetter: errorRoute,
-	}.Declare(ch)
+	}
+}
+
+// Declare declares the Declaration idempotently, on every new connection.
+func (t Topology) Declare(ch *amqp091.Channel) error {
+	return t.Declaration().Declare(ch)
+}
+
+// Permissions is all pay's broker user may do: declare its part, publish
+// to its own exchange (and park), consume its refund queue. It can
+// neither publish to trade's exchange nor read trade's queues.
+func (t Topology) Permissions() broker.Permissions {
+	return t.Declaration().Permissions([]string{t.Exchange}, []string{t.RefundQueue})
 }
 
 // Counts are the handler's outcomes.

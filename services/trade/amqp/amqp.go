@@ -90,6 +90,13 @@ func (t Topology) Declare(ch *amqp091.Channel) error {
 	return t.Declaration().Declare(ch)
 }
 
+// Permissions is all trade's broker user may do: declare its part,
+// publish to its own exchange (and park), consume its two queues. It can
+// neither publish to pay's exchange nor read pay's refund queue.
+func (t Topology) Permissions() broker.Permissions {
+	return t.Declaration().Permissions([]string{t.TradeExchange}, []string{t.Queue, t.RefundQueue})
+}
+
 // Counts are the handlers' outcomes.
 type Counts struct {
 	Applied, Duplicate, Discrepancy atomic.Int64
