@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/testenv"
 )
 
@@ -143,6 +144,8 @@ func TestComposeDeliversEveryPasswordIntactToEveryService(t *testing.T) {
 			"POSTGRES_PASSWORD":      `p@ss:w/rd?#%$'"\ é+&=` + "`$(x)${y}",
 			"RABBITMQ_USER":          `us:er@x`,
 			"RABBITMQ_PASSWORD":      `%41 $HOME #no-comment 'q' "dq" \n`,
+			"PAY_MQ_PASSWORD":        `pay:p@ss/w?rd#%25 $x "q"`,
+			"TRADE_MQ_PASSWORD":      `trade,amqp://x@y/ 'q' \`,
 			"GRAFANA_ADMIN_PASSWORD": `$(rm) {{x}} %s 'a"b`,
 		}},
 	} {
@@ -159,6 +162,8 @@ func TestComposeDeliversEveryPasswordIntactToEveryService(t *testing.T) {
 					v = r.Services["rabbitmq"].Environment["RABBITMQ_DEFAULT_USER"]
 				case "RABBITMQ_PASSWORD":
 					v = r.Services["rabbitmq"].Environment["RABBITMQ_DEFAULT_PASS"]
+				case "PAY_MQ_PASSWORD", "TRADE_MQ_PASSWORD":
+					v = r.Services["rabbitmq"].Environment[name]
 				case "GRAFANA_ADMIN_PASSWORD":
 					v = r.Services["grafana"].Environment["GF_SECURITY_ADMIN_PASSWORD"]
 				}
@@ -169,6 +174,12 @@ func TestComposeDeliversEveryPasswordIntactToEveryService(t *testing.T) {
 			}
 			pgPassword, mqUser, mqPassword := want("POSTGRES_PASSWORD"), want("RABBITMQ_USER"), want("RABBITMQ_PASSWORD")
 			grafanaPassword := want("GRAFANA_ADMIN_PASSWORD")
+			// Each service reaches the broker as its own user; paytradectl
+			// (ctl) as the administrator.
+			mqUsers := map[string][2]string{
+				"pay":   {"pay", want("PAY_MQ_PASSWORD")},
+				"trade": {"trade", want("TRADE_MQ_PASSWORD")},
+			}
 
 			checked := map[string]int{}
 			for name, svc := range r.Services {
@@ -184,10 +195,16 @@ func TestComposeDeliversEveryPasswordIntactToEveryService(t *testing.T) {
 						checkEqual(t, name, key, value, grafanaPassword)
 					case strings.HasSuffix(key, "_DATABASE_URL"):
 						checkURL(t, name, key, value, "postgres", pgPassword)
+					case key == "PAY_MQ_PASSWORD" || key == "TRADE_MQ_PASSWORD":
+						checkEqual(t, name, key, value, want(key))
 					case key == "AMQP_URL":
-						// A cluster's nodes, comma-separated, each with the credentials.
-						for _, node := range strings.Split(value, ",") {
-							checkURL(t, name, key, node, mqUser, mqPassword)
+						user, password := mqUser, mqPassword
+						if own, ok := mqUsers[name]; ok {
+							user, password = own[0], own[1]
+						}
+						// A cluster's nodes, each with the credentials.
+						for _, node := range broker.Nodes(value) {
+							checkURL(t, name, key, node, user, password)
 						}
 					default:
 						continue

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes the secrets file of deploy/docker-compose.yml (default deploy/.env),
 # unless it exists: every password, random — or taken from the environment
-# (POSTGRES_PASSWORD, RABBITMQ_USER, RABBITMQ_PASSWORD,
+# (POSTGRES_PASSWORD, RABBITMQ_USER, RABBITMQ_PASSWORD, PAY_MQ_PASSWORD, TRADE_MQ_PASSWORD,
 # GRAFANA_ADMIN_PASSWORD) when set there. (The signing keys are not here:
 # compose's `keys` service makes them into volumes on first use.) A password may hold any character but a
 # line break.
@@ -59,9 +59,12 @@ postgres_password=${POSTGRES_PASSWORD:-$(random 24)}
 rabbitmq_user=${RABBITMQ_USER:-paytrade}
 rabbitmq_password=${RABBITMQ_PASSWORD:-$(random 24)}
 grafana_password=${GRAFANA_ADMIN_PASSWORD:-$(random 24)}
+# pay's and trade's own broker users (deploy/rabbitmq/users.sh makes them).
+pay_mq_password=${PAY_MQ_PASSWORD:-$(random 24)}
+trade_mq_password=${TRADE_MQ_PASSWORD:-$(random 24)}
 # Shared by the RabbitMQ nodes of the cluster profile; hex, as Erlang wants.
 erlang_cookie=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-for v in "$postgres_password" "$rabbitmq_user" "$rabbitmq_password" "$grafana_password"; do
+for v in "$postgres_password" "$rabbitmq_user" "$rabbitmq_password" "$pay_mq_password" "$trade_mq_password" "$grafana_password"; do
   if [[ $v == *$'\n'* ]]; then
     echo "compose-env: a password or secret holds a line break; choose another" >&2
     exit 1
@@ -82,6 +85,10 @@ RABBITMQ_USER=$(quote "$rabbitmq_user")
 RABBITMQ_USER_URLENC=$(quote "$(urlencode "$rabbitmq_user")")
 RABBITMQ_PASSWORD=$(quote "$rabbitmq_password")
 RABBITMQ_PASSWORD_URLENC=$(quote "$(urlencode "$rabbitmq_password")")
+PAY_MQ_PASSWORD=$(quote "$pay_mq_password")
+PAY_MQ_PASSWORD_URLENC=$(quote "$(urlencode "$pay_mq_password")")
+TRADE_MQ_PASSWORD=$(quote "$trade_mq_password")
+TRADE_MQ_PASSWORD_URLENC=$(quote "$(urlencode "$trade_mq_password")")
 GRAFANA_ADMIN_PASSWORD=$(quote "$grafana_password")
 RABBITMQ_ERLANG_COOKIE=$(quote "$erlang_cookie")
 EOF

@@ -29,6 +29,7 @@ const (
 	headerOriginalKey      = "x-original-routing-key"
 	headerAttempts         = "x-attempts"
 	headerFailedAt         = "x-failed-at"
+	headerOriginalUserID   = "x-original-user-id"
 )
 
 // headerDeath is the header the broker adds to a message it dead-letters
@@ -636,7 +637,9 @@ func replay(ctx context.Context, cfg broker.Config, log *slog.Logger, items []*r
 	if _, err := sup.Connection(wait); err != nil {
 		return fmt.Errorf("connect publisher to broker %s: %w", broker.Redact(cfg.URL), err)
 	}
-	pub := broker.NewPublisher(sup, broker.PublisherConfig{Logger: log})
+	// A replayed event goes out as the user that first published it, so
+	// that its consumer takes it again, and a forgery is refused again.
+	pub := broker.NewPublisher(sup, broker.PublisherConfig{Logger: log, Impersonate: true})
 	defer func() { _ = pub.Close() }()
 
 	now := time.Now()
@@ -657,6 +660,16 @@ func replay(ctx context.Context, cfg broker.Config, log *slog.Logger, items []*r
 		}
 	}
 	return nil
+}
+
+// originalUser is the broker user that published the parked message d at
+// first: its consumer kept it in x-original-user-id when it parked it (its
+// own user_id is the parking service's).
+func originalUser(d amqp.Delivery) string {
+	if user, ok := d.Headers[headerOriginalUserID].(string); ok && user != "" {
+		return user
+	}
+	return d.UserId
 }
 
 // nextBatch returns the head of todo to publish together: at most
@@ -725,7 +738,7 @@ func replayMessage(d amqp.Delivery, origin parked, now time.Time) broker.Message
 			MessageId:       d.MessageId,
 			Timestamp:       d.Timestamp,
 			Type:            d.Type,
-			UserId:          d.UserId,
+			UserId:          originalUser(d),
 			AppId:           d.AppId,
 			Body:            d.Body,
 		},

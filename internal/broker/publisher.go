@@ -50,6 +50,11 @@ func (o Outcome) String() string {
 // PublisherConfig tunes a Publisher. Zero fields take the defaults in brackets.
 type PublisherConfig struct {
 	ConfirmTimeout time.Duration // bounds a whole batch, from opening a channel to the last confirm [5s]
+	// Impersonate keeps a message's own user_id, when it has one, instead
+	// of the connection's: for sending a parked event again as the user
+	// that first published it. The broker takes it only from a user tagged
+	// impersonator, and closes the channel (406) for anyone else.
+	Impersonate bool
 	Logger         *slog.Logger  // [discard]
 }
 
@@ -95,7 +100,8 @@ func NewPublisher(s *Supervisor, cfg PublisherConfig) *Publisher {
 
 // PublishBatch publishes msgs, mandatory, on a confirm-mode channel, waits
 // for their confirms and returns one Outcome per message, in order. Each
-// message's user_id is set to the connection's user (msgs is changed).
+// message's user_id is set to the connection's user (msgs is changed),
+// unless the publisher impersonates.
 //
 // Without a live connection it returns ErrNotConnected at once and nil
 // outcomes; nil outcomes always mean nothing was published. If publishing
@@ -117,7 +123,9 @@ func (p *Publisher) PublishBatch(ctx context.Context, msgs []Message) ([]Outcome
 	// says it, a parked or replayed copy included.
 	user := p.sup.User()
 	for i := range msgs {
-		msgs[i].Publishing.UserId = user
+		if !p.cfg.Impersonate || msgs[i].Publishing.UserId == "" {
+			msgs[i].Publishing.UserId = user
+		}
 	}
 
 	if err := ctx.Err(); err != nil {

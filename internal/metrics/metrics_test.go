@@ -150,7 +150,9 @@ func TestAScrapeFloodQueriesTheDatabaseOncePerSamplePeriod(t *testing.T) {
 	defer pool.Close()
 	registry, reg := NewRegistry("test")
 	var queries atomic.Int64
-	Sampled(reg, time.Second, []prometheus.Opts{{Name: "relations", Help: "r"}}, func(ctx context.Context) ([]float64, error) {
+	// A generous timeout: on a loaded machine a sample that runs out of
+	// it fails every scrape of its period, which is not what is tested.
+	Sampled(reg, 30*time.Second, []prometheus.Opts{{Name: "relations", Help: "r"}}, func(ctx context.Context) ([]float64, error) {
 		queries.Add(1)
 		var n int64
 		err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_class`).Scan(&n)
