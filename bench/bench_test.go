@@ -14,7 +14,7 @@
 // its defaults. PAYTRADE_BENCH_PROFILE=dir writes a CPU profile of pay and
 // of trade for every step of the sweep into dir (go tool pprof reads
 // them). Run one phase with -run 'TestBench/pipeline' (or bcrypt,
-// limitA, limitB, cluster, latency, growth). The targets are reported, never asserted: a timed test that
+// limitA, limitB, cluster, latency, opsflood, growth). The targets are reported, never asserted: a timed test that
 // fails on a slow machine says nothing about the code.
 package bench
 
@@ -144,6 +144,7 @@ type results struct {
 	tick                     map[int]time.Duration
 	unpaidTick               time.Duration // a tick with unpaidInWindow unpaid orders to ask pay about
 	relay                    map[int]relayResult
+	opsFlood                 opsFloodRun
 	elapsed                  time.Duration
 }
 
@@ -232,6 +233,12 @@ func TestBench(t *testing.T) {
 			r.slowSeed = append(r.slowSeed, seed.sweepStep(t, cfg.count(sweepCount), conc))
 		}
 		seed.stop(t)
+		pt.stop(t)
+	})
+	t.Run("opsflood", func(t *testing.T) {
+		pt := startSystem(t, systemConfig{name: "paytrade-opsflood", payEnv: cfg.payEnv, tradeEnv: cfg.tradeEnv})
+		pt.sweepStep(t, cfg.count(warmupCount), opsFloodPayers)
+		r.opsFlood = pt.opsFlood(t, cfg.count(sweepCount))
 		pt.stop(t)
 	})
 	t.Run("growth", func(t *testing.T) {
@@ -359,6 +366,11 @@ func (r *results) print(w io.Writer) {
 		r.brokerDown.drain.Seconds(), r.brokerDown.paid, r.brokerDown.accepted), "", "")
 	row(fmt.Sprintf("refunds end to end, c=%d: orders refunded/s (of %d)", r.refunds.conc, r.refunds.requested),
 		fmt.Sprintf("%s, request→refunded p50/p95/p99 %s ms (%d refunded)", rate(r.refunds.rate, "/s"), r.refunds.latency, r.refunds.refunded), "", "")
+	quiet, flooded := r.opsFlood.quiet.pay, r.opsFlood.flooded.pay
+	floodRatio := ratio(float64(flooded.p99), float64(quiet.p99))
+	row(fmt.Sprintf("pay p99, c=%d, under a /metrics+/readyz flood vs alone", opsFloodPayers),
+		fmt.Sprintf("%s vs %s ms = %.2f× (%d clients, %.0f ops req/s)", ms(flooded.p99), ms(quiet.p99), floodRatio, opsFloodClients, r.opsFlood.rate),
+		fmt.Sprintf("≤ %.0f×", targetOpsFlood), verdict(floodRatio > 0 && floodRatio <= targetOpsFlood))
 	for _, h := range []int{r.cfg.smallHistory, r.cfg.largeHistory} {
 		tick := missing
 		if d := r.tick[h]; d > 0 {
