@@ -143,15 +143,15 @@ func TestLatePaySuccessAfterTheRefundLeavesTheOrderRefundedAndRecordsNothing(t *
 	inbox := count(t, s.TradeDB, `SELECT count(*) FROM processed_messages`)
 
 	// The late copies: the same message re-sent, and the same payment
-	// announced again under a new id.
+	// announced again under a new id, both by pay's own broker user.
 	for _, id := range []string{paySuccess.MessageId, uuid.NewString()} {
-		s.withChannel(t, func(ch *amqp.Channel) int {
+		s.withChannelOf(t, s.PayBroker.URL, func(ch *amqp.Channel) int {
 			if err := ch.Confirm(false); err != nil {
 				t.Fatal(err)
 			}
 			dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), s.PayExchange, "pay.success", true, false, amqp.Publishing{
 				ContentType: "application/json", DeliveryMode: amqp.Persistent, MessageId: id, Type: "pay.success", AppId: "pay",
-				Timestamp: time.Now(), Body: paySuccess.Body,
+				Timestamp: time.Now(), Body: paySuccess.Body, UserId: s.PayBroker.Name,
 			})
 			if err != nil || !dc.Wait() {
 				t.Fatalf("re-send pay.success: %v", err)

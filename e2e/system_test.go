@@ -114,7 +114,14 @@ func (s *system) queueDepth(t *testing.T, queue string) int {
 
 func (s *system) withChannel(t *testing.T, fn func(ch *amqp.Channel) int) int {
 	t.Helper()
-	conn, err := amqp.Dial(s.AMQPURL)
+	return s.withChannelOf(t, s.AMQPURL, fn)
+}
+
+// withChannelOf runs fn on a channel of a connection to amqpURL: pay's
+// broker user's, for what must reach trade as pay's own.
+func (s *system) withChannelOf(t *testing.T, amqpURL string, fn func(ch *amqp.Channel) int) int {
+	t.Helper()
+	conn, err := amqp.Dial(amqpURL)
 	if err != nil {
 		t.Fatal(err)
 	}
