@@ -135,19 +135,20 @@ func runScenario(t *testing.T, w wiring, sc scenario, n int) row {
 	t.Helper()
 	var amqpURL string
 	var stats unackedReader
+	var ctl testenv.Ctl
 	var cluster *testenv.RabbitCluster
 	var node *testenv.RabbitNode
 	switch {
 	case sc.cluster:
 		cluster = testenv.StartRabbitCluster(t, 3)
-		amqpURL, stats = cluster.URL, viaCtl(cluster.Ctl)
+		amqpURL, stats, ctl = cluster.URL, viaCtl(cluster.Ctl), cluster.Ctl
 	case sc.privateBroker:
 		node = testenv.StartRabbitNode(t)
-		amqpURL, stats = node.URL, viaCtl(node.TryCtl)
+		amqpURL, stats, ctl = node.URL, viaCtl(node.TryCtl), node.TryCtl
 	default:
 		amqpURL, stats = testenv.AMQPURL(t), testBrokerStats(t)
 	}
-	sys := newSystem(t, w, amqpURL, stats)
+	sys := newSystem(t, w, amqpURL, ctl, stats)
 	var patroni *testenv.PatroniCluster
 	if sc.patroni != "" {
 		patroni = testenv.StartPatroniCluster(t, testenv.PatroniOptions{Async: w.asyncReplication})

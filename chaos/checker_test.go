@@ -18,7 +18,7 @@ import (
 // databases or the broker, and wants the counter of the table that watches
 // that promise to fire — and the run to be judged broken.
 func TestChaosCheckerSeesEveryInvariantBroken(t *testing.T) {
-	r := &run{system: newSystem(t, safeWiring, testenv.AMQPURL(t), testBrokerStats(t)), n: 40}
+	r := &run{system: newSystem(t, safeWiring, testenv.AMQPURL(t), nil, testBrokerStats(t)), n: 40}
 	r.standard(t)
 	res := <-r.goLoad(r.spread)
 	res.awaitRefunds()

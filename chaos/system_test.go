@@ -75,8 +75,9 @@ type instance struct {
 }
 
 // newSystem is a scenario's system on the broker at amqpURL (the test
-// broker, a private node, a cluster), whose statistics unacked reads.
-func newSystem(t *testing.T, w wiring, amqpURL string, unacked unackedReader) *system {
+// broker, a private node, a cluster), whose statistics unacked reads and
+// whose broker users ctl adds (nil: the test broker's rabbitmqctl).
+func newSystem(t *testing.T, w wiring, amqpURL string, ctl testenv.Ctl, unacked unackedReader) *system {
 	t.Helper()
 	s := &system{
 		System:  systest.NewOnBroker(t, "chaos", amqpURL, ctl, systest.FaultInject),

@@ -55,7 +55,7 @@ type PublisherConfig struct {
 	// that first published it. The broker takes it only from a user tagged
 	// impersonator, and closes the channel (406) for anyone else.
 	Impersonate bool
-	Logger         *slog.Logger  // [discard]
+	Logger      *slog.Logger // [discard]
 }
 
 // Publisher publishes batches of mandatory messages with publisher confirms
