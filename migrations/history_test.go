@@ -86,7 +86,9 @@ func releasedSets(tb testing.TB, dir string) []released {
 			}
 			files[dir+"/"+strings.TrimPrefix(path, dir+"/")] = &fstest.MapFile{Data: []byte(body)}
 		}
-		if len(files) > 0 {
+		// A commit holding two migrations of one version could migrate no
+		// database (golang-migrate refuses it), so it released nothing.
+		if len(files) > 0 && !reusesAVersion(files) {
 			sets = append(sets, released{commit: commit, files: files})
 		}
 	}
@@ -303,4 +305,22 @@ func diff(got, want []string) []string {
 		}
 	}
 	return out
+}
+
+// reusesAVersion reports whether two migrations in files share a version.
+func reusesAVersion(files fstest.MapFS) bool {
+	names := map[string]string{}
+	for path := range files {
+		base := path[strings.LastIndex(path, "/")+1:]
+		version, name, ok := strings.Cut(base, "_")
+		if !ok {
+			continue
+		}
+		name = strings.TrimSuffix(strings.TrimSuffix(name, ".up.sql"), ".down.sql")
+		if seen, ok := names[version]; ok && seen != name {
+			return true
+		}
+		names[version] = name
+	}
+	return false
 }
