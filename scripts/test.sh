@@ -34,6 +34,12 @@ finish() {
 }
 trap finish EXIT
 
+# Every Go file as gofmt writes it.
+unformatted=$(gofmt -l .)
+if [[ -n $unformatted ]]; then
+  printf 'gofmt -l lists files that are not formatted:\n%s\n' "$unformatted" >&2
+  exit 1
+fi
 scripts/test-infra.sh
 scripts/install-tools.sh chromium compose promtool patroni
 $GO vet ./...

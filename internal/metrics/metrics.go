@@ -120,11 +120,6 @@ func Counter(reg prometheus.Registerer, name, help string, count func() int64) {
 		func() float64 { return float64(count()) }))
 }
 
-// Gauge registers a gauge whose value is read from value at scrape time.
-func Gauge(reg prometheus.Registerer, name, help string, value func() float64) {
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}, value))
-}
-
 // Latency registers a latency histogram in seconds and returns the
 // function that records one duration in it.
 func Latency(reg prometheus.Registerer, name, help string) func(time.Duration) {

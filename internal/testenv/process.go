@@ -184,11 +184,6 @@ func (p *Process) Exited() bool {
 // /proc, a profile).
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
-// String names the process for test messages.
-func (p *Process) String() string {
-	return fmt.Sprintf("%s at %s", p.Name, p.BaseURL)
-}
-
 // RunFunc is the signature of a service's run function in its main package.
 type RunFunc func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
 

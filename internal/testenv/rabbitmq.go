@@ -270,15 +270,7 @@ func (n *RabbitNode) Kill(tb testing.TB) {
 	}
 }
 
-// Stop shuts the node down cleanly.
-func (n *RabbitNode) Stop(tb testing.TB) {
-	tb.Helper()
-	if err := n.run("stop"); err != nil {
-		tb.Fatalf("stop %s: %v", n.Name, err)
-	}
-}
-
-// Start starts the node again after Kill or Stop, on the same ports and
+// Start starts the node again after Kill, on the same ports and
 // with the same data, and waits until it accepts connections.
 func (n *RabbitNode) Start(tb testing.TB) {
 	tb.Helper()
