@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -50,14 +51,13 @@ func (s *Store) ApplyPayOrder(ctx context.Context, req pay.Apply) (pay.PayOrder,
 		if closed {
 			return pay.ErrPayOrderClosed
 		}
-		now := s.now()
 		order, err = scanPayOrder(tx.QueryRow(ctx, `
 			INSERT INTO pay_orders (biz_order_no, biz_user_id, amount, status, pay_channel_code, pay_type,
 				order_info, pay_over_time, create_time, update_time)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8::interval, now(), now())
 			RETURNING `+payOrderColumns,
 			req.BizOrderNo, req.BizUserID, req.Amount, pay.Waiting, req.PayChannelCode, req.PayType,
-			req.OrderInfo, now.Add(pay.PayWindow), now))
+			req.OrderInfo, pay.PayWindow))
 		if err != nil {
 			return fmt.Errorf("insert pay order for business order %d: %w", req.BizOrderNo, err)
 		}
@@ -131,8 +131,11 @@ func (s *Store) Pay(ctx context.Context, p pay.Payment) (pay.PaymentResult, erro
 // a busy database; the bench's profile showed pay's time going to them
 // once bcrypt was paid for.
 func (s *Store) payInTx(ctx context.Context, tx pgx.Tx, p pay.Payment) (pay.PayOrder, outbox.Event, error) {
+	// The database's time comes with the lock: the expiry it is checked
+	// against was written on it.
+	var now time.Time
 	order, err := scanPayOrder(tx.QueryRow(ctx, `
-		SELECT `+payOrderColumns+` FROM pay_orders WHERE id = $1 FOR UPDATE`, p.PayOrderID))
+		SELECT `+payOrderColumns+`, now() FROM pay_orders WHERE id = $1 FOR UPDATE`, p.PayOrderID), &now)
 	if err != nil {
 		if errors.Is(err, pay.ErrPayOrderNotFound) {
 			return order, outbox.Event{}, err
@@ -143,7 +146,7 @@ func (s *Store) payInTx(ctx context.Context, tx pgx.Tx, p pay.Payment) (pay.PayO
 		// Someone else's pay order is, to this user, no pay order at all.
 		return order, outbox.Event{}, pay.ErrPayOrderNotFound
 	}
-	now := s.now()
+	now = now.UTC()
 	if err := order.CheckPayable(now); err != nil {
 		return order, outbox.Event{}, err
 	}
@@ -243,7 +246,7 @@ func saveIdempotencyKey(ctx context.Context, tx pgx.Tx, p pay.Payment, order pay
 // PurgeIdempotencyKeys forgets idempotency keys older than the retention
 // period; a retry after that is treated as a new request.
 func (s *Store) PurgeIdempotencyKeys(ctx context.Context) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, s.now().Add(-pay.IdempotencyKeyRetention))
+	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < now() - $1::interval`, pay.IdempotencyKeyRetention)
 	if err != nil {
 		return 0, fmt.Errorf("purge idempotency keys: %w", err)
 	}
@@ -279,8 +282,8 @@ func (s *Store) ClosePayOrder(ctx context.Context, bizOrderNo int64) (pay.PayOrd
 		case pay.Closed, pay.Refunded:
 			// Neither can ever be paid (again): closed already.
 		default:
-			tag, err := tx.Exec(ctx, `UPDATE pay_orders SET status = $2, update_time = $3 WHERE id = $1 AND status = $4`,
-				order.ID, pay.Closed, s.now(), order.Status)
+			tag, err := tx.Exec(ctx, `UPDATE pay_orders SET status = $2, update_time = now() WHERE id = $1 AND status = $3`,
+				order.ID, pay.Closed, order.Status)
 			if err != nil {
 				return fmt.Errorf("close pay order %d: %w", order.ID, err)
 			}

@@ -60,9 +60,21 @@ func New(pool *pgxpool.Pool, cfg Config) *Store {
 }
 
 // now is the store's clock at PostgreSQL's precision, so that what a method
-// returns equals what a later read returns.
+// returns equals what a later read returns: the password lockout's.
 func (s *Store) now() time.Time {
 	return s.cfg.Now().UTC().Truncate(time.Microsecond)
+}
+
+// dbNow is the database's time in the transaction of q: what a pay order's,
+// a payment's and a refund's times are written with, since they are
+// compared with the database's clock (the expiry, reconcile's in-flight
+// window), whatever the clock of the host pay runs on says.
+func dbNow(ctx context.Context, q querier) (time.Time, error) {
+	var now time.Time
+	if err := q.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("read the database's time: %w", err)
+	}
+	return now.UTC(), nil
 }
 
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {

@@ -86,7 +86,10 @@ func (s *Store) refundInTx(ctx context.Context, tx pgx.Tx, messageID string, req
 	if found {
 		rejection = order.RefundRejection(req)
 	}
-	now := s.now()
+	now, err := dbNow(ctx, tx)
+	if err != nil {
+		return 0, false, err
+	}
 	var payOrderID *int64
 	if found {
 		payOrderID = &order.ID

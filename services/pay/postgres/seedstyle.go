@@ -27,11 +27,14 @@ func (s SeedRefunds) Refund(ctx context.Context, _ string, req pay.RefundRequest
 		ev     outbox.Event
 	)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		now := s.now()
+		now, err := dbNow(ctx, tx)
+		if err != nil {
+			return err
+		}
 		var id, user, total int64
 		// The pay order's CHECKs cap what it records as refunded; the
 		// wallet is credited the whole request, every time.
-		err := tx.QueryRow(ctx, `
+		err = tx.QueryRow(ctx, `
 			UPDATE pay_orders SET refunded_amount = least(amount, refunded_amount + $4),
 				status = CASE WHEN refunded_amount + $4 >= amount THEN $2 ELSE status END,
 				refund_time = $3, update_time = $3
