@@ -32,4 +32,4 @@ export TEST_RABBITMQ_NODE_DIR TEST_RABBITMQ_ROOT
 export PAYTRADE_CHAOS_BROKER_RESTART=1
 $GO test -race -count=1 -timeout 20m ./internal/broker ./internal/outbox ./services/trade/amqp \
   ./services/pay/httpapi ./cmd/pay ./cmd/trade ./cmd/paytradectl ./e2e
-$GO test -race -count=1 -timeout 10m ./chaos
+$GO test -race -count=1 -timeout 20m ./chaos

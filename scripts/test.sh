@@ -48,5 +48,5 @@ $GO vet -tags faultinject ./...
 $GO test -race -count=1 -timeout 20m $($GO list ./... | grep -v /chaos$)
 $GO test -race -count=1 -tags faultinject "${fault_packages[@]}"
 $GO test -race -count=1 -tags faultinject -run "$seed_tests" "${seed_packages[@]}"
-$GO test -race -count=1 -timeout 10m ./chaos
+$GO test -race -count=1 -timeout 20m ./chaos
 GO=$GO scripts/test-rabbitmq4.sh
