@@ -199,15 +199,28 @@ func refundOnce(ctx context.Context, p payment, urls func() []string, pick int) 
 			}
 			return r.RefundID == first
 		case err == nil && status == http.StatusConflict && first != "":
-			// Refunded, and the refund forgotten: asking again must
-			// answer with it, not refuse.
-			return false
+			// Nothing remains to refund: the first refund was credited
+			// before the second ask. It must be the order's one refund.
+			return onlyRefund(ctx, base, p, first)
 		case err == nil && status == http.StatusConflict:
 			// not_refundable: the order is not paid at trade yet.
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	return false
+}
+
+// onlyRefund reports whether the order's refunds, as trade lists them to
+// its owner, are the one refund first and nothing else.
+func onlyRefund(ctx context.Context, base string, p payment, first string) bool {
+	status, body, err := client.Send(ctx, http.MethodGet, fmt.Sprintf("%s/orders/%d/refunds", base, p.orderID), p.token, "", nil)
+	var refunds []struct {
+		RefundID string `json:"refundId"`
+	}
+	if err != nil || status != http.StatusOK || json.Unmarshal(body, &refunds) != nil {
+		return false
+	}
+	return len(refunds) == 1 && refunds[0].RefundID == first
 }
 
 // payOnce is one buyer's request with its retries. It returns "paid" for
