@@ -79,6 +79,9 @@ func (p *InlinePublisher) Publish(ctx context.Context, msg Message) error {
 	if err != nil {
 		return err
 	}
+	// The seed style loses messages, but not their sender: consumers
+	// apply only what names its publisher, as the confirmed path does.
+	msg.Publishing.UserId = p.sup.User()
 	if err := ch.PublishWithContext(ctx, msg.Exchange, msg.RoutingKey, false, false, msg.Publishing); err != nil {
 		return fmt.Errorf("publish %s: %w", msg.Publishing.MessageId, err)
 	}
