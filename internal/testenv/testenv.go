@@ -257,19 +257,6 @@ func Watch(tb testing.TB, amqpURL, exchange, key string) <-chan amqp.Delivery {
 	return deliveries
 }
 
-// FreeAddr returns a loopback address whose port is free right now, for a
-// process that must be told its address before it starts (or restarts on
-// the same one).
-func FreeAddr(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // SetDatabase sets a server parameter for every new session of the
 // database at dbURL (ALTER DATABASE … SET) and ends its open sessions, so
 // that pools reconnect under it at once: default_transaction_read_only=on
