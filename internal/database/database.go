@@ -175,6 +175,44 @@ func inTxOnce(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (err e
 	return nil
 }
 
+// Statement runs fn on one connection of the pool: statements that commit
+// on their own, with no BEGIN and no COMMIT, so that a change made by one
+// statement costs one round trip. Its outcome is reported as InTx reports a
+// commit's: a connection lost while fn ran is ErrCommitOutcomeUnknown (the
+// statement may have committed), and so is a commit whose wait for the
+// synchronous standby was canceled; a serialization failure or a deadlock
+// runs fn again.
+func Statement(ctx context.Context, pool *pgxpool.Pool, fn func(conn *pgxpool.Conn) error) error {
+	var err error
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		err = statementOnce(ctx, pool, fn)
+		if err == nil || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(attempt*attempt) * 5 * time.Millisecond)
+	}
+	return err
+}
+
+func statementOnce(ctx context.Context, pool *pgxpool.Pool, fn func(conn *pgxpool.Conn) error) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire: %w", err)
+	}
+	defer conn.Release()
+	canceled := watchSyncWait(conn.Conn().PgConn())
+	err = fn(conn)
+	switch {
+	case err != nil && commitMayHaveHappened(err):
+		return &commitUnknownError{cause: err}
+	case err != nil:
+		return err
+	case canceled.Load():
+		return &commitUnknownError{cause: ErrNotReplicated}
+	}
+	return nil
+}
+
 // ErrNotReplicated is ExecReplicated's error when its commit did not reach
 // the synchronous standby: the wait for it was canceled.
 var ErrNotReplicated = errors.New("the wait for the synchronous standby was canceled: committed on the primary, perhaps not on its standby")

@@ -4,15 +4,19 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // Proxy forwards TCP connections from a loopback port to a target and can cut them.
+// It also counts round trips: turns of the conversation on the wire.
 type Proxy struct {
 	target string
 	ln     net.Listener
 	wg     sync.WaitGroup
+
+	roundTrips atomic.Int64
 
 	mu     sync.Mutex
 	down   bool
@@ -27,6 +31,9 @@ type Proxy struct {
 type link struct {
 	client net.Conn
 	done   chan struct{} // closed by cut
+	// asked is set when the client sends bytes and cleared by the first
+	// bytes the target sends back: one round trip.
+	asked atomic.Bool
 
 	mu       sync.Mutex
 	upstream net.Conn // nil until dialled
@@ -150,8 +157,8 @@ func (p *Proxy) forward(l *link) {
 		return
 	}
 	done := make(chan struct{}, 2)
-	go func() { p.pipe(l, up, l.client); done <- struct{}{} }()
-	go func() { p.pipe(l, l.client, up); done <- struct{}{} }()
+	go func() { p.pipe(l, up, l.client, l.ask); done <- struct{}{} }()
+	go func() { p.pipe(l, l.client, up, p.answer(l)); done <- struct{}{} }()
 	// Either direction ending ends the link, so the other side sees the
 	// failure too instead of a half-open connection.
 	<-done
@@ -159,12 +166,44 @@ func (p *Proxy) forward(l *link) {
 	<-done
 }
 
-// pipe copies src to dst, holding each chunk while the proxy is stalled.
-func (p *Proxy) pipe(l *link, dst, src net.Conn) {
+// RoundTrips returns how many round trips have crossed the proxy: times a
+// client sent something and then heard back, however many messages either
+// side packed into its turn. A pipelined batch is one; a prepare before an
+// execute, or a ping before a query, is one more. Bytes the target sends
+// unasked (a notice, a notification) are none.
+func (p *Proxy) RoundTrips() int64 {
+	return p.roundTrips.Load()
+}
+
+// CountRoundTrips returns how many round trips through p fn made. Only fn
+// may use p meanwhile.
+func (p *Proxy) CountRoundTrips(fn func()) int64 {
+	before := p.RoundTrips()
+	fn()
+	return p.RoundTrips() - before
+}
+
+// ask notes that the client has the floor.
+func (l *link) ask() { l.asked.Store(true) }
+
+// answer returns what the target's first bytes after a client's turn do:
+// count a round trip.
+func (p *Proxy) answer(l *link) func() {
+	return func() {
+		if l.asked.CompareAndSwap(true, false) {
+			p.roundTrips.Add(1)
+		}
+	}
+}
+
+// pipe copies src to dst, holding each chunk while the proxy is stalled;
+// sent is called as each chunk is read, before it is passed on.
+func (p *Proxy) pipe(l *link, dst, src net.Conn, sent func()) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			sent()
 			p.mu.Lock()
 			flowing := p.flowing
 			p.mu.Unlock()

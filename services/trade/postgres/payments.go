@@ -7,26 +7,34 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/paytrade/paytrade/internal/correlation"
+	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/services/trade"
 )
 
 // ApplyPayment marks the payment's order paid, at most once per message.
 //
-// In one transaction: the message id goes into the inbox first, so a
+// A message's usual cases take one statement, which commits on its own: one
+// round trip, the consumer's hot path (see payInOneTrip). Every other case
+// is one transaction: the message id goes into the inbox first, so a
 // concurrent or later copy of the same message waits for this one and then
 // finds it there; then the conditional UPDATE pays the order only if it is
 // unpaid, owned by the payer and of exactly the amount paid. When the
 // UPDATE matches nothing, the order says why: paid before by this payment
 // (a duplicate), or not payable by it (a discrepancy, recorded once per
 // payment and reason).
-//
-// For a message, the inbox row and the UPDATE are one statement, so the
-// usual case costs three round trips (begin, statement, commit): this is
-// the consumer's hot path, and the bench's profile showed trade's time
-// going to round trips.
 func (s *Store) ApplyPayment(ctx context.Context, messageID string, p trade.Payment, source trade.PaymentSource) (trade.Outcome, error) {
+	if messageID != "" {
+		outcome, done, err := s.payInOneTrip(ctx, messageID, p)
+		if err != nil {
+			return 0, fmt.Errorf("apply payment of order %d: %w", p.BizOrderNo, err)
+		}
+		if done {
+			return outcome, nil
+		}
+	}
 	var outcome trade.Outcome
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
@@ -44,6 +52,42 @@ func (s *Store) ApplyPayment(ctx context.Context, messageID string, p trade.Paym
 		s.eventsCommitted() // its compensating refund.requested, if new
 	}
 	return outcome, nil
+}
+
+// payInOneTrip applies a message in one statement that commits on its own,
+// when it can: the conditional UPDATE pays an unpaid order of exactly the
+// payment by its payer unless the inbox holds the message, and the inbox
+// row is written only with the order paid, so the statement either does
+// both or writes nothing. A message the inbox holds is a duplicate. Done is
+// false when the statement wrote nothing and the message is new (a
+// discrepancy, or a copy that lost the race for the order's row lock):
+// ApplyPayment's transaction then finds out which, the inbox row first.
+func (s *Store) payInOneTrip(ctx context.Context, messageID string, p trade.Payment) (outcome trade.Outcome, done bool, err error) {
+	var paid, seen bool
+	err = database.Statement(ctx, s.pool, func(conn *pgxpool.Conn) error {
+		return conn.QueryRow(ctx, `
+			WITH seen AS (
+				SELECT FROM processed_messages WHERE message_id = $1
+			), paid AS (
+				UPDATE orders SET status = $4, pay_time = $5, update_time = now()
+				WHERE id = $2 AND status = $6 AND user_id = $7 AND total_fee = $8 AND NOT EXISTS (SELECT FROM seen)
+				RETURNING id
+			), inbox AS (
+				INSERT INTO processed_messages (message_id, biz_order_no, outcome) SELECT $1, $2, $3 FROM paid
+			)
+			SELECT EXISTS (SELECT FROM paid), EXISTS (SELECT FROM seen)`,
+			messageID, p.BizOrderNo, trade.Applied.String(),
+			trade.Paid, p.PaidAt.UTC(), trade.Unpaid, p.UserID, p.Amount).Scan(&paid, &seen)
+	})
+	switch {
+	case err != nil:
+		return 0, false, fmt.Errorf("mark order %d paid for message %s: %w", p.BizOrderNo, messageID, err)
+	case paid:
+		return trade.Applied, true, nil
+	case seen:
+		return trade.Duplicate, true, nil
+	}
+	return 0, false, nil
 }
 
 // markPaidOnce records messageID in the inbox and, only if it was not

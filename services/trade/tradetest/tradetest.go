@@ -55,3 +55,10 @@ func Discrepancies(tb testing.TB, store *postgres.Store) []postgres.DiscrepancyR
 	}
 	return d
 }
+
+// NewCountingPool returns a pool of one connection to a fresh trade
+// database and the proxy that counts its round trips.
+func NewCountingPool(tb testing.TB) (*pgxpool.Pool, *testenv.Proxy) {
+	tb.Helper()
+	return testenv.NewCountingPool(tb, migrations.FS, migrations.Trade)
+}
