@@ -51,19 +51,9 @@ func TestPaymentWhosePrimaryDiesDuringCommitAnswers503AndItsRetryDebitsOnce(t *t
 	// The payment's transaction locks its pay order first; that is when
 	// the synchronous standby stops acknowledging.
 	var frozen *testenv.FrozenReplication
-	lock := &onQuery{text: "FOR UPDATE", fn: func() { frozen = standby.FreezeReplication(t) }}
+	lock := &onQuery{text: "FROM pay_orders WHERE id = $1 FOR UPDATE", fn: func() { frozen = standby.FreezeReplication(t) }}
+	h, store := clusterHarness(t, dbURL, lock)
 	ctx := context.Background()
-	pool, err := database.Open(ctx, dbURL, func(cfg *pgxpool.Config) { cfg.ConnConfig.Tracer = lock })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	store := postgres.New(pool, paytest.StoreConfig(testenv.Name(t, "pay.topic")))
-	h := &harness{pool: pool, srv: httptest.NewServer(httpapi.NewHandler(store, httpapi.Config{
-		Auth:              keys.Authenticator(auth.AudiencePay),
-		IdempotencySecret: []byte("idem"),
-	}))}
-	t.Cleanup(h.srv.Close)
 	paytest.Funded(t, store, 1, 10_000)
 	po := paytest.Applied(t, store, 1, 77, 2_500)
 	path := fmt.Sprintf("/pay-orders/%d", po.ID)
@@ -98,10 +88,116 @@ func TestPaymentWhosePrimaryDiesDuringCommitAnswers503AndItsRetryDebitsOnce(t *t
 		}
 		return last.status == http.StatusOK
 	})
-	snap := paytest.Snap(t, pool)
+	snap := paytest.Snap(t, h.pool)
 	if snap.Debits != 1 || snap.Balances[1] != 7_500 {
 		t.Fatalf("after the retry: %d debits, balance %d; want exactly one debit, balance 7500", snap.Debits, snap.Balances[1])
 	}
-	paytest.CheckInvariants(t, pool)
+	paytest.CheckInvariants(t, h.pool)
 	t.Logf("first answer %d %s; retry answered %d; leader now %s", first.status, first.code(), last.status, c.Leader(t).Name)
+}
+
+// clusterHarness is pay's HTTP API on a database of a Patroni cluster, its
+// pool traced by tracer (nil: none); no relay, no broker.
+func clusterHarness(t *testing.T, dbURL string, tracer pgx.QueryTracer) (*harness, *postgres.Store) {
+	t.Helper()
+	pool, err := database.Open(context.Background(), dbURL, func(cfg *pgxpool.Config) {
+		if tracer != nil {
+			cfg.ConnConfig.Tracer = tracer
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	store := postgres.New(pool, paytest.StoreConfig(testenv.Name(t, "pay.topic")))
+	h := &harness{pool: pool, store: store, srv: httptest.NewServer(httpapi.NewHandler(store, httpapi.Config{
+		Auth:              keys.Authenticator(auth.AudiencePay),
+		IdempotencySecret: []byte("idem"),
+	}))}
+	t.Cleanup(h.srv.Close)
+	return h, store
+}
+
+// A request whose commit's wait for the synchronous standby is canceled is
+// answered 503 commit_outcome_unknown: its change is on the primary only.
+// Its retry under the same Idempotency-Key finds the stored answer there;
+// replayed at once, it would tell the client of a payment (or a deposit)
+// that a failover now takes back. The replay must wait for the standby as
+// the commit did: answered only once the standby has the change, and 503
+// again if that wait is canceled too.
+func TestAReplayIsAnsweredOnlyOnceTheSynchronousStandbyHasWhatItReplays(t *testing.T) {
+	c := testenv.StartPatroniCluster(t, testenv.PatroniOptions{})
+	dbURL := c.NewDatabase(t, migrations.FS, migrations.Pay)
+	h, store := clusterHarness(t, dbURL, nil)
+	paytest.Funded(t, store, 1, 10_000)
+	po := paytest.Applied(t, store, 1, 78, 2_500)
+	ctx := context.Background()
+	admin, err := database.Open(ctx, c.Leader(t).NodeURL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(admin.Close)
+	// syncWaits is how many backends wait for the standby; cancel, when
+	// true, cancels their waits, as an operator's pg_cancel_backend does.
+	syncWaits := func(cancel bool) int {
+		var n int
+		q := `SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'`
+		if cancel {
+			q = `SELECT count(*) FILTER (WHERE pg_cancel_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'`
+		}
+		if err := admin.QueryRow(ctx, q).Scan(&n); err != nil {
+			t.Logf("pg_stat_activity: %v", err)
+			return 0
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		name string
+		send func() response
+	}{
+		{"payment", func() response {
+			return h.call(t, http.MethodPost, fmt.Sprintf("/pay-orders/%d", po.ID), userToken(t, 1), `{"pw":"123"}`, "Idempotency-Key", "buy-78")
+		}},
+		{"deposit", func() response {
+			return h.call(t, http.MethodPost, "/accounts/1/deposits", operatorToken(t), `{"amount":500}`, "Idempotency-Key", "top-up-1")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			frozen := c.SyncStandby(t).FreezeReplication(t)
+			// Every commit of the request waits for the standby (the
+			// password check's too); each wait is canceled, as an
+			// operator's pg_cancel_backend or a statement timeout does.
+			ask := func(what string) response {
+				answered := make(chan response, 1)
+				go func() { answered <- tc.send() }()
+				var got response
+				testenv.WaitFor(t, 30*time.Second, what+" to be answered, each of its waits for the standby canceled", func() bool {
+					select {
+					case got = <-answered:
+						return true
+					default:
+						syncWaits(true)
+						return false
+					}
+				})
+				return got
+			}
+			if first := ask("the " + tc.name); first.status != http.StatusServiceUnavailable || first.code() != "commit_outcome_unknown" {
+				t.Fatalf("the %s whose wait for the standby was canceled: %d %s, want 503 commit_outcome_unknown", tc.name, first.status, first.body)
+			}
+			if replay := ask("its replay"); replay.status != http.StatusServiceUnavailable || replay.code() != "commit_outcome_unknown" {
+				t.Fatalf("the %s's replay while the standby does not have it: %d %s, want 503 commit_outcome_unknown: a failover now would take back what it tells",
+					tc.name, replay.status, replay.body)
+			}
+			frozen.Thaw()
+			if replay := tc.send(); replay.status/100 != 2 || replay.header.Get("Idempotent-Replayed") != "true" {
+				t.Fatalf("the %s's replay once the standby has it: %d %s, want it replayed", tc.name, replay.status, replay.body)
+			}
+		})
+	}
+	snap := paytest.Snap(t, h.pool)
+	if snap.Debits != 1 || snap.Balances[1] != 8_000 {
+		t.Fatalf("%d debits, balance %d; want one debit and one deposit: 10000 - 2500 + 500", snap.Debits, snap.Balances[1])
+	}
+	paytest.CheckInvariants(t, h.pool)
 }

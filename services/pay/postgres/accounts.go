@@ -62,7 +62,8 @@ func (s *Store) Deposit(ctx context.Context, d pay.Deposit) (pay.DepositResult, 
 		}
 		var first pay.Deposit
 		var balance int64
-		err := tx.QueryRow(ctx, `SELECT user_id, amount, balance_after FROM deposits WHERE idempotency_key = $1`,
+		// FOR UPDATE: replayed only once the standby has it, as a payment is (claimIdempotencyKey).
+		err := tx.QueryRow(ctx, `SELECT user_id, amount, balance_after FROM deposits WHERE idempotency_key = $1 FOR UPDATE`,
 			d.IdempotencyKey).Scan(&first.UserID, &first.Amount, &balance)
 		switch {
 		case err == nil:

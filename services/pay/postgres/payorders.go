@@ -212,7 +212,12 @@ func (s *Store) claimIdempotencyKey(ctx context.Context, tx pgx.Tx, p pay.Paymen
 		hash  []byte
 		saved []byte
 	)
-	err := tx.QueryRow(ctx, `SELECT request_hash, pay_order FROM idempotency_keys WHERE user_id = $1 AND key = $2`,
+	// FOR UPDATE writes the row's lock to WAL, so this transaction's commit
+	// waits for the synchronous standby like any write's, and with it for
+	// the commit that stored the answer (WAL is flushed in order): a
+	// payment whose own wait was canceled is replayed only once a failover
+	// can no longer take it back.
+	err := tx.QueryRow(ctx, `SELECT request_hash, pay_order FROM idempotency_keys WHERE user_id = $1 AND key = $2 FOR UPDATE`,
 		p.UserID, p.IdempotencyKey).Scan(&hash, &saved)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return pay.PaymentResult{}, false, nil
