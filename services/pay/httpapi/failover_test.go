@@ -201,3 +201,104 @@ func TestAReplayIsAnsweredOnlyOnceTheSynchronousStandbyHasWhatItReplays(t *testi
 	}
 	paytest.CheckInvariants(t, h.pool)
 }
+
+// A pay order's id comes from a sequence, which a promoted standby hands
+// out again past what it has of the old primary's WAL. Nothing answered
+// may be among what it lacks: pay orders applied for before a failover
+// and answered keep their ids to themselves afterwards. The last ones are
+// applied for while the standbys receive nothing, more of them than a
+// sequence logs ahead (32); each wait for the standby is canceled, and
+// then the primary dies and a standby without them is promoted.
+func TestAPayOrderIDAnsweredBeforeAFailoverIsNeverHandedOutAgain(t *testing.T) {
+	c := testenv.StartPatroniCluster(t, testenv.PatroniOptions{})
+	dbURL := c.NewDatabase(t, migrations.FS, migrations.Pay)
+	h, store := clusterHarness(t, dbURL, nil)
+	paytest.Funded(t, store, 1, 10_000)
+	ctx := context.Background()
+	leader := c.Leader(t)
+	admin, err := database.Open(ctx, leader.NodeURL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(admin.Close)
+	// apply asks for business order biz's pay order, canceling every wait
+	// for the standby meanwhile, and returns its id if it was answered.
+	apply := func(biz int) (int64, bool) {
+		answered := make(chan response, 1)
+		go func() {
+			answered <- h.call(t, http.MethodPost, "/pay-orders", serviceToken(t),
+				fmt.Sprintf(`{"bizOrderNo":%d,"bizUserId":1,"amount":100,"payChannelCode":"balance","payType":5}`, biz))
+		}()
+		var r response
+		testenv.WaitFor(t, time.Minute, fmt.Sprintf("business order %d's pay order to be answered", biz), func() bool {
+			select {
+			case r = <-answered:
+				return true
+			default:
+				_, _ = admin.Exec(ctx, `SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'`)
+				return false
+			}
+		})
+		if r.status/100 != 2 {
+			if r.status != http.StatusServiceUnavailable {
+				t.Fatalf("apply for business order %d: %d %s, want 2xx or 503", biz, r.status, r.body)
+			}
+			return 0, false
+		}
+		var po struct{ ID int64 }
+		r.decode(t, &po)
+		return po.ID, true
+	}
+	told := map[int64]int{} // id → the business order it was answered for
+	for biz := 1; biz <= 5; biz++ {
+		id, ok := apply(biz)
+		if !ok {
+			t.Fatalf("apply for business order %d before any fault: not answered", biz)
+		}
+		told[id] = biz
+	}
+
+	// The leader's Patroni goes first, so what the cluster knows of the
+	// primary's WAL position stays before what follows: a standby that
+	// lacks it may then be promoted.
+	leader.KillPatroni()
+	testenv.WaitFor(t, 30*time.Second, "every standby to have flushed the primary's WAL", func() bool {
+		var behind int
+		err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_replication WHERE flush_lsn IS NULL OR flush_lsn < pg_current_wal_lsn()`).Scan(&behind)
+		return err == nil && behind == 0
+	})
+	var frozen []*testenv.FrozenReplication
+	for _, n := range c.Nodes {
+		if n != leader {
+			frozen = append(frozen, n.FreezeReplication(t))
+		}
+	}
+	lost := 0
+	for biz := 6; biz <= 45; biz++ {
+		if id, ok := apply(biz); ok {
+			told[id] = biz
+			lost++
+		}
+	}
+	leader.KillPostgres(t)
+	for _, f := range frozen {
+		f.Drop()
+	}
+	testenv.WaitFor(t, 2*time.Minute, "a standby to be promoted and take writes", func() bool {
+		l := c.LeaderNow()
+		return l != nil && l != leader && database.Writable(h.pool)(ctx) == nil
+	})
+	for biz := 101; biz <= 140; biz++ {
+		var id int64
+		testenv.WaitFor(t, time.Minute, fmt.Sprintf("business order %d's pay order on the new primary", biz), func() bool {
+			var ok bool
+			id, ok = apply(biz)
+			return ok
+		})
+		if earlier, ok := told[id]; ok {
+			t.Fatalf("pay order %d of business order %d has the id answered before the failover for business order %d (%d answered while the standbys received nothing)",
+				id, biz, earlier, lost)
+		}
+	}
+	t.Logf("%d pay orders answered before the failover, %d of them while the standbys received nothing", len(told), lost)
+}
