@@ -37,6 +37,8 @@ var dashboardMustShow = map[string]string{
 	"broker reconnects":           "paytrade_broker_reconnects_total",
 	"refunds credited":            "paytrade_refunds_credited_total",
 	"refunds waiting":             "paytrade_refunds_waiting",
+	"refunds by kind":             "paytrade_refunds_credited_by_kind_total",
+	"refunded amount":             "paytrade_refunded_cents_total",
 }
 
 func TestPrometheusConfigPassesPromtoolAndScrapesWhereComposeRunsTheServices(t *testing.T) {

@@ -93,7 +93,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			locks.Add(1)
 			log.Warn("payment password locked", "user_id", l.UserID, "locks_in_a_row", l.Locks, "until", l.Until)
 		},
-		Crash: cfg.Crash,
+		RefundCredited: refundsCredited(reg),
+		Crash:          cfg.Crash,
 	}
 	defer wirePublishMode(cfg, messages.Publishing(), &storeCfg, log)()
 	store := postgres.New(pool, storeCfg)

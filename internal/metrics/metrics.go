@@ -120,6 +120,19 @@ func Counter(reg prometheus.Registerer, name, help string, count func() int64) {
 		func() float64 { return float64(count()) }))
 }
 
+// Tally registers a counter with one label whose series are the given
+// values, each exported from the start (at 0), and returns the function
+// that adds n to the series of one of them: for what a component is told
+// of as it happens, by kind.
+func Tally(reg prometheus.Registerer, name, help, label string, values ...string) func(value string, n int64) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help}, []string{label})
+	for _, v := range values {
+		c.WithLabelValues(v)
+	}
+	reg.MustRegister(c)
+	return func(value string, n int64) { c.WithLabelValues(value).Add(float64(n)) }
+}
+
 // Latency registers a latency histogram in seconds and returns the
 // function that records one duration in it.
 func Latency(reg prometheus.Registerer, name, help string) func(time.Duration) {

@@ -69,6 +69,24 @@ func TestHTTPMetricsLabelRequestsByRoutePatternNotPath(t *testing.T) {
 	}
 }
 
+func TestTallyExportsEveryKindFromTheStartAndAddsToOne(t *testing.T) {
+	t.Parallel()
+	registry, reg := NewRegistry("test")
+	add := Tally(reg, "credits_total", "c", "kind", "whole", "part")
+	if got := scrape(t, registry); !strings.Contains(got, `paytrade_credits_total{kind="part",service="test"} 0`) ||
+		!strings.Contains(got, `paytrade_credits_total{kind="whole",service="test"} 0`) {
+		t.Errorf("before anything is told, the scrape lacks a series at 0:\n%s", got)
+	}
+	add("part", 250)
+	add("part", 50)
+	got := scrape(t, registry)
+	for _, want := range []string{`paytrade_credits_total{kind="part",service="test"} 300`, `paytrade_credits_total{kind="whole",service="test"} 0`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("scrape lacks %s", want)
+		}
+	}
+}
+
 func TestSampledGaugesReportNothingWhenTheSampleFails(t *testing.T) {
 	t.Parallel()
 	registry, reg := NewRegistry("test")

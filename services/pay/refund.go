@@ -71,6 +71,20 @@ func (o PayOrder) RefundRemaining() int64 {
 	return o.Amount - o.RefundedAmount
 }
 
+// The kinds of refund, for the metrics.
+const (
+	RefundWhole = "whole" // all that was paid, at once
+	RefundPart  = "part"  // less than was paid: one of a payment's partial refunds
+)
+
+// RefundKind is the kind of a refund of amount from o.
+func (o PayOrder) RefundKind(amount int64) string {
+	if amount == o.Amount {
+		return RefundWhole
+	}
+	return RefundPart
+}
+
 // Credited is o after amount more was credited back at at: still Paid
 // while something remains, Refunded when the credits reach what was paid.
 func (o PayOrder) Credited(amount int64, at time.Time) PayOrder {

@@ -78,3 +78,15 @@ func TestCreditedPayOrderIsRefundedOnlyWhenItsCreditsReachWhatWasPaid(t *testing
 		}
 	}
 }
+
+func TestRefundKindIsWholeOnlyForAllThatWasPaid(t *testing.T) {
+	o := pay.PayOrder{Amount: 10_000, Status: pay.Paid}
+	for _, tt := range []struct {
+		amount int64
+		want   string
+	}{{10_000, pay.RefundWhole}, {9_999, pay.RefundPart}, {1, pay.RefundPart}} {
+		if got := o.RefundKind(tt.amount); got != tt.want {
+			t.Errorf("RefundKind(%d) = %q, want %q", tt.amount, got, tt.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/paytrade/paytrade/internal/testenv"
 	"github.com/paytrade/paytrade/services/pay"
 	"github.com/paytrade/paytrade/services/pay/paytest"
+	"github.com/paytrade/paytrade/services/pay/postgres"
 )
 
 func partOf(po pay.PayOrder, amount int64) pay.RefundRequest {
@@ -140,5 +142,36 @@ func TestRetriedRefundReportsItsOwnOutcome(t *testing.T) {
 	}
 	if got != pay.RefundApplied || len(refundSuccesses(t, pool)) != 1 {
 		t.Errorf("result %v, want refunded with its refund.success", got)
+	}
+}
+
+func TestEachCreditIsToldOnceAfterItsCommitWithItsKindAndAmount(t *testing.T) {
+	t.Parallel()
+	pool := paytest.NewPool(t)
+	t.Cleanup(func() { paytest.CheckInvariants(t, pool) })
+	type credit struct {
+		kind   string
+		amount int64
+	}
+	var told []credit
+	cfg := paytest.StoreConfig("pay.topic")
+	cfg.RefundCredited = func(kind string, amount int64) { told = append(told, credit{kind, amount}) }
+	store := postgres.New(pool, cfg)
+	po := paidOrder(t, store) // 3000
+
+	part := partOf(po, 1_000)
+	refund(t, store, uuid.NewString(), part)
+	refund(t, store, uuid.NewString(), part) // the same refund id again: a duplicate
+	refund(t, store, "", partOf(po, 2_001))  // more than remains: rejected
+	refund(t, store, uuid.NewString(), partOf(po, 2_000))
+	whole := paytest.Applied(t, store, 1, 8, 500)
+	if _, err := store.Pay(context.Background(), payment(whole, "123")); err != nil {
+		t.Fatalf("pay: %v", err)
+	}
+	refund(t, store, uuid.NewString(), refundOf(whole))
+
+	want := []credit{{pay.RefundPart, 1_000}, {pay.RefundPart, 2_000}, {pay.RefundWhole, 500}}
+	if !slices.Equal(told, want) {
+		t.Errorf("credits told = %v, want %v", told, want)
 	}
 }

@@ -35,6 +35,10 @@ type Config struct {
 	// PasswordLocked, when set, is told of every wallet locked for wrong
 	// payment passwords, for the log and the metrics.
 	PasswordLocked func(pay.PasswordLock)
+	// RefundCredited, when set, is told of every refund credited, after
+	// its commit: its kind (pay.PayOrder.RefundKind) and amount, for the
+	// metrics.
+	RefundCredited func(kind string, amount int64)
 }
 
 // Store implements pay.Service.

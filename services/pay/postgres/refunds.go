@@ -30,10 +30,10 @@ var _ pay.Refunder = (*Store)(nil)
 func (s *Store) Refund(ctx context.Context, messageID string, req pay.RefundRequest, correlationID string) (pay.RefundResult, error) {
 	var (
 		result pay.RefundResult
-		event  bool
+		credit string // the kind of refund credited; "" if none
 	)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		result, event = 0, false
+		result, credit = 0, ""
 		if messageID != "" {
 			tag, err := tx.Exec(ctx, `INSERT INTO processed_messages (message_id, outcome) VALUES ($1, '') ON CONFLICT (message_id) DO NOTHING`, messageID)
 			if err != nil {
@@ -45,7 +45,7 @@ func (s *Store) Refund(ctx context.Context, messageID string, req pay.RefundRequ
 			}
 		}
 		var err error
-		result, event, err = s.refundInTx(ctx, tx, messageID, req, correlationID)
+		result, credit, err = s.refundInTx(ctx, tx, messageID, req, correlationID)
 		if err != nil {
 			return err
 		}
@@ -59,28 +59,32 @@ func (s *Store) Refund(ctx context.Context, messageID string, req pay.RefundRequ
 	if err != nil {
 		return 0, fmt.Errorf("refund %s of business order %d: %w", req.RefundID, req.BizOrderNo, err)
 	}
-	if event {
+	if credit != "" {
 		s.cfg.Crash.Hit(crashpoint.PayAfterRefundCommit)
 		s.cfg.EventsCommitted()
+		if s.cfg.RefundCredited != nil {
+			s.cfg.RefundCredited(credit, req.Amount)
+		}
 	}
 	return result, nil
 }
 
-// refundInTx decides req inside tx and reports whether it wrote an event.
-func (s *Store) refundInTx(ctx context.Context, tx pgx.Tx, messageID string, req pay.RefundRequest, correlationID string) (pay.RefundResult, bool, error) {
+// refundInTx decides req inside tx; when it credits req, and so writes
+// refund.success, it also returns the kind of refund it credited.
+func (s *Store) refundInTx(ctx context.Context, tx pgx.Tx, messageID string, req pay.RefundRequest, correlationID string) (pay.RefundResult, string, error) {
 	order, err := scanPayOrder(tx.QueryRow(ctx, `SELECT `+payOrderColumns+` FROM pay_orders WHERE biz_order_no = $1 FOR UPDATE`, req.BizOrderNo))
 	found := err == nil
 	if err != nil && !errors.Is(err, pay.ErrPayOrderNotFound) {
-		return 0, false, fmt.Errorf("lock pay order of business order %d: %w", req.BizOrderNo, err)
+		return 0, "", fmt.Errorf("lock pay order of business order %d: %w", req.BizOrderNo, err)
 	}
 	// Under the pay order's lock, a refund id decided by a concurrent copy
 	// under another message id is seen here.
 	var decided bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM refunds WHERE refund_id = $1)`, req.RefundID).Scan(&decided); err != nil {
-		return 0, false, fmt.Errorf("look up refund %s: %w", req.RefundID, err)
+		return 0, "", fmt.Errorf("look up refund %s: %w", req.RefundID, err)
 	}
 	if decided {
-		return pay.RefundDuplicate, false, nil
+		return pay.RefundDuplicate, "", nil
 	}
 	rejection := pay.RejectNoPayOrder
 	if found {
@@ -88,7 +92,7 @@ func (s *Store) refundInTx(ctx context.Context, tx pgx.Tx, messageID string, req
 	}
 	now, err := dbNow(ctx, tx)
 	if err != nil {
-		return 0, false, err
+		return 0, "", err
 	}
 	var payOrderID *int64
 	if found {
@@ -102,12 +106,12 @@ func (s *Store) refundInTx(ctx context.Context, tx pgx.Tx, messageID string, req
 			ON CONFLICT (refund_id) DO NOTHING`,
 			req.RefundID, req.BizOrderNo, payOrderID, req.UserID, req.Amount, req.Reason, pay.RefundRejected, rejection, req.RequestedAt.UTC(), now, messageID)
 		if err != nil {
-			return 0, false, fmt.Errorf("record rejection of refund %s: %w", req.RefundID, err)
+			return 0, "", fmt.Errorf("record rejection of refund %s: %w", req.RefundID, err)
 		}
 		if tag.RowsAffected() == 0 {
-			return pay.RefundDuplicate, false, nil
+			return pay.RefundDuplicate, "", nil
 		}
-		return pay.RefundRefused, false, nil
+		return pay.RefundRefused, "", nil
 	}
 
 	// The domain decided under the lock; the UPDATE still moves the pay
@@ -139,11 +143,11 @@ func (s *Store) refundInTx(ctx context.Context, tx pgx.Tx, messageID string, req
 		req.RefundID, req.BizOrderNo, req.Reason, pay.RefundCredited, req.RequestedAt.UTC(), messageID).Scan(&balance)
 	switch {
 	case err != nil:
-		return 0, false, fmt.Errorf("credit account %d for pay order %d: %w", order.BizUserID, order.ID, err)
+		return 0, "", fmt.Errorf("credit account %d for pay order %d: %w", order.BizUserID, order.ID, err)
 	case balance == nil:
 		// Cannot happen under the lock taken above, unless the wallet is
 		// gone; the caller rolls back.
-		return 0, false, fmt.Errorf("credit pay order %d: it moved under its lock or its wallet is missing", order.ID)
+		return 0, "", fmt.Errorf("credit pay order %d: it moved under its lock or its wallet is missing", order.ID)
 	}
 	ev, err := outbox.NewEvent(s.cfg.Exchange, s.cfg.RefundSuccessKey, pay.RefundSuccessType, pay.RefundSuccess{
 		RefundID:      req.RefundID,
@@ -155,12 +159,12 @@ func (s *Store) refundInTx(ctx context.Context, tx pgx.Tx, messageID string, req
 		RefundedAt:    now,
 	}, correlationID)
 	if err != nil {
-		return 0, false, err
+		return 0, "", err
 	}
 	if err := outbox.Insert(ctx, tx, ev); err != nil {
-		return 0, false, err
+		return 0, "", err
 	}
-	return pay.RefundApplied, true, nil
+	return pay.RefundApplied, order.RefundKind(req.Amount), nil
 }
 
 const refundColumns = `refund_id, biz_order_no, pay_order_id, user_id, amount, reason, outcome, coalesce(rejection, ''),
