@@ -389,7 +389,7 @@ func wantReplayed(tb testing.TB, d amqp.Delivery, m amqp.Publishing, count int64
 	if d.Headers["x-tenant"] != "kept as it was" {
 		tb.Errorf("replay of %s header x-tenant = %v, want it kept", m.MessageId, d.Headers["x-tenant"])
 	}
-	if got := headerInt(d.Headers, "x-replay-count"); got != count {
+	if got := broker.HeaderInt(d.Headers, "x-replay-count"); got != count {
 		tb.Errorf("replay of %s x-replay-count = %v, want %d", m.MessageId, d.Headers["x-replay-count"], count)
 	}
 	at, _ := d.Headers["x-replayed-at"].(string)
@@ -637,7 +637,7 @@ func TestErrorsCommandsCheckUsageBeforeConnecting(t *testing.T) {
 
 func TestReplayMessageCountsEveryIntegerWidth(t *testing.T) {
 	for _, prior := range []any{int8(4), int16(4), int32(4), int64(4), "4"} {
-		m := replayMessage(amqp.Delivery{MessageId: "m", Headers: amqp.Table{"x-replay-count": prior}}, parked{exchange: "x", key: "k"}, time.Now())
+		m := replayMessage(amqp.Delivery{MessageId: "m", Headers: amqp.Table{"x-replay-count": prior}}, broker.Parked{Exchange: "x", RoutingKey: "k"}, time.Now())
 		if got := m.Publishing.Headers["x-replay-count"]; got != int64(5) {
 			t.Errorf("after a prior count of %T %v, x-replay-count = %v, want 5", prior, prior, got)
 		}

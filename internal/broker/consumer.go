@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math"
 	"runtime/debug"
 	"sync"
@@ -591,48 +590,6 @@ func (c *Consumer) park(ctx context.Context, s *session, log *slog.Logger, d amq
 	}
 	sleep(s.ctx, c.cfg.Retry.MaxInterval)
 	c.requeue(log, d)
-}
-
-// parkedCopy is d as published to the error exchange: body and properties
-// kept, and headers that say why and where it came from. Its user_id
-// becomes the parking service's own (the broker accepts no other), so the
-// user that published d is kept in x-original-user-id.
-func parkedCopy(d amqp.Delivery, exchange, key, kind string, attempts int, cause error, failedAt time.Time) Message {
-	headers := make(amqp.Table, len(d.Headers)+7)
-	maps.Copy(headers, d.Headers)
-	headers["x-exception-message"] = truncate(cause.Error(), maxExceptionMessage)
-	headers["x-exception-type"] = kind
-	headers["x-original-exchange"] = d.Exchange
-	headers["x-original-routing-key"] = d.RoutingKey
-	headers["x-attempts"] = int32(attempts)
-	headers["x-failed-at"] = failedAt.UTC().Format(time.RFC3339)
-	if d.UserId != "" {
-		headers["x-original-user-id"] = d.UserId
-	}
-	id := d.MessageId
-	if id == "" {
-		// PublishBatch matches returns to messages by id.
-		id = uuid.NewString()
-	}
-	return Message{
-		Exchange:   exchange,
-		RoutingKey: key,
-		Publishing: amqp.Publishing{
-			Headers:         headers,
-			ContentType:     d.ContentType,
-			ContentEncoding: d.ContentEncoding,
-			DeliveryMode:    d.DeliveryMode,
-			Priority:        d.Priority,
-			CorrelationId:   d.CorrelationId,
-			ReplyTo:         d.ReplyTo,
-			Expiration:      d.Expiration,
-			MessageId:       id,
-			Timestamp:       d.Timestamp,
-			Type:            d.Type,
-			AppId:           d.AppId,
-			Body:            d.Body,
-		},
-	}
 }
 
 // truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
