@@ -59,15 +59,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := httpserver.ServeDebug(ctx, cfg.DebugAddr, log); err != nil {
 		return err
 	}
-	stopTracing, err := tracing.Start(cfg.Tracing, stderr)
+	stopTracing, err := tracing.Start(cfg.Tracing, stderr, log)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := stopTracing(); err != nil {
-			log.Warn("spans lost at shutdown", "err", err)
-		}
-	}()
+	defer stopTracing()
 	pool, err := database.OpenMigrated(ctx, cfg.DatabaseURL, migrations.FS, migrations.Pay)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/paytrade/paytrade/internal/httpstatus"
 	"github.com/paytrade/paytrade/internal/memo"
 )
 
@@ -68,14 +69,14 @@ func NewHTTP(reg prometheus.Registerer) *HTTP {
 func (m *HTTP) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := httpstatus.NewWriter(w)
 		next.ServeHTTP(sw, r)
 		route := "unmatched"
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 			route = rc.RoutePattern()
 		}
 		method := methodLabel(r.Method)
-		m.requests.WithLabelValues(route, method, strconv.Itoa(sw.status)).Inc()
+		m.requests.WithLabelValues(route, method, strconv.Itoa(sw.Status())).Inc()
 		m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 	})
 }
@@ -90,28 +91,6 @@ func methodLabel(method string) string {
 	}
 	return "other"
 }
-
-// statusWriter remembers the status code a handler wrote.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.status, w.wrote = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.wrote = true
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Counter registers a counter whose value is read from count at scrape
 // time: for components that keep their own atomic counters.

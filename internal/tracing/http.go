@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/paytrade/paytrade/internal/httpstatus"
 )
 
 // untraced are the operational routes: probes and scrapes would bury the
@@ -31,40 +33,18 @@ func Handler(next http.Handler) http.Handler {
 		ctx, span := tracer().Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path)))
 		defer span.End()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := httpstatus.NewWriter(w)
 		next.ServeHTTP(sw, r.WithContext(ctx))
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 			span.SetName(r.Method + " " + rc.RoutePattern())
 			span.SetAttributes(semconv.HTTPRoute(rc.RoutePattern()))
 		}
-		span.SetAttributes(semconv.HTTPResponseStatusCode(sw.status))
-		if sw.status >= 500 {
-			span.SetStatus(codes.Error, http.StatusText(sw.status))
+		span.SetAttributes(semconv.HTTPResponseStatusCode(sw.Status()))
+		if sw.Status() >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(sw.Status()))
 		}
 	})
 }
-
-// statusWriter remembers the status code a handler wrote.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.status, w.wrote = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.wrote = true
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Transport traces every request sent through base with a client span and
 // sends the span's trace context along, so the server continues the trace.

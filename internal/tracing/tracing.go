@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -83,12 +84,13 @@ const exportTimeout = 5 * time.Second
 const flushTimeout = 2 * time.Second
 
 // Start installs c's tracer provider and the W3C propagator for the
-// process, and returns what flushes and stops them at shutdown. With
-// tracing off it installs nothing: spans are then the API's no-ops and
-// nothing is injected into headers or outbox rows.
-func Start(c Config, console io.Writer) (stop func() error, err error) {
+// process, and returns what flushes and stops them at shutdown, telling log
+// of spans it could not flush. With tracing off it installs nothing: spans
+// are then the API's no-ops and nothing is injected into headers or outbox
+// rows.
+func Start(c Config, console io.Writer, log *slog.Logger) (stop func(), err error) {
 	if !c.Enabled() {
-		return func() error { return nil }, nil
+		return func() {}, nil
 	}
 	var exporter sdktrace.SpanExporter
 	switch c.Exporter {
@@ -110,13 +112,12 @@ func Start(c Config, console io.Writer) (stop func() error, err error) {
 	provider := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res))
 	otel.SetTracerProvider(provider)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-	return func() error {
+	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 		defer cancel()
 		if err := provider.Shutdown(ctx); err != nil {
-			return fmt.Errorf("flush traces: %w", err)
+			log.Warn("spans lost at shutdown", "err", err)
 		}
-		return nil
 	}, nil
 }
 
