@@ -213,6 +213,10 @@ func runScenario(t *testing.T, w wiring, sc scenario, n int) row {
 	return out
 }
 
+// debitsLost is how many more payments the buyers were told succeeded
+// than pay has debits of: answers a failover took back (invariant 10).
+func (r row) debitsLost() int { return max(r.load.ok-r.st.debited, 0) }
+
 // column is one column of the table: a new counter is one more line here.
 type column struct {
 	header string
@@ -227,6 +231,8 @@ var columns = []column{
 	{"lost", func(r row) int { return r.st.lost }},
 	{"double effects", func(r row) int { return r.st.doubleEffects() }},
 	{"paid for free", func(r row) int { return r.st.free }},
+	{"paid with no debit", func(r row) int { return r.st.paidNoDebit }},
+	{"debits lost", func(r row) int { return r.debitsLost() }},
 	{"unbalanced", func(r row) int { return r.st.unbalanced }},
 	{"discrepancies", func(r row) int { return r.st.discrepancies }},
 	{"charged but cancelled", func(r row) int { return r.st.chargedCancel }},

@@ -72,6 +72,7 @@ type state struct {
 	paid           int // orders paid
 	lost           int // debited pay orders whose order is neither paid nor a recorded discrepancy (invariant 4)
 	free           int // orders paid without a matching successful payment (invariant 5)
+	paidNoDebit    int // of which orders paid whose pay order pay has no debit of: an announced payment a failover took back (invariant 10)
 	applied        int // payments applied again, or orders moved back to paid (invariant 6)
 	refunded       int // orders refunded at trade whose pay order is refunded at pay
 	refundsWaiting int // refunds requested at trade not (yet) credited and marked (invariant 9)
@@ -177,8 +178,12 @@ func (s *system) inspect(t *testing.T, pop population, poison map[string]bool, f
 		var id, user, fee int64
 		scan(rows.Scan(&id, &user, &fee), "order")
 		paidOrders[id] = true
-		if po, ok := debited[id]; !ok || po.user != user || po.amount != fee {
+		po, ok := debited[id]
+		if !ok || po.user != user || po.amount != fee {
 			st.free++
+		}
+		if !ok {
+			st.paidNoDebit++
 		}
 	}
 	scan(rows.Err(), "orders")

@@ -49,8 +49,8 @@ func TestChaosCheckerSeesEveryInvariantBroken(t *testing.T) {
 			unpaid = append(unpaid, id)
 		}
 	}
-	if rows.Err() != nil || len(paid) < 6 || len(unpaid) < 1 {
-		t.Fatalf("want 6 paid orders and 1 unpaid to break, have %d and %d (%v)", len(paid), len(unpaid), rows.Err())
+	if rows.Err() != nil || len(paid) < 7 || len(unpaid) < 1 {
+		t.Fatalf("want 7 paid orders and 1 unpaid to break, have %d and %d (%v)", len(paid), len(unpaid), rows.Err())
 	}
 	sabotages := []struct {
 		name    string
@@ -84,6 +84,9 @@ func TestChaosCheckerSeesEveryInvariantBroken(t *testing.T) {
 		{"charged but cancelled: a paid order cancelled", func(t *testing.T) {
 			mustExec(t, r.trPool.Exec, `UPDATE orders SET status = 5, close_time = now() WHERE id = $1`, paid[4])
 		}, func(st state) int { return st.chargedCancel }},
+		{"paid with no debit: a paid order's payment taken back at pay, as by a failover", func(t *testing.T) {
+			mustExec(t, r.payPool.Exec, `UPDATE pay_orders SET status = 1, pay_success_time = NULL WHERE biz_order_no = $1`, paid[6])
+		}, func(st state) int { return st.paidNoDebit }},
 		{"parked healthy: a real payment in the error queue", func(t *testing.T) {
 			body := fmt.Sprintf(`{"bizOrderNo":%d,"payOrderId":1,"userId":1,"amount":100,"paidAt":"2026-11-21T10:00:00Z"}`, paid[5])
 			err := r.withChannel(func(ch *amqp.Channel) error {
