@@ -14,7 +14,9 @@
 // its defaults. PAYTRADE_BENCH_PROFILE=dir writes a CPU profile of pay and
 // of trade for every step of the sweep into dir (go tool pprof reads
 // them). Run one phase with -run 'TestBench/pipeline' (or bcrypt,
-// limitA, limitB, cluster, latency, opsflood, growth). The targets are reported, never asserted: a timed test that
+// limitA, limitB, cluster, latency, opsflood, failover, growth); the
+// failover phase kills its Patroni cluster's primary
+// PAYTRADE_BENCH_FAILOVERS times (5). The targets are reported, never asserted: a timed test that
 // fails on a slow machine says nothing about the code.
 package bench
 
@@ -145,6 +147,7 @@ type results struct {
 	unpaidTick               time.Duration // a tick with unpaidInWindow unpaid orders to ask pay about
 	relay                    map[int]relayResult
 	opsFlood                 opsFloodRun
+	failover                 failoverResult
 	elapsed                  time.Duration
 }
 
@@ -240,6 +243,9 @@ func TestBench(t *testing.T) {
 		pt.sweepStep(t, cfg.count(warmupCount), opsFloodPayers)
 		r.opsFlood = pt.opsFlood(t, cfg.count(sweepCount))
 		pt.stop(t)
+	})
+	t.Run("failover", func(t *testing.T) {
+		r.failover = failoverPhase(t, cfg, failovers(t))
 	})
 	t.Run("growth", func(t *testing.T) {
 		for _, h := range []int{cfg.smallHistory, cfg.largeHistory} {
@@ -371,6 +377,7 @@ func (r *results) print(w io.Writer) {
 	row(fmt.Sprintf("pay p99, c=%d, under a /metrics+/readyz flood vs alone", opsFloodPayers),
 		fmt.Sprintf("%s vs %s ms = %.2f× (%d clients, %.0f ops req/s)", ms(flooded.p99), ms(quiet.p99), floodRatio, opsFloodClients, r.opsFlood.rate),
 		fmt.Sprintf("≤ %.0f×", targetOpsFlood), verdict(floodRatio > 0 && floodRatio <= targetOpsFlood))
+	r.failover.print(row)
 	for _, h := range []int{r.cfg.smallHistory, r.cfg.largeHistory} {
 		tick := missing
 		if d := r.tick[h]; d > 0 {

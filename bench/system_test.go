@@ -44,6 +44,9 @@ type systemConfig struct {
 	// PostgreSQL and RabbitMQ, through toxiproxy: hosts of one data centre
 	// rather than loopback.
 	latency time.Duration
+	// patroni, when set, holds pay's and trade's databases instead of the
+	// test's PostgreSQL: a cluster with synchronous replication.
+	patroni *testenv.PatroniCluster
 }
 
 // system is one pay and one trade binary, each on a database of its own,
@@ -70,6 +73,10 @@ type buyer struct {
 func startSystem(tb testing.TB, cfg systemConfig) *system {
 	tb.Helper()
 	sys := systest.NewOnBroker(tb, "bench", cfg.amqpURL, cfg.ctl, systest.FaultInject)
+	if cfg.patroni != nil {
+		sys.PayDB = cfg.patroni.NewEmptyDatabase(tb, "bench_pay")
+		sys.TradeDB = cfg.patroni.NewEmptyDatabase(tb, "bench_trade")
+	}
 	// One keep-alive connection per worker, even at the sweep's highest
 	// concurrency: the bench must not measure TCP handshakes.
 	s := &system{cfg: cfg, client: systest.NewClient(1024, 30*time.Second)}
