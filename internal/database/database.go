@@ -131,9 +131,15 @@ const maxAttempts = 5
 // aborts the transaction with a serialization failure or a deadlock, which
 // are safe to retry by definition.
 func InTx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) error {
+	return retrying(ctx, func() error { return inTxOnce(ctx, db, fn) })
+}
+
+// retrying runs once until it succeeds, fails for another reason than a
+// serialization failure or a deadlock, or has run maxAttempts times.
+func retrying(ctx context.Context, once func() error) error {
 	var err error
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
-		err = inTxOnce(ctx, db, fn)
+		err = once()
 		if err == nil || !retryable(err) || ctx.Err() != nil {
 			return err
 		}
@@ -183,15 +189,7 @@ func inTxOnce(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (err e
 // synchronous standby was canceled; a serialization failure or a deadlock
 // runs fn again.
 func Statement(ctx context.Context, pool *pgxpool.Pool, fn func(conn *pgxpool.Conn) error) error {
-	var err error
-	for attempt := 1; attempt <= maxAttempts; attempt++ {
-		err = statementOnce(ctx, pool, fn)
-		if err == nil || !retryable(err) || ctx.Err() != nil {
-			return err
-		}
-		time.Sleep(time.Duration(attempt*attempt) * 5 * time.Millisecond)
-	}
-	return err
+	return retrying(ctx, func() error { return statementOnce(ctx, pool, fn) })
 }
 
 func statementOnce(ctx context.Context, pool *pgxpool.Pool, fn func(conn *pgxpool.Conn) error) error {
@@ -213,33 +211,9 @@ func statementOnce(ctx context.Context, pool *pgxpool.Pool, fn func(conn *pgxpoo
 	return nil
 }
 
-// ErrNotReplicated is ExecReplicated's error when its commit did not reach
-// the synchronous standby: the wait for it was canceled.
+// ErrNotReplicated is the cause of a commit that did not reach the
+// synchronous standby: the wait for it was canceled.
 var ErrNotReplicated = errors.New("the wait for the synchronous standby was canceled: committed on the primary, perhaps not on its standby")
-
-// ExecReplicated runs sql, a statement or several with no parameters that
-// write something and commit, on one connection of the pool, in one round
-// trip, and returns once that commit is acknowledged as PostgreSQL
-// acknowledges any: on a primary with a synchronous standby, once the
-// standby has flushed it — and with it every commit the primary made
-// visible before (WAL is flushed in order). Without a synchronous standby
-// it returns as soon as the commit is local. A canceled wait for the
-// standby is ErrNotReplicated; a connection lost is IsUnavailable.
-func ExecReplicated(ctx context.Context, pool *pgxpool.Pool, sql string) error {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("acquire: %w", err)
-	}
-	defer conn.Release()
-	canceled := watchSyncWait(conn.Conn().PgConn())
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		return err
-	}
-	if canceled.Load() {
-		return ErrNotReplicated
-	}
-	return nil
-}
 
 // ErrCommitOutcomeUnknown is the refusal of a request whose transaction may
 // or may not have committed: the connection broke during COMMIT (the

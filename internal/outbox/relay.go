@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel/trace"
@@ -41,10 +40,15 @@ type RelayConfig struct {
 	// ObserveConfirm, if set, is told how long each batch took from
 	// publishing to its last confirm: the broker's confirm latency.
 	ObserveConfirm func(time.Duration)
+	// Lease is how long a claimed batch is hidden from other relays:
+	// longer than a batch takes, short enough that the batch of a relay
+	// that died goes out again soon [10s].
+	Lease time.Duration
 }
 
 // Relay publishes outbox events. Several relays, in one process or many,
-// can share one table: each claims its batch with FOR UPDATE SKIP LOCKED.
+// can share one table: each claims its batch with FOR UPDATE SKIP LOCKED
+// and a lease (the batch's available_at moved past the publish).
 type Relay struct {
 	pool *pgxpool.Pool
 	pub  Publisher
@@ -65,6 +69,9 @@ func NewRelay(pool *pgxpool.Pool, pub Publisher, cfg RelayConfig) *Relay {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 10 * time.Second
 	}
 	if cfg.Retry.Initial <= 0 {
 		cfg.Retry.Initial = time.Second
@@ -164,21 +171,18 @@ type claimed struct {
 // RelayBatch claims up to one batch of due events, publishes them, deletes
 // the ones the broker confirmed and schedules the rest for a later attempt.
 // It returns how many events it claimed.
+//
+// Two round trips to PostgreSQL and the publish: the claim, a statement
+// that commits on its own and so is also the replication barrier (see
+// claim), and the bookkeeping, one statement. A relay that dies between
+// the two leaves its batch to the next claim once the lease ends: the
+// events go out again with the same message ids.
 func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
-	tx, err := r.pool.Begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("begin relay batch: %w", err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-
-	events, msgs, err := r.claim(ctx, tx)
+	events, msgs, err := r.claim(ctx)
 	if err != nil || len(events) == 0 {
+		// Claimed but not known to be on the synchronous standby: nothing
+		// is published; the events wait for a later claim.
 		return 0, err
-	}
-	if err := r.awaitReplicated(ctx); err != nil {
-		// Nothing was published: the events wait for a later batch, on
-		// this primary once its standby has them, or on the next.
-		return len(events), err
 	}
 	spans := make([]trace.Span, len(events))
 	for i, ev := range events {
@@ -191,7 +195,10 @@ func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
 		r.cfg.ObserveConfirm(time.Since(published))
 	}
 	if outcomes == nil {
-		// Nothing was published: leave the rows as they were.
+		// Nothing was published: the events are due again at once.
+		if err := r.release(ctx, events); err != nil {
+			return len(events), errors.Join(pubErr, err)
+		}
 		return len(events), pubErr
 	}
 	r.cfg.Crash.Hit(crashpoint.RelayAfterConfirm)
@@ -205,7 +212,7 @@ func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
 
 	var done []uuid.UUID
 	var returned, nacked, refusals int64
-	var retryIDs []uuid.UUID
+	var retryIDs, releaseIDs []uuid.UUID
 	var retryDelays []int64
 	var retryReasons []string
 	for i, ev := range events {
@@ -235,6 +242,7 @@ func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
 			if pubErr != nil {
 				// The connection failed under the batch, not the event:
 				// retry it as soon as the broker is back.
+				releaseIDs = append(releaseIDs, ev.id)
 				continue
 			}
 			reason = "no confirm within the timeout"
@@ -244,24 +252,24 @@ func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
 		retryReasons = append(retryReasons, reason)
 	}
 
-	if len(done) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM outbox_events WHERE id = ANY($1)`, done); err != nil {
-			return len(events), fmt.Errorf("delete published events: %w", err)
-		}
-	}
-	if len(retryIDs) > 0 {
-		if _, err := tx.Exec(ctx, `
-			UPDATE outbox_events AS o
-			SET attempts = o.attempts + 1,
-			    available_at = now() + u.delay_ms * interval '1 millisecond',
-			    last_error = u.reason
-			FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS u(id, delay_ms, reason)
-			WHERE o.id = u.id`, retryIDs, retryDelays, retryReasons); err != nil {
-			return len(events), fmt.Errorf("schedule retries: %w", err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return len(events), fmt.Errorf("commit relay batch: %w", err)
+	err = database.Statement(ctx, r.pool, func(conn *pgxpool.Conn) error {
+		_, err := conn.Exec(ctx, `
+			WITH published AS (
+				DELETE FROM outbox_events WHERE id = ANY($1)
+			), retried AS (
+				UPDATE outbox_events AS o
+				SET attempts = o.attempts + 1,
+				    available_at = now() + u.delay_ms * interval '1 millisecond',
+				    last_error = u.reason
+				FROM unnest($2::uuid[], $3::bigint[], $4::text[]) AS u(id, delay_ms, reason)
+				WHERE o.id = u.id
+			)
+			UPDATE outbox_events SET available_at = now() WHERE id = ANY($5)`,
+			done, retryIDs, retryDelays, retryReasons, releaseIDs)
+		return err
+	})
+	if err != nil {
+		return len(events), fmt.Errorf("record relay batch: %w", err)
 	}
 	// Counted only once committed, so the counters never run ahead of the table.
 	r.published.Add(int64(len(done)))
@@ -269,29 +277,6 @@ func (r *Relay) RelayBatch(ctx context.Context) (int, error) {
 	r.nacked.Add(nacked)
 	r.refused.Add(refusals)
 	return len(events), pubErr
-}
-
-// awaitReplicated returns once every commit visible to the batch just
-// claimed is on the synchronous standby, if the database has one. A
-// commit can be visible on the primary and not replicated: its wait for
-// the standby was canceled (by an operator, a statement timeout) or the
-// standby fell behind. Published, its event would be a ghost once a
-// failover promotes the standby: an announced payment that never
-// happened. So the relay first commits a change of its own, one row
-// written and deleted, which PostgreSQL acknowledges only once the
-// standby has flushed it, and so every earlier commit; the claim's
-// snapshot was taken before it. One round trip per batch.
-func (r *Relay) awaitReplicated(ctx context.Context) error {
-	barrier := uuid.New()
-	err := database.ExecReplicated(ctx, r.pool, fmt.Sprintf(`BEGIN;
-		INSERT INTO outbox_events (id, exchange, routing_key, message_type, payload, available_at)
-		VALUES ('%[1]s', '', '', 'replication.barrier', '{}', 'infinity');
-		DELETE FROM outbox_events WHERE id = '%[1]s';
-		COMMIT`, barrier))
-	if err != nil {
-		return fmt.Errorf("wait for the synchronous standby to have the claimed events: %w", err)
-	}
-	return nil
 }
 
 // unconfirmed returns the indexes of the messages with no confirm.
@@ -355,39 +340,75 @@ func (r *Relay) narrow(ctx context.Context, msgs []broker.Message, suspects []in
 	return nil
 }
 
-func (r *Relay) claim(ctx context.Context, tx pgx.Tx) ([]claimed, []broker.Message, error) {
-	rows, err := tx.Query(ctx, `
-		SELECT id, exchange, routing_key, message_type, payload, correlation_id, created_at, attempts, traceparent, tracestate
-		FROM outbox_events
-		WHERE available_at <= now()
-		ORDER BY available_at
-		LIMIT $1
-		FOR UPDATE SKIP LOCKED`, r.cfg.BatchSize)
+// claim takes up to a batch of due events for the lease, in the order they
+// fell due, in one statement that commits on its own. Its commit is the
+// replication barrier: a commit can be visible on the primary and not on
+// the synchronous standby (its wait for the standby was canceled by an
+// operator or a statement timeout, or the standby fell behind), and its
+// event, published, would be a ghost once a failover promotes the
+// standby: an announced payment that never happened. PostgreSQL
+// acknowledges the claim's commit only once the standby has flushed it,
+// and with it every commit before it in the WAL: every commit whose event
+// the claim saw. A claim whose own wait was canceled is an error, and its
+// events are published by a later claim.
+func (r *Relay) claim(ctx context.Context) ([]claimed, []broker.Message, error) {
+	var (
+		events []claimed
+		msgs   []broker.Message
+	)
+	err := database.Statement(ctx, r.pool, func(conn *pgxpool.Conn) error {
+		events, msgs = nil, nil
+		rows, err := conn.Query(ctx, `
+			WITH due AS (
+				SELECT id, available_at FROM outbox_events
+				WHERE available_at <= now()
+				ORDER BY available_at
+				LIMIT $1
+				FOR UPDATE SKIP LOCKED
+			), leased AS (
+				UPDATE outbox_events AS o SET available_at = now() + $2::interval
+				FROM due WHERE o.id = due.id
+				RETURNING o.id, o.exchange, o.routing_key, o.message_type, o.payload, o.correlation_id, o.created_at,
+					o.attempts, o.traceparent, o.tracestate, due.available_at AS due_at
+			)
+			SELECT id, exchange, routing_key, message_type, payload, correlation_id, created_at, attempts, traceparent, tracestate
+			FROM leased ORDER BY due_at`, r.cfg.BatchSize, r.cfg.Lease)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				ev                      claimed
+				e                       Event
+				createdAt               time.Time
+				traceparent, tracestate string
+			)
+			if err := rows.Scan(&ev.id, &e.Exchange, &e.RoutingKey, &e.Type, &e.Payload, &e.CorrelationID, &createdAt, &ev.attempts, &traceparent, &tracestate); err != nil {
+				return fmt.Errorf("scan outbox event: %w", err)
+			}
+			e.ID, ev.creation = ev.id, tracing.FromContext(traceparent, tracestate)
+			events = append(events, ev)
+			msgs = append(msgs, e.Message(r.cfg.AppID, createdAt))
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("claim outbox events: %w", err)
 	}
-	defer rows.Close()
-	var events []claimed
-	var msgs []broker.Message
-	for rows.Next() {
-		var (
-			ev                      claimed
-			e                       Event
-			createdAt               time.Time
-			traceparent, tracestate string
-		)
-		if err := rows.Scan(&ev.id, &e.Exchange, &e.RoutingKey, &e.Type, &e.Payload, &e.CorrelationID, &createdAt, &ev.attempts, &traceparent, &tracestate); err != nil {
-			return nil, nil, fmt.Errorf("scan outbox event: %w", err)
-		}
-		e.ID, ev.creation = ev.id, tracing.FromContext(traceparent, tracestate)
-		msg := e.Message(r.cfg.AppID, createdAt)
-		events = append(events, ev)
-		msgs = append(msgs, msg)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("claim outbox events: %w", err)
-	}
 	return events, msgs, nil
+}
+
+// release makes claimed events due again at once.
+func (r *Relay) release(ctx context.Context, events []claimed) error {
+	ids := make([]uuid.UUID, len(events))
+	for i, ev := range events {
+		ids[i] = ev.id
+	}
+	if _, err := r.pool.Exec(ctx, `UPDATE outbox_events SET available_at = now() WHERE id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("release unpublished events: %w", err)
+	}
+	return nil
 }
 
 // endPublishSpans ends the span of each event's publish with its outcome.

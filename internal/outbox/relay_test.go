@@ -43,13 +43,18 @@ func newFixtureOn(tb testing.TB, amqpURL string) *fixture {
 // newFixtureAt is newFixtureOn with the outbox of the database at dbURL.
 func newFixtureAt(tb testing.TB, amqpURL, dbURL string) *fixture {
 	tb.Helper()
-	f := &fixture{amqpURL: amqpURL, exchange: testenv.Name(tb, "pay.topic")}
 	pool, err := database.Open(context.Background(), dbURL)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(pool.Close)
-	f.pool = pool
+	return newFixtureWith(tb, amqpURL, pool)
+}
+
+// newFixtureWith is newFixtureOn with the outbox pool holds.
+func newFixtureWith(tb testing.TB, amqpURL string, pool *pgxpool.Pool) *fixture {
+	tb.Helper()
+	f := &fixture{amqpURL: amqpURL, exchange: testenv.Name(tb, "pay.topic"), pool: pool}
 	conn, err := amqp.Dial(f.amqpURL)
 	if err != nil {
 		tb.Fatal(err)
