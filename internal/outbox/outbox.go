@@ -69,16 +69,29 @@ func (ev Event) Message(appID string, createdAt time.Time) broker.Message {
 	}
 }
 
+// insertSQL writes an event with its trace context.
+const insertSQL = `
+	INSERT INTO outbox_events (id, exchange, routing_key, message_type, payload, correlation_id, traceparent, tracestate)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+
+// insertArgs are insertSQL's arguments for ev, with the trace context of
+// ctx's span (empty with tracing off).
+func insertArgs(ctx context.Context, ev Event) []any {
+	traceparent, tracestate := tracing.Context(ctx)
+	return []any{ev.ID, ev.Exchange, ev.RoutingKey, ev.Type, ev.Payload, ev.CorrelationID, traceparent, tracestate}
+}
+
 // Insert adds ev to the outbox inside tx, the transaction of the change it
 // announces, with the trace context of ctx's span (empty with tracing off).
 func Insert(ctx context.Context, tx pgx.Tx, ev Event) error {
-	traceparent, tracestate := tracing.Context(ctx)
-	_, err := tx.Exec(ctx, `
-		INSERT INTO outbox_events (id, exchange, routing_key, message_type, payload, correlation_id, traceparent, tracestate)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		ev.ID, ev.Exchange, ev.RoutingKey, ev.Type, ev.Payload, ev.CorrelationID, traceparent, tracestate)
-	if err != nil {
+	if _, err := tx.Exec(ctx, insertSQL, insertArgs(ctx, ev)...); err != nil {
 		return fmt.Errorf("insert outbox event %s: %w", ev.ID, err)
 	}
 	return nil
+}
+
+// Queue adds Insert's statement to b, a batch of the transaction of the
+// change ev announces; its result is read like any other of the batch.
+func Queue(ctx context.Context, b *pgx.Batch, ev Event) {
+	b.Queue(insertSQL, insertArgs(ctx, ev)...)
 }

@@ -111,3 +111,10 @@ func CheckInvariants(tb testing.TB, pool *pgxpool.Pool) {
 		tb.Errorf("invariant broken: %s (%d)", rule, n)
 	}
 }
+
+// NewCountingPool returns a pool of one connection to a fresh pay
+// database and the proxy that counts its round trips.
+func NewCountingPool(tb testing.TB) (*pgxpool.Pool, *testenv.Proxy) {
+	tb.Helper()
+	return testenv.NewCountingPool(tb, migrations.FS, migrations.Pay)
+}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/paytrade/paytrade/internal/crashpoint"
+	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/outbox"
 	"github.com/paytrade/paytrade/internal/problem"
 	"github.com/paytrade/paytrade/services/pay"
@@ -18,41 +21,35 @@ var _ pay.Refunder = (*Store)(nil)
 
 // Refund decides a refund request, once per message and once per refund.
 //
-// In one transaction: the message id goes into the inbox first, so a
-// redelivered copy waits for this one and then finds it there; the pay
-// order is locked, so two refunds of it take turns; a refund id decided
-// before is a duplicate. Then either everything happens — the pay order's
-// refunded amount grows (3→4 when in full), the wallet is credited, the credit is booked in the ledger,
-// the decision is recorded and refund.success goes into the outbox — or,
-// for a request that cannot be honoured, only the rejection is recorded.
-// The pay order's own rule (pay.PayOrder.RefundRejection) decides, under
-// the lock; the statements only carry its decision out.
+// In one transaction, sent in two round trips (see refundRead and
+// refundWrite): the message id goes into the inbox first, so a redelivered
+// copy waits for this one and then finds it there; the pay order is
+// locked, so two refunds of it take turns; a refund id decided before is a
+// duplicate. Then either everything happens — the pay order's refunded
+// amount grows (3→4 when in full), the wallet is credited, the credit is
+// booked in the ledger, the decision is recorded and refund.success goes
+// into the outbox — or, for a request that cannot be honoured, only the
+// rejection is recorded. The pay order's own rule
+// (pay.PayOrder.RefundRejection) decides, under the lock; the statements
+// only carry its decision out.
 func (s *Store) Refund(ctx context.Context, messageID string, req pay.RefundRequest, correlationID string) (pay.RefundResult, error) {
 	var (
 		result pay.RefundResult
 		credit string // the kind of refund credited; "" if none
 	)
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := database.InPipeline(ctx, s.pool, func(p *database.Pipeline) error {
 		result, credit = 0, ""
-		if messageID != "" {
-			tag, err := tx.Exec(ctx, `INSERT INTO processed_messages (message_id, outcome) VALUES ($1, '') ON CONFLICT (message_id) DO NOTHING`, messageID)
-			if err != nil {
-				return fmt.Errorf("record message %s in inbox: %w", messageID, err)
-			}
-			if tag.RowsAffected() == 0 {
-				result = pay.RefundDuplicate
-				return nil
-			}
-		}
-		var err error
-		result, credit, err = s.refundInTx(ctx, tx, messageID, req, correlationID)
+		state, err := s.refundRead(ctx, p, messageID, req)
 		if err != nil {
 			return err
 		}
-		if messageID != "" {
-			if _, err := tx.Exec(ctx, `UPDATE processed_messages SET outcome = $2 WHERE message_id = $1`, messageID, result.String()); err != nil {
-				return fmt.Errorf("record outcome of message %s: %w", messageID, err)
-			}
+		var b pgx.Batch
+		read := s.refundWrite(ctx, &b, state, messageID, req, correlationID, &result)
+		if err := p.Commit(ctx, &b, read); err != nil {
+			return err
+		}
+		if result == pay.RefundApplied {
+			credit = state.order.RefundKind(req.Amount)
 		}
 		return nil
 	})
@@ -69,49 +66,113 @@ func (s *Store) Refund(ctx context.Context, messageID string, req pay.RefundRequ
 	return result, nil
 }
 
-// refundInTx decides req inside tx; when it credits req, and so writes
-// refund.success, it also returns the kind of refund it credited.
-func (s *Store) refundInTx(ctx context.Context, tx pgx.Tx, messageID string, req pay.RefundRequest, correlationID string) (pay.RefundResult, string, error) {
-	order, err := scanPayOrder(tx.QueryRow(ctx, `SELECT `+payOrderColumns+` FROM pay_orders WHERE biz_order_no = $1 FOR UPDATE`, req.BizOrderNo))
-	found := err == nil
-	if err != nil && !errors.Is(err, pay.ErrPayOrderNotFound) {
-		return 0, "", fmt.Errorf("lock pay order of business order %d: %w", req.BizOrderNo, err)
+// refundState is what a refund is decided on, read under the pay order's lock.
+type refundState struct {
+	copied  bool // the inbox held the message already
+	order   pay.PayOrder
+	found   bool // the business order has a pay order
+	decided bool // the refund id was decided before
+	now     time.Time
+}
+
+// refundRead is the first round trip: BEGIN, the inbox row, the pay order
+// locked and read, and whether the refund id was decided before — after
+// the lock, so that a decision a concurrent copy made under another
+// message id is seen — with the database's time.
+func (s *Store) refundRead(ctx context.Context, p *database.Pipeline, messageID string, req pay.RefundRequest) (refundState, error) {
+	var st refundState
+	var b pgx.Batch
+	if messageID != "" {
+		b.Queue(`INSERT INTO processed_messages (message_id, outcome) VALUES ($1, '') ON CONFLICT (message_id) DO NOTHING`, messageID)
 	}
-	// Under the pay order's lock, a refund id decided by a concurrent copy
-	// under another message id is seen here.
-	var decided bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM refunds WHERE refund_id = $1)`, req.RefundID).Scan(&decided); err != nil {
-		return 0, "", fmt.Errorf("look up refund %s: %w", req.RefundID, err)
+	b.Queue(`SELECT `+payOrderColumns+` FROM pay_orders WHERE biz_order_no = $1 FOR UPDATE`, req.BizOrderNo)
+	b.Queue(`SELECT EXISTS (SELECT FROM refunds WHERE refund_id = $1), now()`, req.RefundID)
+	err := p.Send(ctx, &b, func(br pgx.BatchResults) error {
+		if messageID != "" {
+			tag, err := br.Exec()
+			if err != nil {
+				return fmt.Errorf("record message %s in inbox: %w", messageID, err)
+			}
+			st.copied = tag.RowsAffected() == 0
+		}
+		var err error
+		st.order, err = scanPayOrder(br.QueryRow())
+		st.found = err == nil
+		if err != nil && !errors.Is(err, pay.ErrPayOrderNotFound) {
+			return fmt.Errorf("lock pay order of business order %d: %w", req.BizOrderNo, err)
+		}
+		if err := br.QueryRow().Scan(&st.decided, &st.now); err != nil {
+			return fmt.Errorf("look up refund %s: %w", req.RefundID, err)
+		}
+		st.now = st.now.UTC()
+		return nil
+	})
+	return st, err
+}
+
+// refundWrite queues in b, the second round trip's batch, what the
+// domain's decision on st does, and returns the reader of its results,
+// which sets result.
+func (s *Store) refundWrite(ctx context.Context, b *pgx.Batch, st refundState, messageID string, req pay.RefundRequest,
+	correlationID string, result *pay.RefundResult) func(pgx.BatchResults) error {
+	recordOutcome := func(br pgx.BatchResults) error {
+		if messageID == "" {
+			return nil
+		}
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("record outcome of message %s: %w", messageID, err)
+		}
+		return nil
 	}
-	if decided {
-		return pay.RefundDuplicate, "", nil
+	queueOutcome := func(outcome pay.RefundResult) {
+		if messageID != "" {
+			b.Queue(`UPDATE processed_messages SET outcome = $2 WHERE message_id = $1`, messageID, outcome.String())
+		}
+	}
+	switch {
+	case st.copied:
+		*result = pay.RefundDuplicate
+		return func(pgx.BatchResults) error { return nil }
+	case st.decided:
+		*result = pay.RefundDuplicate
+		queueOutcome(pay.RefundDuplicate)
+		return recordOutcome
 	}
 	rejection := pay.RejectNoPayOrder
-	if found {
-		rejection = order.RefundRejection(req)
-	}
-	now, err := dbNow(ctx, tx)
-	if err != nil {
-		return 0, "", err
+	if st.found {
+		rejection = st.order.RefundRejection(req)
 	}
 	var payOrderID *int64
-	if found {
-		payOrderID = &order.ID
+	if st.found {
+		payOrderID = &st.order.ID
 	}
 	if rejection != "" {
-		// ON CONFLICT: a copy with no pay order to lock may race this one.
-		tag, err := tx.Exec(ctx, `
-			INSERT INTO refunds (refund_id, biz_order_no, pay_order_id, user_id, amount, reason, outcome, rejection, requested_at, decided_at, message_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, nullif($11, ''))
-			ON CONFLICT (refund_id) DO NOTHING`,
-			req.RefundID, req.BizOrderNo, payOrderID, req.UserID, req.Amount, req.Reason, pay.RefundRejected, rejection, req.RequestedAt.UTC(), now, messageID)
-		if err != nil {
-			return 0, "", fmt.Errorf("record rejection of refund %s: %w", req.RefundID, err)
+		// ON CONFLICT: a copy with no pay order to lock may race this one;
+		// the message's outcome says which copy decided.
+		b.Queue(`
+			WITH rejected AS (
+				INSERT INTO refunds (refund_id, biz_order_no, pay_order_id, user_id, amount, reason, outcome, rejection, requested_at, decided_at, message_id)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, nullif($11, ''))
+				ON CONFLICT (refund_id) DO NOTHING
+				RETURNING refund_id
+			), outcome AS (
+				UPDATE processed_messages SET outcome = CASE WHEN EXISTS (SELECT FROM rejected) THEN $12 ELSE $13 END
+				WHERE message_id = $11
+			)
+			SELECT EXISTS (SELECT FROM rejected)`,
+			req.RefundID, req.BizOrderNo, payOrderID, req.UserID, req.Amount, req.Reason, pay.RefundRejected, rejection,
+			req.RequestedAt.UTC(), st.now, messageID, pay.RefundRefused.String(), pay.RefundDuplicate.String())
+		return func(br pgx.BatchResults) error {
+			var rejected bool
+			if err := br.QueryRow().Scan(&rejected); err != nil {
+				return fmt.Errorf("record rejection of refund %s: %w", req.RefundID, err)
+			}
+			*result = pay.RefundDuplicate
+			if rejected {
+				*result = pay.RefundRefused
+			}
+			return nil
 		}
-		if tag.RowsAffected() == 0 {
-			return pay.RefundDuplicate, "", nil
-		}
-		return pay.RefundRefused, "", nil
 	}
 
 	// The domain decided under the lock; the UPDATE still moves the pay
@@ -119,10 +180,13 @@ func (s *Store) refundInTx(ctx context.Context, tx pgx.Tx, messageID string, req
 	// the credits within what was paid. The wallet is credited, the ledger
 	// books the balance it left and the decision is recorded only if the
 	// pay order moved; the ledger's and the decisions' unique refund ids
-	// credit a refund once.
-	credited := order.Credited(req.Amount, now)
-	var balance *int64
-	err = tx.QueryRow(ctx, `
+	// credit a refund once. If nothing was credited (the pay order moved
+	// under its lock, or its wallet is gone: neither can happen), the
+	// division by zero fails the statement, and with it the transaction,
+	// whose COMMIT is already on its way in the same round trip.
+	order := st.order
+	credited := order.Credited(req.Amount, st.now)
+	b.Queue(`
 		WITH credited AS (
 			UPDATE pay_orders SET status = $3, refunded_amount = $4, refund_time = $5, update_time = $5
 			WHERE id = $1 AND status = $6 AND refunded_amount = $7
@@ -138,33 +202,42 @@ func (s *Store) refundInTx(ctx context.Context, tx pgx.Tx, messageID string, req
 			INSERT INTO refunds (refund_id, biz_order_no, pay_order_id, user_id, amount, reason, outcome, requested_at, decided_at, message_id, refunded_total)
 			SELECT $9, $10, $1, $2, $8, $11, $12, $13, $5, nullif($14, ''), $4 FROM credit
 		)
-		SELECT (SELECT balance FROM credit)`,
-		order.ID, order.BizUserID, credited.Status, credited.RefundedAmount, now, pay.Paid, order.RefundedAmount, req.Amount,
-		req.RefundID, req.BizOrderNo, req.Reason, pay.RefundCredited, req.RequestedAt.UTC(), messageID).Scan(&balance)
-	switch {
-	case err != nil:
-		return 0, "", fmt.Errorf("credit account %d for pay order %d: %w", order.BizUserID, order.ID, err)
-	case balance == nil:
-		// Cannot happen under the lock taken above, unless the wallet is
-		// gone; the caller rolls back.
-		return 0, "", fmt.Errorf("credit pay order %d: it moved under its lock or its wallet is missing", order.ID)
-	}
-	ev, err := outbox.NewEvent(s.cfg.Exchange, s.cfg.RefundSuccessKey, pay.RefundSuccessType, pay.RefundSuccess{
+		SELECT 1 / (SELECT count(*) FROM credit)`,
+		order.ID, order.BizUserID, credited.Status, credited.RefundedAmount, st.now, pay.Paid, order.RefundedAmount, req.Amount,
+		req.RefundID, req.BizOrderNo, req.Reason, pay.RefundCredited, req.RequestedAt.UTC(), messageID)
+	ev, evErr := outbox.NewEvent(s.cfg.Exchange, s.cfg.RefundSuccessKey, pay.RefundSuccessType, pay.RefundSuccess{
 		RefundID:      req.RefundID,
 		BizOrderNo:    order.BizOrderNo,
 		PayOrderID:    order.ID,
 		UserID:        order.BizUserID,
 		Amount:        req.Amount,
 		RefundedTotal: credited.RefundedAmount,
-		RefundedAt:    now,
+		RefundedAt:    st.now,
 	}, correlationID)
-	if err != nil {
-		return 0, "", err
+	if evErr == nil {
+		outbox.Queue(ctx, b, ev)
 	}
-	if err := outbox.Insert(ctx, tx, ev); err != nil {
-		return 0, "", err
+	queueOutcome(pay.RefundApplied)
+	return func(br pgx.BatchResults) error {
+		if evErr != nil {
+			return evErr
+		}
+		if _, err := br.Exec(); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "22012" { // division_by_zero: nothing credited
+				err = errors.New("it moved under its lock or its wallet is missing")
+			}
+			return fmt.Errorf("credit account %d for pay order %d: %w", order.BizUserID, order.ID, err)
+		}
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("insert outbox event %s: %w", ev.ID, err)
+		}
+		if err := recordOutcome(br); err != nil {
+			return err
+		}
+		*result = pay.RefundApplied
+		return nil
 	}
-	return pay.RefundApplied, order.RefundKind(req.Amount), nil
 }
 
 const refundColumns = `refund_id, biz_order_no, pay_order_id, user_id, amount, reason, outcome, coalesce(rejection, ''),
