@@ -214,3 +214,11 @@ func profile(client *http.Client, addr, path string, seconds int) error {
 	}
 	return f.Close()
 }
+
+// msPerOrder renders one part of a run's CPU as milliseconds per order paid.
+func msPerOrder(r run, part string) string {
+	if r.paid == 0 || len(r.cpu) == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", r.cpu[part].Seconds()*1000/float64(r.paid))
+}

@@ -58,9 +58,12 @@ type system struct {
 	tradeDebug string
 	tradeDB    *pgxpool.Pool // read directly for the time each order was paid
 	proxy      *testenv.Proxy
-	client     *systest.Client
-	buyers     []buyer
-	nextBuyer  atomic.Int64
+	// payWire and tradeWire carry pay's and trade's connections to
+	// PostgreSQL and count their round trips.
+	payWire, tradeWire *testenv.Proxy
+	client             *systest.Client
+	buyers             []buyer
+	nextBuyer          atomic.Int64
 }
 
 type buyer struct {
@@ -91,7 +94,9 @@ func startSystem(tb testing.TB, cfg systemConfig) *system {
 		s.proxy = testenv.NewProxy(tb, testenv.HostPort(tb, payAMQP))
 		payAMQP = s.proxy.RewriteURL(tb, payAMQP)
 	}
-	var tradeEnv []string
+	s.payWire = testenv.NewProxy(tb, testenv.HostPort(tb, sys.PayDB))
+	s.tradeWire = testenv.NewProxy(tb, testenv.HostPort(tb, sys.TradeDB))
+	payDB, tradeDB := s.payWire.RewriteURL(tb, sys.PayDB), s.tradeWire.RewriteURL(tb, sys.TradeDB)
 	if cfg.latency > 0 {
 		x := testenv.NewToxiproxy()
 		slow := func(name, rawURL string) string {
@@ -99,10 +104,11 @@ func startSystem(tb testing.TB, cfg systemConfig) *system {
 			testenv.AddLatency(tb, p, cfg.latency)
 			return u
 		}
-		payEnv = append(payEnv, "PAY_DATABASE_URL="+slow("pay-db", sys.PayDB))
-		tradeEnv = append(tradeEnv, "TRADE_DATABASE_URL="+slow("trade-db", sys.TradeDB))
+		payDB, tradeDB = slow("pay-db", payDB), slow("trade-db", tradeDB)
 		payAMQP, tradeAMQP = slow("pay-amqp", payAMQP), slow("trade-amqp", tradeAMQP)
 	}
+	payEnv = append(payEnv, "PAY_DATABASE_URL="+payDB)
+	tradeEnv := []string{"TRADE_DATABASE_URL=" + tradeDB}
 	payEnv = append(payEnv, "AMQP_URL="+payAMQP)
 	tradeEnv = append(tradeEnv, "AMQP_URL="+tradeAMQP)
 	if cfg.profileDir != "" {
@@ -232,6 +238,10 @@ type run struct {
 	cpuBusy    float64  // share of all cores busy while the requests ran; -1 unknown
 	cpu        cpuShare // CPU time of each part, from the first request to the last order paid
 	relayBatch float64  // events per outbox relay batch; 0 without an outbox
+	// payTrips and tradeTrips are pay's and trade's round trips to
+	// PostgreSQL per order paid, from the first request to the last order
+	// paid (the relay's idle polls and the purges included).
+	payTrips, tradeTrips float64
 }
 
 // settle waits until every accepted payment's order is paid at trade (or
@@ -314,9 +324,14 @@ func (s *system) sweepStep(tb testing.TB, n, conc int) run {
 	before := scrapeRelay(s.client.HTTP, s.pay.BaseURL)
 	profiled := s.startProfiles(tb, conc)
 	cpu, parts := startCPU(), sampleParts(s.pay.Pid(), s.trade.Pid())
+	payTrips, tradeTrips := s.payWire.RoundTrips(), s.tradeWire.RoundTrips()
 	attempts := s.closedLoop(orders, conc)
 	busy := cpu.stop()
 	r := s.settle(tb, orders, attempts, 2*time.Minute)
+	if r.paid > 0 {
+		r.payTrips = float64(s.payWire.RoundTrips()-payTrips) / float64(r.paid)
+		r.tradeTrips = float64(s.tradeWire.RoundTrips()-tradeTrips) / float64(r.paid)
+	}
 	r.conc, r.cpuBusy, r.cpu = conc, busy, sampleParts(s.pay.Pid(), s.trade.Pid()).since(parts)
 	profiled.Wait()
 	if after := scrapeRelay(s.client.HTTP, s.pay.BaseURL); after.batches > before.batches {
