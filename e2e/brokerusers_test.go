@@ -18,6 +18,7 @@ import (
 // broker user of its own, and trade applies a pay.success only from pay's.
 func TestOnlyPaysBrokerUserCanPayAnOrder(t *testing.T) {
 	t.Parallel()
+	testenv.NeedBrokerUsers(t)
 	s := newSystem(t)
 	trade := s.startTrade(t)
 	b := s.newBuyer(t, 1, 100_000)

@@ -20,6 +20,7 @@ import (
 // its handler only what that user sent, parking the rest with the reason.
 func TestOnlyTheAllowedBrokerUsersMessagesReachTheHandler(t *testing.T) {
 	t.Parallel()
+	testenv.NeedBrokerUsers(t)
 	topo := newConsumerTopology(t, true)
 	everything := broker.Exactly(topo.exchange, topo.queue, topo.errorExchange, topo.errorQueue)
 	perms := broker.Permissions{Configure: everything, Write: everything, Read: everything}

@@ -23,8 +23,11 @@ type System struct {
 	// look at queues; the services never use it.
 	AMQPURL string
 	// PayBroker and TradeBroker are each service's own broker user, with
-	// only the permissions that service needs on this test's names.
+	// only the permissions that service needs on this test's names; or,
+	// where no users can be added (testenv.TestBrokerUsers), both the
+	// test broker's own, and the services then run in development mode.
 	PayBroker, TradeBroker testenv.BrokerUser
+	sharedUser             bool
 	// PayDB and TradeDB are empty databases of this test; each binary
 	// migrates its own at start-up.
 	PayDB, TradeDB string
@@ -70,6 +73,17 @@ func NewOnBroker(tb testing.TB, prefix, amqpURL string, ctl testenv.Ctl, tags ..
 		Topology:  testenv.NewTopology(tb, amqpURL),
 		Tags:      tags,
 	}
+	if ctl == nil {
+		if err := testenv.TestBrokerUsers(tb); err != nil {
+			tb.Log(err)
+			testenv.Partly(tb, testenv.BrokerUsersNeed,
+				"pay and trade share the test broker's user, as in development mode, and trade cannot tell pay's messages from a forger's",
+				"sudo make test")
+			shared := testenv.BrokerUser{Name: testenv.UserOf(tb, amqpURL), URL: amqpURL}
+			s.PayBroker, s.TradeBroker, s.sharedUser = shared, shared, true
+			return s
+		}
+	}
 	users := testenv.NewBrokerUsers(tb, amqpURL, ctl, map[string]broker.Permissions{
 		"pay": s.PayTopology().Permissions(), "trade": s.TradeTopology().Permissions(),
 	})
@@ -100,21 +114,30 @@ func (s *System) TradeTopology() tradeamqp.Topology {
 // on port 0. A later entry of the same name wins, so a caller appends what
 // it changes.
 func (s *System) PayEnv() []string {
-	return append([]string{
+	return append(s.devEnv(), append([]string{
 		"PAY_DATABASE_URL=" + s.PayDB, "PAY_HTTP_ADDR=127.0.0.1:0",
 		"AMQP_URL=" + s.PayBroker.URL, "PAY_MQ_TRADE_USER=" + s.TradeBroker.Name,
 		"PAYTRADE_KEYS_DIR=" + s.PayKeys, "PAY_BCRYPT_COST=4",
-	}, s.Topology.Env()...)
+	}, s.Topology.Env()...)...)
 }
 
 // TradeEnv is the environment every trade process of the system starts
 // with, on port 0, asking the pay at payURL.
 func (s *System) TradeEnv(payURL string) []string {
-	return append([]string{
+	return append(s.devEnv(), append([]string{
 		"TRADE_DATABASE_URL=" + s.TradeDB, "TRADE_HTTP_ADDR=127.0.0.1:0",
 		"AMQP_URL=" + s.TradeBroker.URL, "TRADE_MQ_PAY_USER=" + s.PayBroker.Name,
 		"PAYTRADE_KEYS_DIR=" + s.TradeKeys, "PAY_SERVICE_URL=" + payURL,
-	}, s.Topology.Env()...)
+	}, s.Topology.Env()...)...)
+}
+
+// devEnv is PAYTRADE_DEV=1 where both services share one broker user,
+// which only development mode accepts.
+func (s *System) devEnv() []string {
+	if s.sharedUser {
+		return []string{"PAYTRADE_DEV=1"}
+	}
+	return nil
 }
 
 // Binary builds cmd/<service> with the system's build tags (once per test

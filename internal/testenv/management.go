@@ -1,9 +1,11 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/paytrade/paytrade/internal/broker"
 )
 
 // ManagementURLEnv names the variable that gives the HTTP address of the
@@ -123,28 +127,70 @@ func (m *Management) Unacked(ctx context.Context, queues ...string) (map[string]
 
 // get reads the API's path (under /api/) into v.
 func (m *Management) get(ctx context.Context, path string, v any) error {
+	return m.do(ctx, http.MethodGet, path, nil, v)
+}
+
+// do sends body (if not nil) as JSON to the API's path (under /api/) and
+// reads the answer into v (if not nil).
+func (m *Management) do(ctx context.Context, method, path string, body, v any) error {
 	u := m.base.JoinPath("api")
 	u.RawPath = u.EscapedPath() + "/" + path
 	u.Path, _ = url.PathUnescape(u.RawPath)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	var payload io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		payload = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), payload)
 	if err != nil {
 		return err
 	}
 	req.SetBasicAuth(m.user, m.password)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := m.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("management API: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var body struct {
+	if resp.StatusCode/100 != 2 {
+		var reason struct {
 			Reason string `json:"reason"`
 		}
-		_ = json.NewDecoder(resp.Body).Decode(&body)
-		return fmt.Errorf("management API GET %s: %s %s", u.Redacted(), resp.Status, body.Reason)
+		_ = json.NewDecoder(resp.Body).Decode(&reason)
+		return fmt.Errorf("management API %s %s: %s %s", method, u.Redacted(), resp.Status, reason.Reason)
+	}
+	if v == nil {
+		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		return fmt.Errorf("management API GET %s: %w", u.Redacted(), err)
+		return fmt.Errorf("management API %s %s: %w", method, u.Redacted(), err)
 	}
 	return nil
+}
+
+// AddUser adds a user with password and only perms in virtual host vhost;
+// the user acting must be an administrator.
+func (m *Management) AddUser(ctx context.Context, vhost, name, password string, perms broker.Permissions) error {
+	if err := m.do(ctx, http.MethodPut, "users/"+url.PathEscape(name),
+		map[string]string{"password": password, "tags": ""}, nil); err != nil {
+		return err
+	}
+	return m.do(ctx, http.MethodPut, "permissions/"+url.PathEscape(vhost)+"/"+url.PathEscape(name),
+		map[string]string{"configure": perms.Configure, "write": perms.Write, "read": perms.Read}, nil)
+}
+
+// DeleteUser deletes a user (and with it its permissions).
+func (m *Management) DeleteUser(ctx context.Context, name string) error {
+	return m.do(ctx, http.MethodDelete, "users/"+url.PathEscape(name), nil, nil)
+}
+
+// Administers reports whether the API's user may add users (lists them).
+func (m *Management) Administers(ctx context.Context) error {
+	var users []json.RawMessage
+	return m.get(ctx, "users", &users)
 }

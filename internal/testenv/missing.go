@@ -23,16 +23,31 @@ func Missing(tb testing.TB, need, run string) {
 	if os.Getenv("CI") == "true" {
 		tb.Fatalf("needs %s, and CI runs every test: %s", need, run)
 	}
-	if err := recordSkip(tb.Name(), need, run); err != nil {
+	if err := recordSkip(tb.Name(), need, run, ""); err != nil {
 		tb.Errorf("record the skip for make test's summary: %v", err)
 	}
 	tb.Skipf("SKIPPED: needs %s; to run it: %s", need, run)
 }
 
+// Partly is Missing for a test that can still run, with less than it
+// proves where it has need: outside CI it goes on, says so in its log and
+// is counted in make test's closing line as run in part; under CI=true it
+// fails, like a skip.
+func Partly(tb testing.TB, need, instead, run string) {
+	tb.Helper()
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("needs %s, and CI runs every test in full: %s", need, run)
+	}
+	if err := recordSkip(tb.Name(), need, run, instead); err != nil {
+		tb.Errorf("record the partial run for make test's summary: %v", err)
+	}
+	tb.Logf("RUNS IN PART: needs %s, so %s; to run it in full: %s", need, instead, run)
+}
+
 // recordSkip appends "need<TAB>run<TAB>test" to the skipped file, if make
-// test named one. Test binaries run in parallel: each line is one write to
+// test named one, with "<TAB>instead" for a test that ran in part. Test binaries run in parallel: each line is one write to
 // a file opened for appending, so lines never interleave.
-func recordSkip(test, need, run string) error {
+func recordSkip(test, need, run, instead string) error {
 	file := os.Getenv(SkippedFileEnv)
 	if file == "" {
 		return nil
@@ -42,7 +57,11 @@ func recordSkip(test, need, run string) error {
 		return err
 	}
 	clean := strings.NewReplacer("\t", " ", "\n", " ")
-	line := fmt.Sprintf("%s\t%s\t%s\n", clean.Replace(need), clean.Replace(run), clean.Replace(test))
+	line := fmt.Sprintf("%s\t%s\t%s", clean.Replace(need), clean.Replace(run), clean.Replace(test))
+	if instead != "" {
+		line += "\t" + clean.Replace(instead)
+	}
+	line += "\n"
 	if _, err := f.WriteString(line); err != nil {
 		_ = f.Close()
 		return err
