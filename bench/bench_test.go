@@ -14,7 +14,7 @@
 // its defaults. PAYTRADE_BENCH_PROFILE=dir writes a CPU profile of pay and
 // of trade for every step of the sweep into dir (go tool pprof reads
 // them). Run one phase with -run 'TestBench/pipeline' (or bcrypt,
-// limitA, limitB, cluster, latency, opsflood, failover, growth); the
+// limitA, limitB, cluster, latency, zone, opsflood, failover, growth); the
 // failover phase kills its Patroni cluster's primary
 // PAYTRADE_BENCH_FAILOVERS times (5). The targets are reported, never asserted: a timed test that
 // fails on a slow machine says nothing about the code.
@@ -123,6 +123,37 @@ var (
 // loopback hides.
 const linkLatency = time.Millisecond
 
+// zoneLatency is what the zone phase adds to each round trip: a database
+// in another zone.
+const zoneLatency = 5 * time.Millisecond
+
+// oneClientCount is how many payments one client makes, with linkLatency
+// and without, for pay's p50.
+const oneClientCount = 300
+
+// oneClientSlack is how much more than on loopback pay's p50 at one client
+// may take with linkLatency: two round trips to PostgreSQL and nothing
+// else waiting.
+const oneClientSlack = 2500 * time.Microsecond
+
+// slowSweeps runs both wirings' sweeps with latency added to every round
+// trip of pay and trade, and returns their runs and paytrade's system,
+// still running.
+func slowSweeps(t *testing.T, cfg config, phase string, latency time.Duration) (paytrade, seedStyle []run, pt *system) {
+	t.Helper()
+	pt = startSystem(t, systemConfig{name: "paytrade-" + phase, latency: latency, payEnv: cfg.payEnv, tradeEnv: cfg.tradeEnv, profileDir: cfg.profileDir})
+	seed := startSystem(t, systemConfig{name: "seed-style-" + phase, latency: latency, profileDir: cfg.profileDir,
+		payEnv: seedStylePay, tradeEnv: seedStyleTrade})
+	pt.sweepStep(t, cfg.count(warmupCount), 32)
+	seed.sweepStep(t, cfg.count(warmupCount), 32)
+	for _, conc := range cfg.concurrency {
+		paytrade = append(paytrade, pt.sweepStep(t, cfg.count(sweepCount), conc))
+		seedStyle = append(seedStyle, seed.sweepStep(t, cfg.count(sweepCount), conc))
+	}
+	seed.stop(t)
+	return paytrade, seedStyle, pt
+}
+
 // limitAConns are the connection counts limit A tries; the best is A.
 // 4 is what pay's pool opens on this machine (pgxpool's default).
 var limitAConns = []int{4, 8, 32}
@@ -139,6 +170,8 @@ type results struct {
 	paytrade, seedStyle      []run
 	cluster                  []run // paytrade on a three-node cluster
 	slowPaytrade, slowSeed   []run // the sweep with linkLatency on every link
+	zonePaytrade, zoneSeed   []run // the sweep with zoneLatency on every link
+	oneSlow, oneLoopback     run   // paytrade at one client, with linkLatency and without
 	halfPeak                 run
 	halfPeakRate             float64
 	brokerUp, brokerDown     run
@@ -226,16 +259,20 @@ func TestBench(t *testing.T) {
 		cl.stop(t)
 	})
 	t.Run("latency", func(t *testing.T) {
-		pt := startSystem(t, systemConfig{name: "paytrade-latency", latency: linkLatency, payEnv: cfg.payEnv, tradeEnv: cfg.tradeEnv, profileDir: cfg.profileDir})
-		seed := startSystem(t, systemConfig{name: "seed-style-latency", latency: linkLatency, profileDir: cfg.profileDir,
-			payEnv: seedStylePay, tradeEnv: seedStyleTrade})
-		pt.sweepStep(t, cfg.count(warmupCount), 32)
-		seed.sweepStep(t, cfg.count(warmupCount), 32)
-		for _, conc := range cfg.concurrency {
-			r.slowPaytrade = append(r.slowPaytrade, pt.sweepStep(t, cfg.count(sweepCount), conc))
-			r.slowSeed = append(r.slowSeed, seed.sweepStep(t, cfg.count(sweepCount), conc))
-		}
-		seed.stop(t)
+		var pt *system
+		r.slowPaytrade, r.slowSeed, pt = slowSweeps(t, cfg, "latency", linkLatency)
+		// One client, with the latency and without: what one payment's
+		// round trips cost, with nothing else waiting.
+		r.oneSlow = pt.sweepStep(t, cfg.count(oneClientCount), 1)
+		pt.stop(t)
+		fast := startSystem(t, systemConfig{name: "paytrade-loopback", payEnv: cfg.payEnv, tradeEnv: cfg.tradeEnv})
+		fast.sweepStep(t, cfg.count(warmupCount), 8)
+		r.oneLoopback = fast.sweepStep(t, cfg.count(oneClientCount), 1)
+		fast.stop(t)
+	})
+	t.Run("zone", func(t *testing.T) {
+		var pt *system
+		r.zonePaytrade, r.zoneSeed, pt = slowSweeps(t, cfg, "zone", zoneLatency)
 		pt.stop(t)
 	})
 	t.Run("opsflood", func(t *testing.T) {
@@ -468,26 +505,18 @@ func (r *results) print(w io.Writer) {
 		fmt.Fprintf(w, "replication's cost at c=%d: %s ms of RabbitMQ CPU per order paid on three nodes, %s on one (cluster %s, single node %s)\n",
 			cl.conc, msPerOrder(cl, "rabbitmq"), msPerOrder(pt, "rabbitmq"), rateAt(cl), rateAt(pt))
 	}
-	if slowPT, slowSeed := best(r.slowPaytrade), best(r.slowSeed); slowPT.paidRate > 0 {
-		fmt.Fprintf(w, "\n%-18s %4s %13s %10s %22s %25s   (+%v per round trip to PostgreSQL and RabbitMQ)\n", "sweep, slow links", "conc",
-			"orders paid/s", "accepted/s", "pay p50/p95/p99 ms", "pay→paid p50/p95/p99 ms", linkLatency)
-		for _, s := range []struct {
-			name string
-			runs []run
-		}{{"paytrade (outbox)", r.slowPaytrade}, {"seed-style", r.slowSeed}} {
-			for _, x := range s.runs {
-				fmt.Fprintf(w, "%-18s %4d %13.0f %10.0f %22s %25s\n", s.name, x.conc, x.paidRate, x.acceptRate, x.pay, x.payToPaid)
-			}
-		}
-		slowRatio := ratio(slowPT.paidRate, slowSeed.paidRate)
-		fmt.Fprintf(w, "ratio paytrade / seed-style with +%v per round trip: %.2f (best %s against %s; on loopback %.2f); target ≥ 3: %s\n",
-			linkLatency, slowRatio, rateAt(slowPT), rateAt(slowSeed), ratio(pt.paidRate, seed.paidRate), verdict(slowRatio >= 3))
+	slowSweepTable(w, linkLatency, 3, r.slowPaytrade, r.slowSeed, pt, seed)
+	slowSweepTable(w, zoneLatency, 5, r.zonePaytrade, r.zoneSeed, pt, seed)
+	if slow, fast := r.oneSlow.pay.p50, r.oneLoopback.pay.p50; slow > 0 && fast > 0 {
+		fmt.Fprintf(w, "pay p50 at one client, +%v per round trip against loopback: %s against %s ms (%+.2f ms); target at most +%s ms: %s\n",
+			linkLatency, ms(slow), ms(fast), (slow-fast).Seconds()*1000, ms(oneClientSlack), verdict(slow-fast <= oneClientSlack))
 	}
 	fmt.Fprintf(w, "\n%-18s %4s  %s\n", "DB round trips", "conc", "per order paid: pay + trade (counted on the wire, idle polls included)")
 	for _, s := range []struct {
 		name string
 		runs []run
-	}{{"paytrade (outbox)", r.paytrade}, {"seed-style", r.seedStyle}, {"paytrade, slow", r.slowPaytrade}, {"seed-style, slow", r.slowSeed}} {
+	}{{"paytrade (outbox)", r.paytrade}, {"seed-style", r.seedStyle}, {"paytrade, +1 ms", r.slowPaytrade}, {"seed-style, +1 ms", r.slowSeed},
+		{"paytrade, +5 ms", r.zonePaytrade}, {"seed-style, +5 ms", r.zoneSeed}} {
 		for _, x := range s.runs {
 			fmt.Fprintf(w, "%-18s %4d  %.1f = %.1f + %.1f\n", s.name, x.conc, x.payTrips+x.tradeTrips, x.payTrips, x.tradeTrips)
 		}
@@ -521,4 +550,26 @@ func abbrev(n int) string {
 	default:
 		return strconv.Itoa(n)
 	}
+}
+
+// slowSweepTable prints both wirings' sweeps with latency added to every
+// round trip, and the ratio of their best against target.
+func slowSweepTable(w io.Writer, latency time.Duration, target float64, paytrade, seedStyle []run, pt, seed run) {
+	slowPT, slowSeed := best(paytrade), best(seedStyle)
+	if slowPT.paidRate <= 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%-18s %4s %13s %10s %22s %25s   (+%v per round trip to PostgreSQL and RabbitMQ)\n", "sweep, slow links", "conc",
+		"orders paid/s", "accepted/s", "pay p50/p95/p99 ms", "pay→paid p50/p95/p99 ms", latency)
+	for _, s := range []struct {
+		name string
+		runs []run
+	}{{"paytrade (outbox)", paytrade}, {"seed-style", seedStyle}} {
+		for _, x := range s.runs {
+			fmt.Fprintf(w, "%-18s %4d %13.0f %10.0f %22s %25s\n", s.name, x.conc, x.paidRate, x.acceptRate, x.pay, x.payToPaid)
+		}
+	}
+	slowRatio := ratio(slowPT.paidRate, slowSeed.paidRate)
+	fmt.Fprintf(w, "ratio paytrade / seed-style with +%v per round trip: %.2f (best %s against %s; on loopback %.2f); target ≥ %g: %s\n",
+		latency, slowRatio, rateAt(slowPT), rateAt(slowSeed), ratio(pt.paidRate, seed.paidRate), target, verdict(slowRatio >= target))
 }

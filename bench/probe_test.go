@@ -124,14 +124,14 @@ func procTicks(pid int) (uint64, bool) {
 	return utime + stime, true
 }
 
-// serverTicks sums the CPU time of every process named comm (postgres
-// backends, RabbitMQ's beam.smp), which the bench cannot tell apart by pid.
-func serverTicks(comm string) uint64 {
+// serverTicks reads the CPU time of every process named comm (postgres
+// backends, RabbitMQ's beam.smp: every node of a cluster), by pid.
+func serverTicks(comm string) map[int]uint64 {
+	ticks := map[int]uint64{}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0
+		return ticks
 	}
-	var sum uint64
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -142,10 +142,10 @@ func serverTicks(comm string) uint64 {
 			continue
 		}
 		if t, ok := procTicks(pid); ok {
-			sum += t
+			ticks[pid] = t
 		}
 	}
-	return sum
+	return ticks
 }
 
 // cpuParts are the processes whose CPU time a sweep step splits its cost
@@ -155,26 +155,35 @@ var cpuParts = []string{"pay", "trade", "postgres", "rabbitmq", "load"}
 // cpuShare is the CPU time each part spent over a window.
 type cpuShare map[string]time.Duration
 
-// cpuSample is the parts' CPU clocks at one moment.
-type cpuSample map[string]uint64
+// cpuSample is the CPU clocks of each part's processes at one moment.
+type cpuSample map[string]map[int]uint64
 
 // sampleParts reads the CPU clocks of pay, trade, every postgres process,
-// RabbitMQ and this test process (the load generator).
+// every RabbitMQ node and this test process (the load generator).
 func sampleParts(payPid, tradePid int) cpuSample {
 	s := cpuSample{"postgres": serverTicks("postgres"), "rabbitmq": serverTicks("beam.smp")}
-	s["pay"], _ = procTicks(payPid)
-	s["trade"], _ = procTicks(tradePid)
-	s["load"], _ = procTicks(os.Getpid())
+	for part, pid := range map[string]int{"pay": payPid, "trade": tradePid, "load": os.Getpid()} {
+		s[part] = map[int]uint64{}
+		if t, ok := procTicks(pid); ok {
+			s[part][pid] = t
+		}
+	}
 	return s
 }
 
-// since returns the CPU time each part spent from before to s.
+// since returns the CPU time each part spent from before to s: of the
+// processes alive at both moments, so that a process that ends or starts
+// meanwhile (another test's broker, a postgres backend) skews nothing.
 func (s cpuSample) since(before cpuSample) cpuShare {
 	out := cpuShare{}
 	for _, p := range cpuParts {
-		if s[p] >= before[p] {
-			out[p] = time.Duration(s[p]-before[p]) * time.Second / clockTicks
+		var ticks uint64
+		for pid, t := range s[p] {
+			if b, ok := before[p][pid]; ok && t >= b {
+				ticks += t - b
+			}
 		}
+		out[p] = time.Duration(ticks) * time.Second / clockTicks
 	}
 	return out
 }
