@@ -129,7 +129,7 @@ func TestCorrelationIDTravelsFromThePayRequestToTradesLogLine(t *testing.T) {
 	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/pay-orders/%d", s.pay.BaseURL, po.ID), strings.NewReader(`{"pw":"123"}`))
 	req.Header.Set("Authorization", "Bearer "+b.tok)
 	req.Header.Set(correlation.Header, id)
-	res, err := http.DefaultClient.Do(req)
+	res, err := client.HTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,12 +12,19 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/paytrade/paytrade/internal/openapi/openapitest"
 	"github.com/paytrade/paytrade/internal/systest"
 	"github.com/paytrade/paytrade/internal/testenv"
 )
 
-// client is every test's HTTP client.
-var client = systest.NewClient(8, 10*time.Second)
+// client is every test's HTTP client. Every answer it gets is checked
+// against the OpenAPI document of the service that gave it: one that drifts
+// from it comes back as an error.
+var client = func() *systest.Client {
+	c := systest.NewClient(8, 10*time.Second)
+	c.HTTP.Transport = openapitest.Transport(c.HTTP.Transport)
+	return c
+}()
 
 // system is one systest.System with its pay running; tradeEnv goes to
 // every trade a test starts.

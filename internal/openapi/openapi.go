@@ -1,6 +1,7 @@
 // Package openapi serves a service's OpenAPI 3 document and checks it: that
 // it is well formed (Validate) and, for tests, that it describes exactly the
-// routes the service's router serves (CheckRoutes).
+// routes the service's router serves (CheckRoutes) and every response they
+// see (Responses).
 package openapi
 
 import (

@@ -1,18 +1,24 @@
 // Package openapitest holds the checks every service runs on its OpenAPI
-// document, so each service's test states only which handler and document.
+// document, so each service's test states only which handler and document,
+// and the hooks that check every response a test sees against it: Checked
+// around a handler, Transport in a client.
 package openapitest
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/paytrade/paytrade/internal/httpstatus"
 	"github.com/paytrade/paytrade/internal/openapi"
 )
 
@@ -65,4 +71,107 @@ func CheckService(t *testing.T, h http.Handler, doc []byte, file string) {
 			t.Errorf("the served document is not %s", file)
 		}
 	})
+}
+
+// Checked is h with every response it writes checked against the OpenAPI
+// document h serves at /openapi.json: a response that drifts from the
+// document fails tb. Serve it, not h, in a service's HTTP tests, so that
+// every body they see is one the document describes.
+func Checked(tb testing.TB, h http.Handler) http.Handler {
+	tb.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/openapi.json", nil))
+	if rec.Code != http.StatusOK {
+		tb.Fatalf("GET /openapi.json: status %d, body %s", rec.Code, rec.Body)
+	}
+	responses, err := openapi.NewResponses(rec.Body.Bytes())
+	if err != nil {
+		tb.Fatalf("read the served OpenAPI document: %v", err)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cw := &capture{Writer: httpstatus.NewWriter(w)}
+		h.ServeHTTP(cw, r)
+		if err := responses.Check(r.Method, r.URL.Path, cw.Status(), w.Header(), cw.body.Bytes()); err != nil {
+			tb.Errorf("the response drifts from the OpenAPI document: %v", err)
+		}
+	})
+}
+
+// capture is a response writer that keeps a copy of the body.
+type capture struct {
+	*httpstatus.Writer
+	body bytes.Buffer
+}
+
+func (c *capture) Write(b []byte) (int, error) {
+	c.body.Write(b)
+	return c.Writer.Write(b)
+}
+
+// Transport is base (http.DefaultTransport if nil) with every response
+// checked against the OpenAPI document its service serves at
+// /openapi.json, read once per host: a response that drifts from the
+// document is returned as an error, for clients that have no test to fail,
+// like one shared by a package's tests against the running binaries.
+func Transport(base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &checkingTransport{base: base, docs: map[string]*openapi.Responses{}}
+}
+
+type checkingTransport struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	docs map[string]*openapi.Responses // by scheme://host
+}
+
+func (t *checkingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := t.base.RoundTrip(r)
+	if err != nil || r.URL.Path == "/openapi.json" {
+		return res, err
+	}
+	body, err := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	res.Body = io.NopCloser(bytes.NewReader(body))
+	responses, err := t.document(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := responses.Check(r.Method, r.URL.Path, res.StatusCode, res.Header, body); err != nil {
+		return nil, fmt.Errorf("the response drifts from the OpenAPI document: %w", err)
+	}
+	return res, nil
+}
+
+// document returns the checker for r's service, reading its document once.
+func (t *checkingTransport) document(r *http.Request) (*openapi.Responses, error) {
+	origin := r.URL.Scheme + "://" + r.URL.Host
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if doc, ok := t.docs[origin]; ok {
+		return doc, nil
+	}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, origin+"/openapi.json", nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, fmt.Errorf("read the OpenAPI document of %s: %w", origin, err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("read the OpenAPI document of %s: status %d, %v", origin, res.StatusCode, err)
+	}
+	doc, err := openapi.NewResponses(data)
+	if err != nil {
+		return nil, fmt.Errorf("the OpenAPI document of %s: %w", origin, err)
+	}
+	t.docs[origin] = doc
+	return doc, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,11 +12,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/testenv"
 	"github.com/paytrade/paytrade/migrations"
-	"github.com/paytrade/paytrade/services/pay/httpapi"
 	"github.com/paytrade/paytrade/services/pay/paytest"
 	"github.com/paytrade/paytrade/services/pay/postgres"
 )
@@ -110,11 +107,7 @@ func clusterHarness(t *testing.T, dbURL string, tracer pgx.QueryTracer) (*harnes
 	}
 	t.Cleanup(pool.Close)
 	store := postgres.New(pool, paytest.StoreConfig(testenv.Name(t, "pay.topic")))
-	h := &harness{pool: pool, store: store, srv: httptest.NewServer(httpapi.NewHandler(store, httpapi.Config{
-		Auth:              keys.Authenticator(auth.AudiencePay),
-		IdempotencySecret: []byte("idem"),
-	}))}
-	t.Cleanup(h.srv.Close)
+	h := &harness{pool: pool, store: store, srv: serve(t, store)}
 	return h, store
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/authtest"
 	"github.com/paytrade/paytrade/internal/broker"
+	"github.com/paytrade/paytrade/internal/openapi/openapitest"
 	"github.com/paytrade/paytrade/internal/outbox"
 	"github.com/paytrade/paytrade/internal/testenv"
 	"github.com/paytrade/paytrade/services/pay/httpapi"
@@ -68,11 +69,7 @@ func newHarness(tb testing.TB) *harness {
 		return c
 	}())
 	h.store = store
-	h.srv = httptest.NewServer(httpapi.NewHandler(store, httpapi.Config{
-		Auth:              keys.Authenticator(auth.AudiencePay),
-		IdempotencySecret: []byte("idem"),
-	}))
-	tb.Cleanup(h.srv.Close)
+	h.srv = serve(tb, store)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -84,6 +81,18 @@ func newHarness(tb testing.TB) *harness {
 		_ = pub.Close()
 	})
 	return h
+}
+
+// serve serves store's API, every response checked against the OpenAPI
+// document.
+func serve(tb testing.TB, store *postgres.Store) *httptest.Server {
+	tb.Helper()
+	srv := httptest.NewServer(openapitest.Checked(tb, httpapi.NewHandler(store, httpapi.Config{
+		Auth:              keys.Authenticator(auth.AudiencePay),
+		IdempotencySecret: []byte("idem"),
+	})))
+	tb.Cleanup(srv.Close)
+	return srv
 }
 
 func userToken(tb testing.TB, userID int64) string { return keys.User(tb, userID) }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/authtest"
+	"github.com/paytrade/paytrade/internal/openapi/openapitest"
 	"github.com/paytrade/paytrade/services/pay"
 	"github.com/paytrade/paytrade/services/pay/paytest"
 	"github.com/paytrade/paytrade/services/trade"
@@ -28,9 +29,9 @@ type api struct {
 func newAPI(t *testing.T) *api {
 	t.Helper()
 	w := tradetest.NewWorld(t)
-	srv := httptest.NewServer(httpapi.NewHandler(w.Orders, w.Service, httpapi.Config{
+	srv := httptest.NewServer(openapitest.Checked(t, httpapi.NewHandler(w.Orders, w.Service, httpapi.Config{
 		Auth: w.Keys.Authenticator(auth.AudienceTrade),
-	}))
+	})))
 	t.Cleanup(srv.Close)
 	return &api{world: w, srv: srv}
 }
