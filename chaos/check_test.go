@@ -11,6 +11,9 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/paytrade/paytrade/internal/broker"
+	"github.com/paytrade/paytrade/internal/reconcile"
+	paydomain "github.com/paytrade/paytrade/services/pay"
+	"github.com/paytrade/paytrade/services/trade"
 )
 
 // observe installs, in trade's database, a trigger that writes down every
@@ -41,15 +44,21 @@ func (s *system) observe(t *testing.T) {
 	if err != nil {
 		t.Fatalf("install the application audit in trade's database: %v", err)
 	}
-	// At pay, every UPDATE that leaves a pay order refunded: a refund
-	// takes effect exactly once, when it leaves 3 (paid). Counted here
-	// rather than from the ledger, so a credit that skips the ledger is
-	// seen too.
+	// At pay, every credit as the database sees it, whoever makes it and
+	// whether or not it books a ledger row: a pay order whose refund time
+	// moves is credited, and what its transaction raised balances by is
+	// the credit. The suite reads them by transaction, so a credit is seen
+	// even where the ledger and the refund decisions say nothing of it.
 	_, err = s.payPool.Exec(context.Background(), `
 		CREATE TABLE chaos_credits (
-			pay_order_id bigint      NOT NULL,
-			old_status   smallint    NOT NULL,
-			at           timestamptz NOT NULL DEFAULT clock_timestamp()
+			pay_order_id bigint   NOT NULL,
+			old_status   smallint NOT NULL,
+			tx           bigint   NOT NULL DEFAULT txid_current()
+		);
+		CREATE TABLE chaos_wallet_credits (
+			user_id bigint NOT NULL,
+			amount  bigint NOT NULL,
+			tx      bigint NOT NULL DEFAULT txid_current()
 		);
 		CREATE FUNCTION chaos_record_credit() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
@@ -57,34 +66,51 @@ func (s *system) observe(t *testing.T) {
 			RETURN NULL;
 		END $$;
 		CREATE TRIGGER chaos_credits AFTER UPDATE ON pay_orders
-			FOR EACH ROW WHEN (NEW.status = 4) EXECUTE FUNCTION chaos_record_credit();`)
+			FOR EACH ROW WHEN (NEW.refund_time IS DISTINCT FROM OLD.refund_time) EXECUTE FUNCTION chaos_record_credit();
+		CREATE FUNCTION chaos_record_wallet_credit() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			INSERT INTO chaos_wallet_credits (user_id, amount) VALUES (NEW.user_id, NEW.balance - OLD.balance);
+			RETURN NULL;
+		END $$;
+		CREATE TRIGGER chaos_wallet_credits AFTER UPDATE ON accounts
+			FOR EACH ROW WHEN (NEW.balance > OLD.balance) EXECUTE FUNCTION chaos_record_wallet_credit();`)
 	if err != nil {
 		t.Fatalf("install the credit audit in pay's database: %v", err)
 	}
 }
 
 // state is what the two databases and the broker say after a scenario.
+// The rules each database keeps on its own are reconcile's (CheckPay,
+// CheckTrade), so the suite and paytradectl reconcile cannot disagree;
+// the suite adds what only it can see: the two databases side by side,
+// the funding it made, the audits above and the broker.
 type state struct {
-	debited        int // pay orders with a debit
-	doubleDebits   int // debits beyond the first of a pay order (invariant 1)
-	overdrawn      int // accounts below zero (invariant 2)
-	unbalanced     int // accounts whose funding, debits and balance disagree, or whose ledger does not explain the balance (invariant 3)
-	paid           int // orders paid
-	lost           int // debited pay orders whose order is neither paid nor a recorded discrepancy (invariant 4)
-	free           int // orders paid without a matching successful payment (invariant 5)
-	paidNoDebit    int // of which orders paid whose pay order pay has no debit of: an announced payment a failover took back (invariant 10)
-	applied        int // payments applied again, or orders moved back to paid (invariant 6)
-	refunded       int // orders refunded at trade whose pay order is refunded at pay
-	refundsWaiting int // refunds requested at trade not (yet) credited and marked (invariant 9)
-	doubleRefunds  int // credits beyond the first of a pay order, at pay, and refunds beyond the first of an order, at trade (invariant 8)
-	discrepancies  int // payments recorded as not applicable; in the suite every payment is the owner's, for the exact total
-	chargedCancel  int // pay orders paid (not refunded) whose order is cancelled: charged but cancelled
-	outboxPending  int // events waiting in pay's outbox and in trade's
-	queued         int // messages in mark.order.pay.queue, ready or unacked; -1 unreadable
-	parked         int // messages in error.queue, ready or unacked; -1 unreadable
-	parkedHealthy  int // of which real pay.success events (a healthy message parked)
-	poisonUnparked int // poison messages nowhere to be found (invariant 7)
+	pay, trade     reconcile.Breaches // reconcile's rules each database breaks, by rule
+	debited        int                // pay orders with a debit
+	doubleDebits   int                // pay orders debited other than once (invariant 1: reconcile's debits rule)
+	overdrawn      int                // accounts below zero (invariant 2)
+	unbalanced     int                // balances their ledger does not explain, money not conserved, or funding not what the suite gave (invariant 3)
+	paid           int                // orders paid
+	lost           int                // debited pay orders whose order is neither paid nor a recorded discrepancy (invariant 4)
+	free           int                // orders paid without a matching successful payment (invariant 5)
+	paidNoDebit    int                // of which orders paid whose pay order pay has no debit of: an announced payment a failover took back (invariant 10)
+	applied        int                // payments applied again, or orders moved back to paid (invariant 6)
+	refunded       int                // orders refunded in full at trade whose pay order is refunded in full at pay
+	partialRefunds int                // refunds credited at pay of less than their pay order's amount
+	refundsWaiting int                // refunds requested at trade not (yet) credited and marked, or rejected and unsettled (invariant 9)
+	doubleRefunds  int                // pay orders credited other than once per refund, credits after a refund in full, orders whose refunds disagree with them (invariant 8)
+	overPaid       int64              // cents credited to wallets beyond what their pay orders were paid (invariant 8)
+	discrepancies  int                // payments recorded as not applicable; in the suite every payment is the owner's, for the exact total
+	chargedCancel  int                // pay orders paid (not refunded) whose order is cancelled: charged but cancelled
+	outboxPending  int                // events waiting in pay's outbox and in trade's
+	queued         int                // messages in mark.order.pay.queue, ready or unacked; -1 unreadable
+	parked         int                // messages in error.queue, ready or unacked; -1 unreadable
+	parkedHealthy  int                // of which real pay.success events (a healthy message parked)
+	poisonUnparked int                // poison messages nowhere to be found (invariant 7)
 	unreadable     string
+
+	// What only the suite sees, of the sums above.
+	misfunded, creditsAfterFull, notArrived int
 }
 
 func (st state) converged() bool {
@@ -94,26 +120,36 @@ func (st state) converged() bool {
 // doubleEffects sums what happened more than once.
 func (st state) doubleEffects() int { return st.doubleDebits + st.applied }
 
-// broken names the invariants st breaks, with counts.
+// broken names the invariants st breaks, with counts: every rule of
+// reconcile that a database breaks by its own name, then what only the
+// suite sees.
 func (st state) broken() []string {
 	var b []string
-	add := func(n int, what string) {
+	add := func(n int64, what string) {
 		if n > 0 {
 			b = append(b, fmt.Sprintf("%d %s", n, what))
 		}
 	}
-	add(st.doubleDebits, "double debit (inv 1)")
-	add(st.overdrawn, "overdrawn (inv 2)")
-	add(st.unbalanced, "unbalanced (inv 3)")
-	add(st.lost, "lost (inv 4)")
-	add(st.free, "paid for free (inv 5)")
-	add(st.applied, "applied again (inv 6)")
-	add(st.doubleRefunds, "double refund (inv 8)")
-	add(st.refundsWaiting, "refund not arrived (inv 9)")
-	add(st.discrepancies, "discrepancy (a payment of the owner for the exact total not applied)")
-	add(st.chargedCancel, "charged but cancelled (inv 4)")
-	add(st.parkedHealthy, "healthy parked")
-	add(st.poisonUnparked, "silently dropped (inv 7)")
+	for _, side := range []struct {
+		name  string
+		rules []reconcile.Rule
+		found reconcile.Breaches
+	}{{"pay", reconcile.PayRules, st.pay}, {"trade", reconcile.TradeRules, st.trade}} {
+		for _, r := range side.rules {
+			add(side.found[r.Name], side.name+": "+r.Name)
+		}
+	}
+	add(int64(st.misfunded), "wallets funded other than the suite funded them (inv 3)")
+	add(int64(st.lost), "lost (inv 4)")
+	add(int64(st.free), "paid for free (inv 5)")
+	add(int64(st.applied), "applied again (inv 6)")
+	add(st.overPaid, "cents credited over the paid amount (inv 8)")
+	add(int64(st.creditsAfterFull), "credits after a refund in full (inv 8)")
+	add(int64(st.notArrived), "refund not arrived (inv 9)")
+	add(int64(st.discrepancies), "discrepancy (a payment of the owner for the exact total not applied)")
+	add(int64(st.chargedCancel), "charged but cancelled (inv 4)")
+	add(int64(st.parkedHealthy), "healthy parked")
+	add(int64(st.poisonUnparked), "silently dropped (inv 7)")
 	if st.unreadable != "" {
 		b = append(b, "broker unreadable: "+st.unreadable)
 	}
@@ -132,36 +168,40 @@ func (s *system) inspect(t *testing.T, pop population, poison map[string]bool, f
 			t.Fatalf("inspect %s: %v", what, err)
 		}
 	}
-	var debits int
-	scan(s.payPool.QueryRow(ctx, `SELECT count(*), count(DISTINCT pay_order_id) FROM ledger_entries WHERE kind = 'debit'`).
-		Scan(&debits, &st.debited), "debits")
-	st.doubleDebits = debits - st.debited
-	scan(s.payPool.QueryRow(ctx, `SELECT count(*) FROM accounts WHERE balance < 0`).Scan(&st.overdrawn), "balances")
+	var err error
+	st.pay, err = reconcile.CheckPay(ctx, s.payPool)
+	scan(err, "pay's rules")
+	st.trade, err = reconcile.CheckTrade(ctx, s.trPool)
+	scan(err, "trade's rules")
+	st.doubleDebits = int(st.pay[reconcile.CheckDebits])
+	st.overdrawn = int(st.pay[reconcile.CheckNegativeBalances])
+	st.unbalanced = int(st.pay[reconcile.CheckLedgerDrift] + st.pay[reconcile.CheckMoney])
+
+	scan(s.payPool.QueryRow(ctx, `SELECT count(DISTINCT pay_order_id) FROM ledger_entries WHERE kind = 'debit'`).Scan(&st.debited), "debits")
 	scan(s.payPool.QueryRow(ctx, `SELECT (SELECT count(*) FROM outbox_events)`).Scan(&st.outboxPending), "pay's outbox")
 	var tradeOutbox int
 	scan(s.trPool.QueryRow(ctx, `SELECT count(*) FROM outbox_events`).Scan(&tradeOutbox), "trade's outbox")
 	st.outboxPending += tradeOutbox
 
-	// Money: each wallet's funding is its balance plus what it paid, and
-	// its ledger adds up to its balance.
+	// Each wallet was funded once, by the suite, with what it planned.
 	rows, err := s.payPool.Query(ctx, `
-		SELECT a.user_id, a.balance,
-			COALESCE((SELECT sum(amount) FROM ledger_entries l WHERE l.user_id = a.user_id), 0),
-			COALESCE((SELECT sum(amount) FROM pay_orders p WHERE p.biz_user_id = a.user_id AND p.status = 3), 0)
+		SELECT a.user_id, COALESCE((SELECT sum(amount) FROM ledger_entries l WHERE l.user_id = a.user_id AND l.kind = 'funding'), 0)
 		FROM accounts a`)
-	scan(err, "accounts")
+	scan(err, "funding")
 	for rows.Next() {
-		var user, balance, ledger, paid int64
-		scan(rows.Scan(&user, &balance, &ledger, &paid), "account")
-		if ledger != balance || balance+paid != pop.funding[user] {
-			st.unbalanced++
+		var user, funding int64
+		scan(rows.Scan(&user, &funding), "funding")
+		if funding != pop.funding[user] {
+			st.misfunded++
 		}
 	}
-	scan(rows.Err(), "accounts")
+	scan(rows.Err(), "funding")
+	st.unbalanced += st.misfunded
 
 	type payOrder struct{ user, amount int64 }
 	debited := map[int64]payOrder{} // by bizOrderNo
-	rows, err = s.payPool.Query(ctx, `SELECT biz_order_no, biz_user_id, amount FROM pay_orders WHERE status IN (3, 4)`)
+	rows, err = s.payPool.Query(ctx, `SELECT biz_order_no, biz_user_id, amount FROM pay_orders WHERE status IN ($1, $2)`,
+		paydomain.Paid, paydomain.Refunded)
 	scan(err, "pay orders")
 	for rows.Next() {
 		var biz int64
@@ -206,7 +246,7 @@ func (s *system) inspect(t *testing.T, pop population, poison map[string]bool, f
 	}
 	// Charged but cancelled: paid at pay, not refunded, cancelled at trade.
 	var charged []int64
-	rows, err = s.payPool.Query(ctx, `SELECT biz_order_no FROM pay_orders WHERE status = 3`)
+	rows, err = s.payPool.Query(ctx, `SELECT biz_order_no FROM pay_orders WHERE status = $1`, paydomain.Paid)
 	scan(err, "paid pay orders")
 	for rows.Next() {
 		var biz int64
@@ -214,8 +254,8 @@ func (s *system) inspect(t *testing.T, pop population, poison map[string]bool, f
 		charged = append(charged, biz)
 	}
 	scan(rows.Err(), "paid pay orders")
-	scan(s.trPool.QueryRow(ctx, `SELECT count(*) FROM orders WHERE status = 5 AND id = ANY($1)`, charged).Scan(&st.chargedCancel), "cancelled orders")
-	scan(s.trPool.QueryRow(ctx, `SELECT count(*) FROM chaos_applications WHERE old_status <> 1`).Scan(&st.applied), "applications")
+	scan(s.trPool.QueryRow(ctx, `SELECT count(*) FROM orders WHERE status = $1 AND id = ANY($2)`, trade.Cancelled, charged).Scan(&st.chargedCancel), "cancelled orders")
+	scan(s.trPool.QueryRow(ctx, `SELECT count(*) FROM chaos_applications WHERE old_status <> $1`, trade.Unpaid).Scan(&st.applied), "applications")
 	s.inspectRefunds(t, &st)
 
 	depths, err := s.depths(s.PayQueue, s.ErrorQueue)
@@ -232,16 +272,18 @@ func (s *system) inspect(t *testing.T, pop population, poison map[string]bool, f
 }
 
 // inspectRefunds compares the refunds of both databases. Refunded are the
-// orders refunded at trade (7) whose pay order is refunded at pay (4). A
+// orders refunded at trade (7) whose pay order is refunded at pay (4);
+// partial refunds are the credits at pay of less than their pay order. A
 // refund trade recorded is waiting until pay credited it and trade marked
-// it refunded, both by its refund id. Double refunds are counted on both
-// sides: credits beyond the first of a pay order (the audit above), and
-// refunds beyond the first of an order.
+// it refunded, both by its refund id. Double refunds are reconcile's
+// credit and order refund rules, and the credits the audit saw of a pay
+// order already refunded in full; over the paid amount is what the audit
+// saw credited to the payer beyond each pay order's amount.
 func (s *system) inspectRefunds(t *testing.T, st *state) {
 	t.Helper()
 	ctx := context.Background()
-	set := func(pool *pgxpool.Pool, query string) map[string]bool {
-		rows, err := pool.Query(ctx, query)
+	set := func(pool *pgxpool.Pool, query string, args ...any) map[string]bool {
+		rows, err := pool.Query(ctx, query, args...)
 		if err != nil {
 			t.Fatalf("inspect refunds: %v", err)
 		}
@@ -258,27 +300,33 @@ func (s *system) inspectRefunds(t *testing.T, st *state) {
 		}
 		return m
 	}
-	credited := set(s.payPool, `SELECT refund_id::text FROM refunds WHERE outcome = 'refunded'`)
-	marked := set(s.trPool, `SELECT id::text FROM refunds WHERE status = 'refunded'`)
-	for id := range set(s.trPool, `SELECT id::text FROM refunds WHERE status <> 'rejected'`) {
+	credited := set(s.payPool, `SELECT refund_id::text FROM refunds WHERE outcome = $1`, paydomain.RefundCredited)
+	marked := set(s.trPool, `SELECT id::text FROM refunds WHERE status = $1`, trade.RefundRefunded)
+	for id := range set(s.trPool, `SELECT id::text FROM refunds WHERE status <> $1`, trade.RefundRejected) {
 		if !credited[id] || !marked[id] {
-			st.refundsWaiting++
+			st.notArrived++
 		}
 	}
-	refundedAtPay := set(s.payPool, `SELECT biz_order_no::text FROM pay_orders WHERE status = 4`)
-	for order := range set(s.trPool, `SELECT id::text FROM orders WHERE status = 7`) {
+	st.refundsWaiting = st.notArrived + int(st.trade[reconcile.CheckUnsettledRejections])
+	refundedAtPay := set(s.payPool, `SELECT biz_order_no::text FROM pay_orders WHERE status = $1`, paydomain.Refunded)
+	for order := range set(s.trPool, `SELECT id::text FROM orders WHERE status = $1`, trade.Refunded) {
 		if refundedAtPay[order] {
 			st.refunded++
 		}
 	}
-	var payDoubles, tradeDoubles int
-	if err := s.payPool.QueryRow(ctx, `SELECT count(*) - count(DISTINCT pay_order_id) FROM chaos_credits`).Scan(&payDoubles); err != nil {
+	err := s.payPool.QueryRow(ctx, `
+		SELECT (SELECT count(*) FROM refunds r JOIN pay_orders p ON p.id = r.pay_order_id WHERE r.outcome = $2 AND r.amount < p.amount),
+			(SELECT count(*) FROM chaos_credits WHERE old_status = $1),
+			(SELECT coalesce(sum(over), 0) FROM (
+				SELECT greatest(sum(w.amount) - p.amount, 0) AS over
+				FROM pay_orders p
+				JOIN (SELECT DISTINCT pay_order_id, tx FROM chaos_credits) c ON c.pay_order_id = p.id
+				JOIN chaos_wallet_credits w ON w.tx = c.tx AND w.user_id = p.biz_user_id
+				GROUP BY p.id, p.amount) o)`, paydomain.Refunded, paydomain.RefundCredited).Scan(&st.partialRefunds, &st.creditsAfterFull, &st.overPaid)
+	if err != nil {
 		t.Fatalf("inspect credits: %v", err)
 	}
-	if err := s.trPool.QueryRow(ctx, `SELECT count(*) - count(DISTINCT order_id) FROM refunds`).Scan(&tradeDoubles); err != nil {
-		t.Fatalf("inspect refunds: %v", err)
-	}
-	st.doubleRefunds = payDoubles + tradeDoubles
+	st.doubleRefunds = int(st.pay[reconcile.CheckCredits]+st.trade[reconcile.CheckOrderRefunds]) + st.creditsAfterFull
 }
 
 // depths is how many messages each queue holds, ready or delivered and

@@ -11,6 +11,8 @@ import (
 
 	"github.com/paytrade/paytrade/internal/systest"
 	"github.com/paytrade/paytrade/internal/testenv"
+	paydomain "github.com/paytrade/paytrade/services/pay"
+	"github.com/paytrade/paytrade/services/trade"
 )
 
 // TestChaosCheckerSeesEveryInvariantBroken proves the checker itself: on a
@@ -21,36 +23,37 @@ func TestChaosCheckerSeesEveryInvariantBroken(t *testing.T) {
 	r := &run{system: newSystem(t, safeWiring, testenv.AMQPURL(t), nil, testBrokerStats(t)), n: 40}
 	r.standard(t)
 	res := <-r.goLoad(r.spread)
-	res.awaitRefunds()
+	refunds, unanswered := res.awaitRefunds()
 	r.converge(t, r.pop, 30*time.Second)
 	time.Sleep(statsLag)
 	st := r.inspect(t, r.pop, nil, false)
-	if b := st.broken(); len(b) > 0 || !st.converged() || st.debited != res.ok {
-		t.Fatalf("the clean run is judged broken before any sabotage: %v (converged %v, %d debited, %d answered 2xx)",
-			b, st.converged(), st.debited, res.ok)
+	if b := st.broken(); len(b) > 0 || !st.converged() || st.debited != res.ok || unanswered > 0 || st.partialRefunds == 0 {
+		t.Fatalf("the clean run is judged broken before any sabotage: %v (converged %v, %d debited, %d answered 2xx, "+
+			"%d orders' refunds answered consistently and %d not, %d partial refunds)",
+			b, st.converged(), st.debited, res.ok, refunds, unanswered, st.partialRefunds)
 	}
 
 	ctx := context.Background()
-	var paid, unpaid []int64 // orders of the run, by state
-	rows, err := r.trPool.Query(ctx, `SELECT id, status FROM orders ORDER BY id`)
+	var paid, unpaid []int64 // orders of the run, by state; paid ones not refunded in any part
+	rows, err := r.trPool.Query(ctx, `SELECT id, status FROM orders WHERE refund_claimed = 0 ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
 		var id int64
-		var status int
+		var status trade.OrderStatus
 		if err := rows.Scan(&id, &status); err != nil {
 			t.Fatal(err)
 		}
 		switch status {
-		case 2:
+		case trade.Paid:
 			paid = append(paid, id)
-		case 1:
+		case trade.Unpaid:
 			unpaid = append(unpaid, id)
 		}
 	}
-	if rows.Err() != nil || len(paid) < 7 || len(unpaid) < 1 {
-		t.Fatalf("want 7 paid orders and 1 unpaid to break, have %d and %d (%v)", len(paid), len(unpaid), rows.Err())
+	if rows.Err() != nil || len(paid) < 8 || len(unpaid) < 1 {
+		t.Fatalf("want 8 paid orders and 1 unpaid to break, have %d and %d (%v)", len(paid), len(unpaid), rows.Err())
 	}
 	sabotages := []struct {
 		name    string
@@ -58,7 +61,7 @@ func TestChaosCheckerSeesEveryInvariantBroken(t *testing.T) {
 		counter func(state) int
 	}{
 		{"lost: a paid order set back to unpaid", func(t *testing.T) {
-			mustExec(t, r.trPool.Exec, `UPDATE orders SET status = 1, pay_time = NULL WHERE id = $1`, paid[0])
+			mustExec(t, r.trPool.Exec, `UPDATE orders SET status = $2, pay_time = NULL WHERE id = $1`, paid[0], trade.Unpaid)
 		}, func(st state) int { return st.lost }},
 		{"double debit: a second debit of a pay order", func(t *testing.T) {
 			mustExec(t, r.payPool.Exec, `DROP INDEX ledger_entries_one_debit_per_pay_order`)
@@ -71,10 +74,10 @@ func TestChaosCheckerSeesEveryInvariantBroken(t *testing.T) {
 			mustExec(t, r.payPool.Exec, `UPDATE accounts SET balance = balance + 1 WHERE user_id = (SELECT max(user_id) FROM accounts)`)
 		}, func(st state) int { return st.unbalanced }},
 		{"paid for free: an unpaid order marked paid", func(t *testing.T) {
-			mustExec(t, r.trPool.Exec, `UPDATE orders SET status = 2, pay_time = now() WHERE id = $1`, unpaid[0])
+			mustExec(t, r.trPool.Exec, `UPDATE orders SET status = $2, pay_time = now() WHERE id = $1`, unpaid[0], trade.Paid)
 		}, func(st state) int { return st.free }},
 		{"double effect: a paid order paid again", func(t *testing.T) {
-			mustExec(t, r.trPool.Exec, `UPDATE orders SET status = 2, pay_time = now() WHERE id = $1`, paid[2])
+			mustExec(t, r.trPool.Exec, `UPDATE orders SET status = $2, pay_time = now() WHERE id = $1`, paid[2], trade.Paid)
 		}, func(st state) int { return st.doubleEffects() }},
 		{"discrepancy: a payment recorded instead of applied", func(t *testing.T) {
 			mustExec(t, r.trPool.Exec, `
@@ -82,11 +85,20 @@ func TestChaosCheckerSeesEveryInvariantBroken(t *testing.T) {
 				SELECT id, id, user_id, total_fee, now(), 'sabotage', 'chaos' FROM orders WHERE id = $1`, paid[3])
 		}, func(st state) int { return st.discrepancies }},
 		{"charged but cancelled: a paid order cancelled", func(t *testing.T) {
-			mustExec(t, r.trPool.Exec, `UPDATE orders SET status = 5, close_time = now() WHERE id = $1`, paid[4])
+			mustExec(t, r.trPool.Exec, `UPDATE orders SET status = $2, close_time = now() WHERE id = $1`, paid[4], trade.Cancelled)
 		}, func(st state) int { return st.chargedCancel }},
 		{"paid with no debit: a paid order's payment taken back at pay, as by a failover", func(t *testing.T) {
 			mustExec(t, r.payPool.Exec, `UPDATE pay_orders SET status = 1, pay_success_time = NULL WHERE biz_order_no = $1`, paid[6])
 		}, func(st state) int { return st.paidNoDebit }},
+		{"over the paid amount: a wallet credited twice a pay order's amount, off the ledger", func(t *testing.T) {
+			mustExec(t, r.payPool.Exec, `
+				WITH credited AS (
+					UPDATE pay_orders SET status = $2, refunded_amount = amount, refund_time = now()
+					WHERE biz_order_no = $1 RETURNING biz_user_id, amount
+				)
+				UPDATE accounts a SET balance = balance + 2 * c.amount FROM credited c WHERE a.user_id = c.biz_user_id`,
+				paid[7], paydomain.Refunded)
+		}, func(st state) int { return int(st.overPaid) }},
 		{"parked healthy: a real payment in the error queue", func(t *testing.T) {
 			body := fmt.Sprintf(`{"bizOrderNo":%d,"payOrderId":1,"userId":1,"amount":100,"paidAt":"2026-11-21T10:00:00Z"}`, paid[5])
 			err := r.withChannel(func(ch *amqp.Channel) error {

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/paytrade/paytrade/internal/systest"
+	"github.com/paytrade/paytrade/services/trade"
 )
 
 // payment is one order of one buyer, with its pay order, ready to be paid.
@@ -96,17 +97,32 @@ type loadResult struct {
 	refused    int // refused for want of money, as planned for some
 	closed     int // refused because the order was cancelled or timed out first
 	unanswered int // no final answer within the client's patience
-	// refunds is how many paid orders the buyers had refunded (202);
-	// refundsUnanswered how many refunds they asked for in vain. Both are
-	// known once awaitRefunds has returned.
+	// refunds is how many paid orders the buyers had refunded, whole or
+	// in pieces, and were answered consistently; refundsUnanswered how many
+	// they asked in vain or were answered otherwise (two refunds for one
+	// ask, a refund accepted and not listed, more accepted than the total).
+	// Both are known once awaitRefunds has returned.
 	refunds, refundsUnanswered int
 	// awaitRefunds waits for the buyers' refunds, which outlive the
 	// payments: a scenario may hold trade down until the load is done.
 	awaitRefunds func() (refunds, unanswered int)
 }
 
-// refundEvery is how often a paid order is refunded: one in ten.
+// refundEvery is how often a paid order is refunded whole (one in ten),
+// and as often another is refunded in pieces.
 const refundEvery = 10
+
+// refundsOf says how the buyer of the i-th payment refunds it once paid:
+// whole, in racing pieces, or not at all.
+func refundsOf(i int) func(ctx context.Context, p payment, urls func() []string, pick int) bool {
+	switch i % refundEvery {
+	case refundEvery / 2:
+		return refundOnce
+	case refundEvery/2 + 2:
+		return refundInPieces
+	}
+	return nil
+}
 
 // pay pays every payment, paced evenly over spread, with concurrency
 // requests at most in flight, across the pay instances urls returns. A
@@ -116,7 +132,9 @@ const refundEvery = 10
 // sent a second time at once with another key, as a double-clicking buyer
 // would: at most one of the two may debit. One paid order in ten is then
 // refunded through the trade instances tradeURLs returns, its refund asked
-// for twice, as the same buyer clicking twice would.
+// for twice, as the same buyer clicking twice would; another is refunded
+// in two or three racing pieces and a racing "what remains"
+// (refundInPieces).
 func pay(ctx context.Context, pop population, urls, tradeURLs func() []string, spread time.Duration, concurrency int) loadResult {
 	var (
 		wg, refunding        sync.WaitGroup
@@ -148,11 +166,11 @@ func pay(ctx context.Context, pop population, urls, tradeURLs func() []string, s
 			switch outcome {
 			case "paid":
 				ok.Add(1)
-				if i%refundEvery == refundEvery/2 {
+				if refund := refundsOf(i); refund != nil {
 					// Outside the slot and the load: waiting for the order
 					// to show paid must not hold back the payments.
 					refunding.Go(func() {
-						if refundOnce(ctx, p, tradeURLs, i) {
+						if refund(ctx, p, tradeURLs, i) {
 							refunds.Add(1)
 						} else {
 							refundsLost.Add(1)
@@ -210,17 +228,146 @@ func refundOnce(ctx context.Context, p payment, urls func() []string, pick int) 
 	return false
 }
 
+// refundInPieces has a paid order refunded in pieces that race each
+// other, as a shop returning items one by one from several tabs would:
+// once the order shows paid, two pieces of a third of its total (or, for
+// every other order, three of half of it, more than it holds) are asked
+// for at once, each under its own Idempotency-Key, together with a
+// "refund what remains". Each is retried through faults for up to a
+// minute, a piece under its key. Every request must end in a refund (202)
+// or a refusal for want of what remains (409); then trade's list of the
+// order's refunds must hold every refund answered, add up to no more than
+// the total, and hold nothing else but, at most, the one refund of a
+// "what remains" whose answer was lost.
+func refundInPieces(ctx context.Context, p payment, urls func() []string, pick int) bool {
+	if !awaitPaid(ctx, p, urls, pick) {
+		return false
+	}
+	pieces, piece := 2, p.amount/3
+	if pick%(2*refundEvery) >= refundEvery {
+		pieces, piece = 3, p.amount/2
+	}
+	type answer struct {
+		refundID string
+		amount   int64
+		final    bool // 202 or a refusal; false: no final answer
+		lost     bool // an attempt's answer was lost: it may have made a refund
+	}
+	answers := make([]answer, pieces+1)
+	var wg sync.WaitGroup
+	for k := range answers {
+		wg.Go(func() {
+			path, body, header := "refund", "", http.Header(nil)
+			if k < pieces {
+				path, body = "refunds", fmt.Sprintf(`{"amount":%d,"reason":"user_request"}`, max(piece, 1))
+				header = http.Header{"Idempotency-Key": {uuid.NewString()}}
+			}
+			a := &answers[k]
+			deadline := time.Now().Add(time.Minute)
+			for attempt := 0; time.Now().Before(deadline) && ctx.Err() == nil; attempt++ {
+				us := urls()
+				url := fmt.Sprintf("%s/orders/%d/%s", us[(pick+k+attempt)%len(us)], p.orderID, path)
+				status, data, err := client.Send(ctx, http.MethodPost, url, p.token, body, header)
+				var r struct {
+					RefundID string `json:"refundId"`
+					Amount   int64  `json:"amount"`
+					Code     string `json:"code"`
+				}
+				decoded := err == nil && json.Unmarshal(data, &r) == nil
+				switch {
+				case decoded && status == http.StatusAccepted:
+					a.refundID, a.amount, a.final = r.RefundID, r.Amount, true
+					return
+				case decoded && status == http.StatusConflict &&
+					(r.Code == trade.ErrRefundExceeds.Code || r.Code == trade.ErrNotRefundable.Code):
+					// Nothing, or too little, remains: the other
+					// requests took it. The order is paid, so
+					// not_refundable means refunded in full.
+					a.final = true
+					return
+				case err != nil || status >= 500:
+					a.lost = true
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	answered := map[string]int64{}
+	var accepted int64
+	mayHaveMore := 0
+	for k, a := range answers {
+		if !a.final {
+			return false
+		}
+		if a.refundID != "" {
+			answered[a.refundID] = a.amount
+			accepted += a.amount
+		}
+		if a.lost && k == pieces && a.refundID == "" {
+			mayHaveMore = 1 // a lost "what remains", answered 409 since
+		}
+	}
+	listed, ok := refundsListed(ctx, urls()[pick%len(urls())], p)
+	if !ok || accepted > p.amount {
+		return false
+	}
+	var sum int64
+	unanswered := 0
+	for _, r := range listed {
+		sum += r.Amount
+		if amount, ok := answered[r.RefundID]; !ok {
+			unanswered++
+		} else if amount != r.Amount {
+			return false
+		}
+		delete(answered, r.RefundID)
+	}
+	return len(answered) == 0 && sum <= p.amount && unanswered <= mayHaveMore
+}
+
+// awaitPaid waits up to a minute for the order to show paid at trade: its
+// payment's event may be held up by the fault, or trade be down.
+func awaitPaid(ctx context.Context, p payment, urls func() []string, pick int) bool {
+	deadline := time.Now().Add(time.Minute)
+	for attempt := 0; time.Now().Before(deadline) && ctx.Err() == nil; attempt++ {
+		us := urls()
+		status, body, err := client.Send(ctx, http.MethodGet, fmt.Sprintf("%s/orders/%d", us[(pick+attempt)%len(us)], p.orderID), p.token, "", nil)
+		var o struct{ Status trade.OrderStatus }
+		if err == nil && status == http.StatusOK && json.Unmarshal(body, &o) == nil && o.Status == trade.Paid {
+			return true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return false
+}
+
+// listedRefund is a refund as trade lists it to the order's owner.
+type listedRefund struct {
+	RefundID string `json:"refundId"`
+	Amount   int64  `json:"amount"`
+}
+
+// refundsListed is the order's refunds as trade lists them to its owner,
+// asked again through faults for up to a minute.
+func refundsListed(ctx context.Context, base string, p payment) ([]listedRefund, bool) {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		status, body, err := client.Send(ctx, http.MethodGet, fmt.Sprintf("%s/orders/%d/refunds", base, p.orderID), p.token, "", nil)
+		var refunds []listedRefund
+		if err == nil && status == http.StatusOK && json.Unmarshal(body, &refunds) == nil {
+			return refunds, true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return nil, false
+}
+
 // onlyRefund reports whether the order's refunds, as trade lists them to
 // its owner, are the one refund first and nothing else.
 func onlyRefund(ctx context.Context, base string, p payment, first string) bool {
-	status, body, err := client.Send(ctx, http.MethodGet, fmt.Sprintf("%s/orders/%d/refunds", base, p.orderID), p.token, "", nil)
-	var refunds []struct {
-		RefundID string `json:"refundId"`
-	}
-	if err != nil || status != http.StatusOK || json.Unmarshal(body, &refunds) != nil {
-		return false
-	}
-	return len(refunds) == 1 && refunds[0].RefundID == first
+	refunds, ok := refundsListed(ctx, base, p)
+	return ok && len(refunds) == 1 && refunds[0].RefundID == first
 }
 
 // payOnce is one buyer's request with its retries. It returns "paid" for
