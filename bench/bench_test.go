@@ -107,6 +107,7 @@ const (
 	openLoopSeconds  = 20
 	relayFreshEvents = 10_000
 	refundCount      = 1000
+	refundPieces     = 3 // an order refunded in part: two parts, then what remains
 	ticksPerHistory  = 5
 	unpaidInWindow   = 10_000
 )
@@ -175,7 +176,7 @@ type results struct {
 	halfPeak                 run
 	halfPeakRate             float64
 	brokerUp, brokerDown     run
-	refunds                  refundRun
+	refunds, partialRefunds  refundRun
 	tick                     map[int]time.Duration
 	unpaidTick               time.Duration // a tick with unpaidInWindow unpaid orders to ask pay about
 	relay                    map[int]relayResult
@@ -244,7 +245,9 @@ func TestBench(t *testing.T) {
 		r.brokerDown.conc = peak.conc
 
 		// Refunds end to end, at the peak's concurrency, on the same system.
-		r.refunds = pt.refundStep(t, cfg.count(refundCount), peak.conc)
+		r.refunds = pt.refundStep(t, cfg.count(refundCount), peak.conc, 1)
+		// The same number of refunds, each order refunded in pieces.
+		r.partialRefunds = pt.refundStep(t, max(cfg.count(refundCount)/refundPieces, 1), peak.conc, refundPieces)
 	})
 	t.Run("cluster", func(t *testing.T) {
 		// The same sweep on a cluster of three private nodes of the same
@@ -409,6 +412,10 @@ func (r *results) print(w io.Writer) {
 		r.brokerDown.drain.Seconds(), r.brokerDown.paid, r.brokerDown.accepted), "", "")
 	row(fmt.Sprintf("refunds end to end, c=%d: orders refunded/s (of %d)", r.refunds.conc, r.refunds.requested),
 		fmt.Sprintf("%s, request→refunded p50/p95/p99 %s ms (%d refunded)", rate(r.refunds.rate, "/s"), r.refunds.latency, r.refunds.refunded), "", "")
+	pr := r.partialRefunds
+	row(fmt.Sprintf("partial refunds end to end, c=%d, %d an order: refunds/s (of %d)", pr.conc, pr.pieces, pr.requested),
+		fmt.Sprintf("%s, orders refunded %s, last request→refunded p50/p95/p99 %s ms (%d refunds, %d orders)",
+			rate(pr.refundRate, "/s"), rate(pr.rate, "/s"), pr.latency, pr.credited, pr.refunded), "", "")
 	quiet, flooded := r.opsFlood.quiet.pay, r.opsFlood.flooded.pay
 	floodRatio := ratio(float64(flooded.p99), float64(quiet.p99))
 	row(fmt.Sprintf("pay p99, c=%d, under a /metrics+/readyz flood vs alone", opsFloodPayers),
