@@ -54,9 +54,12 @@ fuzz:
 # The whole system in containers (needs Docker with Compose v2): postgres,
 # rabbitmq with its management UI, pay and trade, on 127.0.0.1 at ports
 # that PG_PORT, MQ_PORT, MQ_UI_PORT, PAY_PORT and TRADE_PORT move; with
-# COMPOSE_PROFILES=dashboard also Prometheus and Grafana.
+# COMPOSE_PROFILES=dashboard also Prometheus, Tempo and Grafana, and then
+# pay and trade send their traces to Tempo.
 COMPOSE ?= docker compose
 compose := $(COMPOSE) -f deploy/docker-compose.yml
+comma := ,
+up: export OTEL_TRACES_EXPORTER ?= $(if $(filter dashboard *,$(subst $(comma), ,$(COMPOSE_PROFILES))),otlp,none)
 up: deploy/.env
 	$(compose) up --build --detach --wait
 	@echo "pay   http://127.0.0.1:$${PAY_PORT:-8086}/docs"

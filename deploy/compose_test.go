@@ -90,7 +90,7 @@ func secrets(t *testing.T, env map[string]string) string {
 var secretNames = []string{"POSTGRES_PASSWORD", "RABBITMQ_USER", "RABBITMQ_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
 
 // The variables that move the published ports.
-var portNames = []string{"PG_PORT", "MQ_PORT", "MQ_UI_PORT", "PAY_PORT", "TRADE_PORT", "PROMETHEUS_PORT", "GRAFANA_PORT"}
+var portNames = []string{"PG_PORT", "MQ_PORT", "MQ_UI_PORT", "PAY_PORT", "TRADE_PORT", "PROMETHEUS_PORT", "GRAFANA_PORT", "TEMPO_PORT"}
 
 // render renders the compose file with the secrets file and, on top of the
 // test's environment, env; profile "*" enables every profile.

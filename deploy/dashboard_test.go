@@ -83,24 +83,7 @@ func TestPrometheusConfigPassesPromtoolAndScrapesWhereComposeRunsTheServices(t *
 
 func TestDashboardQueriesOnlyMetricsTheRunningServicesExport(t *testing.T) {
 	// The dashboard's metric names, and its data source.
-	var dashboard struct {
-		Panels []struct {
-			Title      string `json:"title"`
-			Datasource struct {
-				UID string `json:"uid"`
-			} `json:"datasource"`
-			Targets []struct {
-				Expr string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
-	}
-	raw, err := os.ReadFile(dashboardFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(raw, &dashboard); err != nil {
-		t.Fatalf("%s: %v", dashboardFile, err)
-	}
+	dashboard := readDashboard(t)
 	provisioned, err := os.ReadFile(datasourceFile)
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +148,33 @@ func TestDashboardQueriesOnlyMetricsTheRunningServicesExport(t *testing.T) {
 	}
 }
 
+// dashboard is what the tests read of the provisioned dashboard.
+type dashboard struct {
+	Panels []struct {
+		Title      string `json:"title"`
+		Datasource struct {
+			UID string `json:"uid"`
+		} `json:"datasource"`
+		Targets []struct {
+			Expr     string `json:"expr"`
+			Exemplar bool   `json:"exemplar"`
+		} `json:"targets"`
+	} `json:"panels"`
+}
+
+func readDashboard(t *testing.T) dashboard {
+	t.Helper()
+	raw, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatalf("%s: %v", dashboardFile, err)
+	}
+	return d
+}
+
 // scrape adds the sample names of the Prometheus text at url to names,
 // each with the sum of its samples.
 func scrape(t *testing.T, url string, names map[string]float64) {
@@ -211,4 +221,84 @@ func promtool(t *testing.T) string {
 			"scripts/install-tools.sh promtool, or put promtool on the PATH")
 	}
 	return fetched
+}
+
+const (
+	tempoConfig         = "tempo/tempo.yml"
+	tempoDatasourceFile = "grafana/provisioning/datasources/tempo.yml"
+)
+
+// The dashboard profile's traces: pay and trade send them, over OTLP/HTTP,
+// to the trace store the profile runs, where its configuration receives
+// them; Grafana reads that store, and a latency's exemplar (the trace_id
+// the services attach) opens its trace there.
+func TestDashboardProfileTracesGoToTheStoreGrafanaReadsAndLatencyLinksToThem(t *testing.T) {
+	store, err := os.ReadFile(tempoConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	receiver := regexp.MustCompile(`(?s)otlp:.*?http:\s*\n\s*endpoint:\s*"?[^":\s]*:(\d+)`).FindSubmatch(store)
+	query := regexp.MustCompile(`http_listen_port:\s*(\d+)`).FindSubmatch(store)
+	if receiver == nil || query == nil {
+		t.Fatalf("%s: want an OTLP/HTTP receiver endpoint and an http_listen_port", tempoConfig)
+	}
+
+	r := render(t, secrets(t, nil), map[string]string{"OTEL_TRACES_EXPORTER": "otlp"}, "dashboard")
+	tempo, ok := r.Services["tempo"]
+	if !ok || !slices.Contains(tempo.Profiles, "dashboard") {
+		t.Fatal("the dashboard profile has no tempo service")
+	}
+	configured := false
+	for _, v := range tempo.Volumes {
+		configured = configured || strings.HasSuffix(v.Source, tempoConfig) && slices.Contains(tempo.Command, "-config.file="+v.Target)
+	}
+	if !configured {
+		t.Errorf("tempo does not run with %s: command %q", tempoConfig, tempo.Command)
+	}
+	for _, name := range []string{"pay", "trade"} {
+		env := r.Services[name].Environment
+		if env["OTEL_TRACES_EXPORTER"] != "otlp" {
+			t.Errorf("%s: OTEL_TRACES_EXPORTER = %q under make up's dashboard profile, want otlp", name, env["OTEL_TRACES_EXPORTER"])
+		}
+		if want := "http://tempo:" + string(receiver[1]); env["OTEL_EXPORTER_OTLP_ENDPOINT"] != want {
+			t.Errorf("%s: OTEL_EXPORTER_OTLP_ENDPOINT = %q, want %s, where tempo receives OTLP/HTTP", name, env["OTEL_EXPORTER_OTLP_ENDPOINT"], want)
+		}
+	}
+	if plain := render(t, secrets(t, nil), map[string]string{"OTEL_TRACES_EXPORTER": ""}, ""); plain.Services["pay"].Environment["OTEL_TRACES_EXPORTER"] != "none" {
+		t.Errorf("without the dashboard profile pay's OTEL_TRACES_EXPORTER = %q, want none: there is no trace store to send to",
+			plain.Services["pay"].Environment["OTEL_TRACES_EXPORTER"])
+	}
+
+	tempoSource, err := os.ReadFile(tempoDatasourceFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tempoUID := regexp.MustCompile(`(?m)^\s*uid:\s*(\S+)`).FindSubmatch(tempoSource)
+	if tempoUID == nil || !regexp.MustCompile(`(?m)^\s*type:\s*tempo\s*$`).Match(tempoSource) {
+		t.Fatalf("%s provisions no tempo data source with a uid", tempoDatasourceFile)
+	}
+	if want := "url: http://tempo:" + string(query[1]); !strings.Contains(string(tempoSource), want) {
+		t.Errorf("%s: want %q, where tempo answers queries", tempoDatasourceFile, want)
+	}
+	prometheusSource, err := os.ReadFile(datasourceFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exemplars := regexp.MustCompile(`exemplarTraceIdDestinations:\s*\n\s*-\s*name:\s*(\S+)\s*\n\s*datasourceUid:\s*(\S+)`).FindSubmatch(prometheusSource)
+	if exemplars == nil || string(exemplars[1]) != "trace_id" || string(exemplars[2]) != string(tempoUID[1]) {
+		t.Errorf("%s: exemplars' trace_id must open in the tempo data source %q", datasourceFile, tempoUID[1])
+	}
+	if !slices.Contains(r.Services["prometheus"].Command, "--enable-feature=exemplar-storage") {
+		t.Errorf("prometheus runs with %q: without exemplar storage it keeps no exemplar", r.Services["prometheus"].Command)
+	}
+
+	linked := false
+	for _, p := range readDashboard(t).Panels {
+		for _, target := range p.Targets {
+			linked = linked || target.Exemplar && strings.Contains(target.Expr, "paytrade_http_request_duration_seconds_bucket")
+		}
+	}
+	if !linked {
+		t.Error("no panel shows the request latency with its exemplars, the links to traces")
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/paytrade/paytrade/internal/httpstatus"
 	"github.com/paytrade/paytrade/internal/memo"
@@ -30,11 +31,14 @@ func NewRegistry(service string) (*prometheus.Registry, prometheus.Registerer) {
 	return reg, prometheus.WrapRegistererWith(prometheus.Labels{"service": service}, reg)
 }
 
-// Handler serves the registry's metrics in the Prometheus text format.
+// Handler serves the registry's metrics in the Prometheus text format, or
+// in OpenMetrics to a scraper that asks for it: only that format carries
+// the exemplars that link a latency to the trace of a request.
 func Handler(reg *prometheus.Registry, log *slog.Logger) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
 	})
 }
 
@@ -61,7 +65,8 @@ func NewHTTP(reg prometheus.Registerer) *HTTP {
 	return m
 }
 
-// Middleware records every request. Every label comes from a closed set,
+// Middleware records every request, a traced one with its trace id as the
+// exemplar of its latency. Every label comes from a closed set,
 // whatever a client sends, so no request can grow the series a scrape
 // holds: the route is chi's pattern ("/orders/{id}"), never the raw path,
 // and "unmatched" for what no route took; the method is one of HTTP's own
@@ -77,8 +82,19 @@ func (m *HTTP) Middleware(next http.Handler) http.Handler {
 		}
 		method := methodLabel(r.Method)
 		m.requests.WithLabelValues(route, method, strconv.Itoa(sw.Status())).Inc()
-		m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+		observe(r.Context(), m.duration.WithLabelValues(route, method), time.Since(start).Seconds())
 	})
+}
+
+// observe adds v to o, with the trace of ctx's span as its exemplar when
+// the span is sampled: the dashboard then links a latency to a trace.
+func observe(ctx context.Context, o prometheus.Observer, v float64) {
+	sc := trace.SpanContextFromContext(ctx)
+	if e, ok := o.(prometheus.ExemplarObserver); ok && sc.IsSampled() {
+		e.ObserveWithExemplar(v, prometheus.Labels{"trace_id": sc.TraceID().String()})
+		return
+	}
+	o.Observe(v)
 }
 
 // methodLabel is method if HTTP defines it, and "other" for any other

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/paytrade/paytrade/internal/testenv"
 )
@@ -203,4 +205,62 @@ func TestAScrapeFloodQueriesTheDatabaseOncePerSamplePeriod(t *testing.T) {
 		t.Fatalf("100 scrapes in %d sample period(s) ran %d queries; want at most one a period", periods, got)
 	}
 	t.Logf("100 scrapes, %d queries", queries.Load())
+}
+
+// A traced request's latency carries its trace id as an exemplar, which
+// only an OpenMetrics scrape shows: that is what links the dashboard's
+// latency panel to the request's trace.
+func TestHTTPLatencyOfATracedRequestLinksToItsTrace(t *testing.T) {
+	t.Parallel()
+	registry, reg := NewRegistry("test")
+	traceID := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+	r := chi.NewRouter()
+	r.Use(func(next http.Handler) http.Handler { // as tracing.Handler puts the span there
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Has("traced") {
+				sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled})
+				r = r.WithContext(trace.ContextWithSpanContext(r.Context(), sc))
+			}
+			next.ServeHTTP(w, r)
+		})
+	}, NewHTTP(reg).Middleware)
+	r.Get("/traced", func(http.ResponseWriter, *http.Request) {})
+	r.Get("/untraced", func(http.ResponseWriter, *http.Request) {})
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	for _, path := range []string{"/traced?traced", "/untraced"} {
+		res, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+
+	metrics := httptest.NewServer(Handler(registry, slog.New(slog.DiscardHandler)))
+	defer metrics.Close()
+	req, _ := http.NewRequest(http.MethodGet, metrics.URL, nil)
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	var traced, untraced []string
+	for line := range strings.Lines(string(body)) {
+		switch {
+		case !strings.HasPrefix(line, "paytrade_http_request_duration_seconds_bucket"):
+		case strings.Contains(line, `route="/traced"`):
+			traced = append(traced, line)
+		case strings.Contains(line, `route="/untraced"`):
+			untraced = append(untraced, line)
+		}
+	}
+	want := `# {trace_id="` + traceID.String() + `"}`
+	if !slices.ContainsFunc(traced, func(l string) bool { return strings.Contains(l, want) }) {
+		t.Errorf("no bucket of the traced request has the exemplar %s:\n%s", want, strings.Join(traced, ""))
+	}
+	if slices.ContainsFunc(untraced, func(l string) bool { return strings.Contains(l, "trace_id") }) {
+		t.Errorf("the untraced request has an exemplar:\n%s", strings.Join(untraced, ""))
+	}
 }
