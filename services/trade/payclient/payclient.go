@@ -2,46 +2,25 @@
 package payclient
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/paytrade/paytrade/internal/auth"
-	"github.com/paytrade/paytrade/internal/correlation"
+	"github.com/paytrade/paytrade/internal/peer"
 	"github.com/paytrade/paytrade/internal/problem"
-	"github.com/paytrade/paytrade/internal/tracing"
 	"github.com/paytrade/paytrade/services/trade"
 )
 
-const (
-	// DefaultTimeout bounds one request to pay when Config.Timeout is zero.
-	DefaultTimeout = 3 * time.Second
-
-	// serviceName is the subject of trade's service token and its User-Agent.
-	serviceName = "trade"
-	userAgent   = "paytrade-trade"
-
-	// A token lives briefly so a leaked one is soon useless, and is renewed
-	// a minute early so it cannot expire in flight or by a little clock
-	// skew between trade and pay (pay allows no leeway).
-	tokenTTL         = 5 * time.Minute
-	tokenRenewBefore = time.Minute
-
-	// maxAnswerBytes bounds what is read of an answer: pay's are a few
-	// hundred bytes, so this only stops a broken peer from exhausting memory.
-	maxAnswerBytes = 1 << 20
-)
+// DefaultTimeout bounds one request to pay when Config.Timeout is zero.
+const DefaultTimeout = peer.DefaultTimeout
 
 // Pay order states on pay's wire, as in docs/design.md. They are spelled out here
 // rather than imported so trade depends on pay's API, not on its code.
@@ -61,82 +40,26 @@ const (
 	codePayOrderClosed   = "pay_order_closed"
 )
 
-// Config is how to reach pay.
-type Config struct {
-	BaseURL    string        // pay's absolute http or https URL, e.g. http://127.0.0.1:8086
-	Signer     *auth.Signer  // trade's own key, to mint its service tokens for pay
-	Timeout    time.Duration // bound on one request, answer included; DefaultTimeout if zero
-	HTTPClient *http.Client  // nil: a client with bounded connections that follows no redirects
-}
+// Config is how to reach pay: its URL (e.g. http://127.0.0.1:8086) and
+// trade's own key, to mint its service tokens for pay.
+type Config = peer.Endpoint
 
 // Client asks pay about and closes the payments of trade's orders.
 type Client struct {
-	base    *url.URL
-	signer  *auth.Signer
-	timeout time.Duration
-	http    *http.Client
-	now     func() time.Time
-
-	mu          sync.Mutex
-	token       string
-	tokenExpiry time.Time
+	peer *peer.Client
 }
 
 var _ trade.PayGateway = (*Client)(nil)
 
 // New returns a client of the pay service at cfg.BaseURL.
 func New(cfg Config) (*Client, error) {
-	base, err := url.Parse(cfg.BaseURL)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("pay client: base URL: %w", err)
-	case base.Scheme != "http" && base.Scheme != "https", base.Host == "":
-		return nil, fmt.Errorf("pay client: base URL %q is not an absolute http or https URL", cfg.BaseURL)
-	case base.User != nil, base.RawQuery != "", base.Fragment != "":
-		// Credentials in the URL would compete with the bearer token, and a
-		// query or fragment would be lost when paths are joined to it.
-		return nil, errors.New("pay client: base URL must have no user info, query or fragment")
-	case cfg.Signer == nil:
-		return nil, errors.New("pay client: no signing key")
-	case cfg.Timeout < 0:
-		return nil, fmt.Errorf("pay client: timeout %v is negative", cfg.Timeout)
+	p, err := peer.New(peer.Config{
+		Endpoint: cfg, Name: "pay", Subject: "trade", Audience: auth.AudiencePay, Unavailable: trade.ErrPayUnavailable,
+	})
+	if err != nil {
+		return nil, err
 	}
-	c := &Client{
-		base:    base,
-		signer:  cfg.Signer,
-		timeout: cfg.Timeout,
-		http:    cfg.HTTPClient,
-		now:     time.Now,
-	}
-	if c.timeout == 0 {
-		c.timeout = DefaultTimeout
-	}
-	if c.http == nil {
-		c.http = defaultHTTPClient()
-	}
-	return c, nil
-}
-
-// defaultHTTPClient keeps enough idle connections for the cron's batches and
-// caps open ones, so a slow pay is not also flooded by trade.
-func defaultHTTPClient() *http.Client {
-	return &http.Client{
-		// Traced: pay's spans join the trace of the request that called it.
-		Transport: tracing.Transport(&http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          64,
-			MaxIdleConnsPerHost:   16,
-			MaxConnsPerHost:       64,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   5 * time.Second,
-			ExpectContinueTimeout: time.Second,
-		}),
-		// pay never redirects: a 3xx means BaseURL points at something else,
-		// which should be reported, not followed with our token.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	return &Client{peer: p}, nil
 }
 
 // IsUnavailable reports whether err means pay could not be reached, did not
@@ -167,7 +90,7 @@ func (c *Client) PaymentFor(ctx context.Context, bizOrderNo int64) (trade.Paymen
 }
 
 func (c *Client) paymentFor(ctx context.Context, bizOrderNo int64) (trade.Payment, bool, error) {
-	status, body, err := c.do(ctx, http.MethodGet, c.base.JoinPath("pay-orders", "biz", strconv.FormatInt(bizOrderNo, 10)))
+	status, body, err := c.do(ctx, http.MethodGet, c.peer.URL("pay-orders", "biz", strconv.FormatInt(bizOrderNo, 10)))
 	if err != nil {
 		return trade.Payment{}, false, err
 	}
@@ -178,7 +101,7 @@ func (c *Client) paymentFor(ctx context.Context, bizOrderNo int64) (trade.Paymen
 	case status == http.StatusNotFound && refusalCode(body) == codePayOrderNotFound:
 		return trade.Payment{}, false, nil
 	default:
-		return trade.Payment{}, false, answerError(status, body)
+		return trade.Payment{}, false, c.answerError(status, body)
 	}
 
 	var o payOrder
@@ -210,12 +133,12 @@ func (c *Client) paymentsFor(ctx context.Context, bizOrderNos []int64) (map[int6
 	if err != nil {
 		return nil, fmt.Errorf("encode query: %w", err)
 	}
-	status, body, err := c.send(ctx, http.MethodPost, c.base.JoinPath("pay-orders", "biz", "query"), req)
+	status, body, err := c.send(ctx, http.MethodPost, c.peer.URL("pay-orders", "biz", "query"), req)
 	if err != nil {
 		return nil, err
 	}
 	if status != http.StatusOK {
-		return nil, answerError(status, body)
+		return nil, c.answerError(status, body)
 	}
 	var answer struct {
 		PayOrders []payOrder `json:"payOrders"`
@@ -287,7 +210,7 @@ func (c *Client) applyPayment(ctx context.Context, a trade.PayApplication) (trad
 	if err != nil {
 		return trade.PayOrder{}, false, fmt.Errorf("encode application: %w", err)
 	}
-	status, answer, err := c.send(ctx, http.MethodPost, c.base.JoinPath("pay-orders"), body)
+	status, answer, err := c.send(ctx, http.MethodPost, c.peer.URL("pay-orders"), body)
 	switch {
 	case err != nil:
 		return trade.PayOrder{}, false, err
@@ -296,11 +219,9 @@ func (c *Client) applyPayment(ctx context.Context, a trade.PayApplication) (trad
 		return trade.PayOrder{}, false, trade.ErrOrderNotUnpaid
 	case status == http.StatusBadRequest:
 		// The owner's channel or pay type, which trade passes on as it got them.
-		var r refusal
-		_ = json.Unmarshal(answer, &r)
-		return trade.PayOrder{}, false, problem.Invalidf(r.Message)
+		return trade.PayOrder{}, false, problem.Invalidf(peer.RefusalOf(answer).Message)
 	default:
-		return trade.PayOrder{}, false, answerError(status, answer)
+		return trade.PayOrder{}, false, c.answerError(status, answer)
 	}
 	var po trade.PayOrder
 	if err := json.Unmarshal(answer, &po); err != nil {
@@ -324,7 +245,7 @@ func (c *Client) ClosePayment(ctx context.Context, bizOrderNo int64) error {
 }
 
 func (c *Client) closePayment(ctx context.Context, bizOrderNo int64) error {
-	status, body, err := c.do(ctx, http.MethodPost, c.base.JoinPath("pay-orders", "biz", strconv.FormatInt(bizOrderNo, 10), "close"))
+	status, body, err := c.do(ctx, http.MethodPost, c.peer.URL("pay-orders", "biz", strconv.FormatInt(bizOrderNo, 10), "close"))
 	switch {
 	case err != nil:
 		return err
@@ -333,7 +254,7 @@ func (c *Client) closePayment(ctx context.Context, bizOrderNo int64) error {
 	case status == http.StatusConflict && refusalCode(body) == codeAlreadyPaid:
 		return trade.ErrPaidAtPay
 	}
-	return answerError(status, body)
+	return c.answerError(status, body)
 }
 
 // refund is pay's answer about a refund.
@@ -361,14 +282,14 @@ func (c *Client) RefundVerdict(ctx context.Context, id uuid.UUID) (trade.RefundV
 }
 
 func (c *Client) refundVerdict(ctx context.Context, id uuid.UUID) (trade.RefundVerdict, error) {
-	status, body, err := c.do(ctx, http.MethodGet, c.base.JoinPath("refunds", id.String()))
+	status, body, err := c.do(ctx, http.MethodGet, c.peer.URL("refunds", id.String()))
 	switch {
 	case err != nil:
 		return trade.RefundVerdict{}, err
 	case status == http.StatusNotFound && refusalCode(body) == codeRefundNotFound:
 		return trade.RefundVerdict{}, nil
 	case status != http.StatusOK:
-		return trade.RefundVerdict{}, answerError(status, body)
+		return trade.RefundVerdict{}, c.answerError(status, body)
 	}
 	return decodeVerdict(id, body)
 }
@@ -390,12 +311,12 @@ func (c *Client) decideRefund(ctx context.Context, r trade.Refund) (trade.Refund
 	if err != nil {
 		return trade.RefundVerdict{}, fmt.Errorf("encode refund request: %w", err)
 	}
-	status, answer, err := c.send(ctx, http.MethodPost, c.base.JoinPath("refunds"), body)
+	status, answer, err := c.send(ctx, http.MethodPost, c.peer.URL("refunds"), body)
 	switch {
 	case err != nil:
 		return trade.RefundVerdict{}, err
 	case status != http.StatusOK:
-		return trade.RefundVerdict{}, answerError(status, answer)
+		return trade.RefundVerdict{}, c.answerError(status, answer)
 	}
 	v, err := decodeVerdict(r.ID, answer)
 	if err == nil && !v.Decided {
@@ -438,114 +359,16 @@ func decodeVerdict(id uuid.UUID, body []byte) (trade.RefundVerdict, error) {
 
 // do sends a bodiless request as trade and returns pay's status and body.
 func (c *Client) do(ctx context.Context, method string, u *url.URL) (int, []byte, error) {
-	return c.send(ctx, method, u, nil)
+	return c.peer.Send(ctx, method, u, nil)
 }
 
-// send sends a request with a JSON body (none if nil) as trade and returns
-// pay's status and body.
+// send sends a request with a JSON body as trade and returns pay's status and body.
 func (c *Client) send(ctx context.Context, method string, u *url.URL, body []byte) (int, []byte, error) {
-	token, err := c.serviceToken()
-	if err != nil {
-		return 0, nil, err
-	}
-	reqCtx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	var reqBody io.Reader = http.NoBody
-	if body != nil {
-		reqBody = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(reqCtx, method, u.String(), reqBody)
-	if err != nil {
-		return 0, nil, fmt.Errorf("build request: %w", err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", userAgent)
-	if id := correlation.ID(ctx); id != "" {
-		req.Header.Set(correlation.Header, id)
-	}
-
-	res, err := c.http.Do(req)
-	if err != nil {
-		return 0, nil, unreachable(ctx, err)
-	}
-	defer res.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(res.Body, maxAnswerBytes))
-	if err != nil {
-		// An answer cut short is no answer.
-		return 0, nil, unreachable(ctx, fmt.Errorf("read answer to %s %s: %w", method, u.Path, err))
-	}
-	return res.StatusCode, answer, nil
-}
-
-// serviceToken returns trade's service token, minting a new one when the
-// cached one is about to expire.
-func (c *Client) serviceToken() (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.now()
-	if c.token != "" && c.tokenExpiry.Sub(now) >= tokenRenewBefore {
-		return c.token, nil
-	}
-	token, err := c.signer.Mint(auth.Service(serviceName), []string{auth.AudiencePay}, tokenTTL, now)
-	if err != nil {
-		return "", err
-	}
-	c.token, c.tokenExpiry = token, now.Add(tokenTTL)
-	return token, nil
-}
-
-// unavailableError is pay not answering, or answering that it cannot serve
-// now. It unwraps to trade.ErrPayUnavailable so trade's layers can tell it
-// apart without importing this package.
-type unavailableError struct{ err error }
-
-func (e *unavailableError) Error() string   { return "pay unavailable: " + e.err.Error() }
-func (e *unavailableError) Unwrap() []error { return []error{e.err, trade.ErrPayUnavailable} }
-
-// unreachable classifies a failure to get an answer. The caller giving up
-// says nothing about pay, so a cancelled ctx is not unavailability; a
-// timeout, ours or the caller's, is.
-func unreachable(ctx context.Context, err error) error {
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return err
-	}
-	return &unavailableError{err}
-}
-
-// refusal is pay's error body.
-type refusal struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	return c.peer.Send(ctx, method, u, body)
 }
 
 // refusalCode returns the code of pay's error body, or "" if it is not one.
-func refusalCode(body []byte) string {
-	var r refusal
-	_ = json.Unmarshal(body, &r)
-	return r.Code
-}
+func refusalCode(body []byte) string { return peer.RefusalOf(body).Code }
 
-// answerError describes an answer this client does not expect, with pay's
-// code and message when it sent them.
-func answerError(status int, body []byte) error {
-	var r refusal
-	var err error
-	if json.Unmarshal(body, &r) == nil && r.Code != "" {
-		err = fmt.Errorf("pay answered %d %s: %s", status, r.Code, r.Message)
-	} else {
-		const maxQuoted = 200
-		if len(body) > maxQuoted {
-			body = body[:maxQuoted]
-		}
-		err = fmt.Errorf("pay answered %d: %q", status, body)
-	}
-	switch status {
-	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return &unavailableError{err}
-	}
-	return err
-}
+// answerError describes an answer this client does not expect.
+func (c *Client) answerError(status int, body []byte) error { return c.peer.AnswerError(status, body) }

@@ -549,7 +549,7 @@ func TestServiceTokenIsRenewedBeforeItExpires(t *testing.T) {
 	// this clock mints valid there.
 	start := time.Now()
 	clock := start
-	c.now = func() time.Time { return clock }
+	c.peer.Now = func() time.Time { return clock }
 
 	var tokens []string
 	for _, elapsed := range []time.Duration{0, 3 * time.Minute, 4*time.Minute + 30*time.Second} {
