@@ -366,6 +366,14 @@ var Inconsistencies = []Inconsistency{
 		d.Refund(tb, 1, id, refund, 500)
 		d.RefundDecision(tb, refund, 215, id, 1, 500, pay.RefundCredited, 500, PaidAt)
 	}, reconcile.CheckRefundsNotMarked, reconcile.Failure},
+	{"shipped order refunded in full at pay by a refund trade never requested", func(tb testing.TB, d *Databases) {
+		id := d.PayOrder(tb, 221, 1, 500, pay.Refunded, PaidAt)
+		d.Debit(tb, 1, id, 500)
+		d.Order(tb, 221, 1, 500, trade.Shipped, true)
+		refund := uuid.New()
+		d.Refund(tb, 1, id, refund, 500)
+		d.RefundDecision(tb, refund, 221, id, 1, 500, pay.RefundCredited, 500, PaidAt)
+	}, reconcile.CheckRefundsNotMarked, reconcile.Failure},
 	{"partial refund of another amount at pay than at trade", func(tb testing.TB, d *Databases) {
 		id := d.PartlyRefunded(tb, 219, 1, 1_000, pay.Paid, 300, PaidAt)
 		d.Debit(tb, 1, id, 1_000)
