@@ -222,6 +222,9 @@ func (s *system) addPay(extraEnv ...string) *instance {
 func (s *system) addTrade(extraEnv ...string) *instance {
 	s.t.Helper()
 	in := &instance{name: fmt.Sprintf("trade-%d", len(s.trades)+1), bin: s.Binary(s.t, "trade"), addr: testenv.FreeAddr(s.t)}
+	if len(s.trades) == 0 {
+		in.addr = s.TradeAddr // the trade pay asks about orders and refunds
+	}
 	amqpURL := s.amqpVia(in, s.TradeBroker.URL)
 	dbURL := s.TradeDB
 	if !strings.Contains(dbURL, ",") {

@@ -14,6 +14,12 @@ keys=.keys
 bin/paytradectl keys -dir "$keys/ctl" -split "$keys" -keep >/dev/null
 
 bin/paytradectl db create
+# Each finds the other where it listens: trade asks pay about payments, pay
+# asks trade which orders and refunds it issued.
+pay_addr=${PAY_HTTP_ADDR:-:8086}
+trade_addr=${TRADE_HTTP_ADDR:-:8085}
+export PAY_SERVICE_URL=${PAY_SERVICE_URL:-http://127.0.0.1:${pay_addr##*:}}
+export TRADE_SERVICE_URL=${TRADE_SERVICE_URL:-http://127.0.0.1:${trade_addr##*:}}
 PAYTRADE_KEYS_DIR=$keys/pay bin/pay &
 pay=$!
 PAYTRADE_KEYS_DIR=$keys/trade bin/trade &

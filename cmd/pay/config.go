@@ -23,6 +23,8 @@ type payConfig struct {
 	DebugAddr     string
 	Keys          auth.ServiceKeys // its own private key and the public keys
 	Dev           bool             // PAYTRADE_DEV=1: a laptop, not production
+	TradeURL      string           // where pay asks trade which orders and refunds it issued
+	TradeTimeout  time.Duration
 	Exchange      string
 	PaySuccessKey string
 	Topology      payamqp.Topology
@@ -73,6 +75,8 @@ func loadConfig(getenv func(string) string) (payConfig, error) {
 		DatabaseURL:   r.String("PAY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pay?sslmode=disable"),
 		HTTPAddr:      r.String("PAY_HTTP_ADDR", defaultHTTPAddr),
 		DebugAddr:     r.String("PAY_DEBUG_ADDR", ""),
+		TradeURL:      r.String("TRADE_SERVICE_URL", "http://127.0.0.1:8085"),
+		TradeTimeout:  r.Duration("PAY_TRADE_TIMEOUT", 3*time.Second),
 		Exchange:      r.String("MQ_PAY_EXCHANGE", "pay.topic"),
 		PaySuccessKey: r.String("MQ_PAY_SUCCESS_KEY", "pay.success"),
 		RefundKey:     r.String("MQ_REFUND_SUCCESS_KEY", "refund.success"),

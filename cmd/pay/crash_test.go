@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,12 +17,14 @@ import (
 	"github.com/paytrade/paytrade/internal/systest"
 	"github.com/paytrade/paytrade/internal/testenv"
 	"github.com/paytrade/paytrade/services/pay/paytest"
+	"github.com/paytrade/paytrade/services/trade/tradetest"
 )
 
 // crashWorld is one database, exchange and watching queue shared by the
 // successive lives of a pay process.
 type crashWorld struct {
 	env        []string
+	trade      *tradetest.Server // issues the orders pay is asked to apply for
 	dbURL      string
 	deliveries <-chan amqp.Delivery
 }
@@ -32,13 +35,15 @@ func newCrashWorld(t *testing.T) *crashWorld {
 	dbURL := testenv.NewEmptyDatabase(t, "crash")
 	topo := testenv.NewTopology(t, amqpURL)
 	deliveries := testenv.Watch(t, amqpURL, topo.PayExchange, "pay.success")
+	trade := tradetest.NewServer(t)
 	return &crashWorld{
+		trade:      trade,
 		dbURL:      dbURL,
 		deliveries: deliveries,
 		env: append([]string{
 			"PAY_DATABASE_URL=" + dbURL, "AMQP_URL=" + amqpURL, "PAY_MQ_TRADE_USER=trade", authtest.Shared(t).Env(t, auth.IssuerPay),
 			"PAY_HTTP_ADDR=127.0.0.1:0", "PAY_BCRYPT_COST=4",
-			"PAY_OUTBOX_POLL_INTERVAL=100ms",
+			"PAY_OUTBOX_POLL_INTERVAL=100ms", "TRADE_SERVICE_URL=" + trade.URL,
 		}, topo.Env()...),
 	}
 }
@@ -70,8 +75,10 @@ func (w *crashWorld) prepare(t *testing.T, p *testenv.Process) string {
 	if code, err := post(t, p, "/accounts", svc, `{"userId":1,"password":"123","balance":1000}`); err != nil || code != 201 {
 		t.Fatalf("create wallet: %d %v", code, err)
 	}
+	o := tradetest.Ordered(t, w.trade.Orders, 1, 300)
 	trade := authtest.Shared(t).Service(t, auth.AudiencePay)
-	if code, err := post(t, p, "/pay-orders", trade, `{"bizOrderNo":9,"bizUserId":1,"amount":300,"payChannelCode":"balance","payType":5}`); err != nil || code != 201 {
+	apply := fmt.Sprintf(`{"bizOrderNo":%d,"bizUserId":1,"amount":300,"payChannelCode":"balance","payType":5}`, o.ID)
+	if code, err := post(t, p, "/pay-orders", trade, apply); err != nil || code != 201 {
 		t.Fatalf("apply: %d %v", code, err)
 	}
 	return "/pay-orders/1"

@@ -27,6 +27,7 @@ import (
 	payamqp "github.com/paytrade/paytrade/services/pay/amqp"
 	"github.com/paytrade/paytrade/services/pay/httpapi"
 	"github.com/paytrade/paytrade/services/pay/postgres"
+	"github.com/paytrade/paytrade/services/pay/tradeclient"
 )
 
 func main() {
@@ -50,6 +51,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
+	}
+	// pay acts on a service's word only for what trade confirms.
+	trade, err := tradeclient.New(tradeclient.Config{BaseURL: cfg.TradeURL, Signer: cfg.Keys.Signer, Timeout: cfg.TradeTimeout})
+	if err != nil {
+		return fmt.Errorf("TRADE_SERVICE_URL: %w", err)
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -107,6 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Ready:             map[string]health.Check{"database": database.Primary(pool), "broker": health.Reachable(messages.Ready)},
 		Instrument:        metrics.NewHTTP(reg).Middleware,
 		Metrics:           metrics.Handler(registry, log),
+		Trade:             trade,
 		Logger:            log,
 	})
 

@@ -40,6 +40,10 @@ type System struct {
 	// private key and the public keys.
 	Keys               *authtest.Keys
 	PayKeys, TradeKeys string
+	// TradeAddr is where the system's trade listens, one process at a
+	// time: pay must know it before trade starts, to ask trade which orders
+	// and refunds it issued.
+	TradeAddr string
 }
 
 // FaultInject is the build tag of binaries that obey crash points and the
@@ -67,6 +71,7 @@ func NewOnBroker(tb testing.TB, prefix, amqpURL string, ctl testenv.Ctl, tags ..
 		Keys:      keys,
 		PayKeys:   keys.Dir(tb, auth.IssuerPay),
 		TradeKeys: keys.Dir(tb, auth.IssuerTrade),
+		TradeAddr: testenv.FreeAddr(tb),
 		AMQPURL:   amqpURL,
 		PayDB:     testenv.NewEmptyDatabase(tb, prefix+"_pay"),
 		TradeDB:   testenv.NewEmptyDatabase(tb, prefix+"_trade"),
@@ -111,21 +116,21 @@ func (s *System) TradeTopology() tradeamqp.Topology {
 }
 
 // PayEnv is the environment every pay process of the system starts with,
-// on port 0. A later entry of the same name wins, so a caller appends what
-// it changes.
+// on port 0, asking the trade at TradeAddr. A later entry of the same
+// name wins, so a caller appends what it changes.
 func (s *System) PayEnv() []string {
 	return append(s.devEnv(), append([]string{
 		"PAY_DATABASE_URL=" + s.PayDB, "PAY_HTTP_ADDR=127.0.0.1:0",
 		"AMQP_URL=" + s.PayBroker.URL, "PAY_MQ_TRADE_USER=" + s.TradeBroker.Name,
-		"PAYTRADE_KEYS_DIR=" + s.PayKeys, "PAY_BCRYPT_COST=4",
+		"PAYTRADE_KEYS_DIR=" + s.PayKeys, "PAY_BCRYPT_COST=4", "TRADE_SERVICE_URL=http://" + s.TradeAddr,
 	}, s.Topology.Env()...)...)
 }
 
 // TradeEnv is the environment every trade process of the system starts
-// with, on port 0, asking the pay at payURL.
+// with, on TradeAddr, asking the pay at payURL.
 func (s *System) TradeEnv(payURL string) []string {
 	return append(s.devEnv(), append([]string{
-		"TRADE_DATABASE_URL=" + s.TradeDB, "TRADE_HTTP_ADDR=127.0.0.1:0",
+		"TRADE_DATABASE_URL=" + s.TradeDB, "TRADE_HTTP_ADDR=" + s.TradeAddr,
 		"AMQP_URL=" + s.TradeBroker.URL, "TRADE_MQ_PAY_USER=" + s.PayBroker.Name,
 		"PAYTRADE_KEYS_DIR=" + s.TradeKeys, "PAY_SERVICE_URL=" + payURL,
 	}, s.Topology.Env()...)...)

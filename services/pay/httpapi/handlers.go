@@ -3,6 +3,7 @@ package httpapi
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -73,12 +74,18 @@ func handleMyAccount(svc pay.Service, log *slog.Logger) http.HandlerFunc {
 	}
 }
 
-func handleApply(svc pay.Service, log *slog.Logger) http.HandlerFunc {
+func handleApply(svc pay.Service, trade pay.Trade, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req pay.Apply
 		if err := jsonhttp.Decode(w, r, &req); err != nil {
 			jsonhttp.Error(w, r, log, err)
 			return
+		}
+		if trade != nil {
+			if err := req.VerifyIssued(r.Context(), trade); err != nil {
+				tradeError(w, r, log, err)
+				return
+			}
 		}
 		order, created, err := svc.ApplyPayOrder(r.Context(), req)
 		if err != nil {
@@ -221,12 +228,18 @@ func writeOwnPayOrder(w http.ResponseWriter, r *http.Request, log *slog.Logger, 
 	jsonhttp.Encode(w, http.StatusOK, order)
 }
 
-func handleClose(svc pay.Service, log *slog.Logger) http.HandlerFunc {
+func handleClose(svc pay.Service, trade pay.Trade, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		bizOrderNo, err := jsonhttp.PathID(r, "bizOrderNo")
 		if err != nil {
 			jsonhttp.Error(w, r, log, err)
 			return
+		}
+		if trade != nil {
+			if err := pay.VerifyIssued(r.Context(), trade, bizOrderNo); err != nil {
+				tradeError(w, r, log, err)
+				return
+			}
 		}
 		closure, err := svc.ClosePayOrder(r.Context(), bizOrderNo)
 		if err != nil {
@@ -264,13 +277,21 @@ func handleGetRefund(svc pay.Service, log *slog.Logger) http.HandlerFunc {
 
 // handleDecideRefund decides a refund request now: trade's fallback sends
 // it for a refund whose refund.requested has not reached pay, so a refund
-// arrives within a cron period even while the broker is away.
-func handleDecideRefund(svc pay.Service, log *slog.Logger) http.HandlerFunc {
+// arrives within a cron period even while the broker is away. A token
+// proves who sent the request, not that trade recorded the refund: pay
+// credits only what trade lists as requested, for that amount.
+func handleDecideRefund(svc pay.Service, trade pay.Trade, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req pay.RefundRequest
 		if err := jsonhttp.Decode(w, r, &req); err != nil {
 			jsonhttp.Error(w, r, log, err)
 			return
+		}
+		if trade != nil {
+			if err := req.VerifyRequested(r.Context(), trade); err != nil {
+				tradeError(w, r, log, err)
+				return
+			}
 		}
 		decision, err := svc.DecideRefund(r.Context(), req, correlation.ID(r.Context()))
 		if err != nil {
@@ -279,4 +300,14 @@ func handleDecideRefund(svc pay.Service, log *slog.Logger) http.HandlerFunc {
 		}
 		jsonhttp.Encode(w, http.StatusOK, decision)
 	}
+}
+
+// tradeError answers a request pay could not verify with trade: a refusal
+// as it is, trade unreachable as 503 with Retry-After (pay acts on nothing
+// it is in doubt about), anything else as unexpected.
+func tradeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if errors.Is(err, pay.ErrTradeUnavailable) {
+		log.WarnContext(r.Context(), "trade unavailable: request refused", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	jsonhttp.Error(w, r, log, err)
 }

@@ -26,7 +26,12 @@ type Config struct {
 	Instrument func(http.Handler) http.Handler
 	// Metrics serves GET /metrics; nil answers 404.
 	Metrics http.Handler
-	Logger  *slog.Logger
+	// Trade is asked before a pay order is applied for or closed, or a
+	// refund credited, on a service's or operator's word: pay acts only for
+	// orders trade issued and refunds trade requested. The binary always
+	// sets it; nil takes the word as it is, for tests of pay alone.
+	Trade  pay.Trade
+	Logger *slog.Logger
 }
 
 // NewHandler returns the pay service's HTTP handler: every route is here.
@@ -51,13 +56,13 @@ func NewHandler(svc pay.Service, cfg Config) http.Handler {
 
 		// Trade applies for its orders' owners and totals; a user applying
 		// could block or underpay anyone's next order.
-		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Post("/pay-orders", handleApply(svc, log))
+		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Post("/pay-orders", handleApply(svc, cfg.Trade, log))
 		r.With(auth.RequireUser).Post("/pay-orders/{id}", handlePay(svc, cfg.IdempotencySecret, log))
 		r.Get("/pay-orders/{id}", handleGetPayOrder(svc, log))
 		r.Get("/pay-orders/biz/{bizOrderNo}", handleGetPayOrderByBiz(svc, log))
 		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Post("/pay-orders/biz/query", handleQueryPayOrdersByBiz(svc, log))
-		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Post("/pay-orders/biz/{bizOrderNo}/close", handleClose(svc, log))
-		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Post("/refunds", handleDecideRefund(svc, log))
+		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Post("/pay-orders/biz/{bizOrderNo}/close", handleClose(svc, cfg.Trade, log))
+		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Post("/refunds", handleDecideRefund(svc, cfg.Trade, log))
 		r.With(auth.Require(auth.RoleService, auth.RoleOperator)).Get("/refunds/{refundId}", handleGetRefund(svc, log))
 	})
 	return r

@@ -4,14 +4,18 @@ package tradetest
 
 import (
 	"context"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/paytrade/paytrade/internal/auth"
+	"github.com/paytrade/paytrade/internal/authtest"
 	"github.com/paytrade/paytrade/internal/testenv"
 	"github.com/paytrade/paytrade/migrations"
 	"github.com/paytrade/paytrade/services/trade"
+	"github.com/paytrade/paytrade/services/trade/httpapi"
 	"github.com/paytrade/paytrade/services/trade/postgres"
 )
 
@@ -61,4 +65,22 @@ func Discrepancies(tb testing.TB, store *postgres.Store) []postgres.DiscrepancyR
 func NewCountingPool(tb testing.TB) (*pgxpool.Pool, *testenv.Proxy) {
 	tb.Helper()
 	return testenv.NewCountingPool(tb, migrations.FS, migrations.Trade)
+}
+
+// Server is trade's HTTP API over a database of its own, with no pay
+// behind it: what a test of pay alone runs so that pay can ask which
+// orders and refunds trade issued. Orders makes them.
+type Server struct {
+	URL    string
+	Orders *postgres.Store
+}
+
+// NewServer starts a Server for this test, believing authtest.Shared's keys.
+func NewServer(tb testing.TB) *Server {
+	tb.Helper()
+	orders := postgres.New(NewPool(tb))
+	srv := httptest.NewServer(httpapi.NewHandler(orders, trade.NewService(orders, nil, nil, nil),
+		httpapi.Config{Auth: authtest.Shared(tb).Authenticator(auth.AudienceTrade)}))
+	tb.Cleanup(srv.Close)
+	return &Server{URL: srv.URL, Orders: orders}
 }
