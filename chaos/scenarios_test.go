@@ -88,25 +88,43 @@ func during(load <-chan loadResult, period time.Duration, fault func()) loadResu
 	}
 }
 
-// restartOnDeath waits for the load, restarting in each time its process
-// dies, with the next of envs (the last one for good); it returns the
-// load's result and how many times the process died.
+// restartOnDeath waits for the load and for the buyers' refunds, which
+// outlive it, restarting in each time its process dies, with the next of
+// envs (the last one for good); it returns the load's result, its refunds
+// awaited, and how many times the process died.
 func restartOnDeath(t *testing.T, in *instance, load <-chan loadResult, envs ...[]string) (loadResult, int) {
 	t.Helper()
 	deaths := 0
+	restart := func() {
+		if in.proc.Exited() {
+			deaths++
+			in.start(t, envs[min(deaths, len(envs))-1]...)
+		}
+	}
+	var res loadResult
+	for loaded := false; !loaded; {
+		select {
+		case res = <-load:
+			loaded = true
+		case <-time.After(20 * time.Millisecond):
+		}
+		restart()
+	}
+	// A crash point a refund hits after the payments are done must find
+	// the process restarted too.
+	refunded := make(chan [2]int, 1)
+	go func() {
+		n, unanswered := res.awaitRefunds()
+		refunded <- [2]int{n, unanswered}
+	}()
 	for {
 		select {
-		case res := <-load:
-			if in.proc.Exited() {
-				deaths++
-				in.start(t, envs[min(deaths, len(envs))-1]...)
-			}
+		case r := <-refunded:
+			restart()
+			res.awaitRefunds = func() (int, int) { return r[0], r[1] }
 			return res, deaths
 		case <-time.After(20 * time.Millisecond):
-			if in.proc.Exited() {
-				deaths++
-				in.start(t, envs[min(deaths, len(envs))-1]...)
-			}
+			restart()
 		}
 	}
 }
