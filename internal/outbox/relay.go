@@ -40,9 +40,11 @@ type RelayConfig struct {
 	// ObserveConfirm, if set, is told how long each batch took from
 	// publishing to its last confirm: the broker's confirm latency.
 	ObserveConfirm func(time.Duration)
-	// Lease is how long a claimed batch is hidden from other relays:
-	// longer than a batch takes, short enough that the batch of a relay
-	// that died goes out again soon [10s].
+	// Lease is how long a claimed batch is hidden from other relays: as
+	// long as the publisher's default confirm timeout, which bounds a
+	// batch's publish, and short, since the batch of a relay that died
+	// goes out again only when it ends [5s]. A batch that outlives it may
+	// be published by another relay too: at-least-once, as ever.
 	Lease time.Duration
 }
 
@@ -71,7 +73,7 @@ func NewRelay(pool *pgxpool.Pool, pub Publisher, cfg RelayConfig) *Relay {
 		cfg.Poll = time.Second
 	}
 	if cfg.Lease <= 0 {
-		cfg.Lease = 10 * time.Second
+		cfg.Lease = 5 * time.Second
 	}
 	if cfg.Retry.Initial <= 0 {
 		cfg.Retry.Initial = time.Second
