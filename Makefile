@@ -80,9 +80,12 @@ down:
 	rm -f deploy/.env deploy/infra.env
 
 # Every password, random (or from the environment); the signing keys are
-# made by compose's keys service.
-deploy/.env:
+# made by compose's keys service. Run every time: a file written before a
+# secret was added (pay's pepper) gets it, and nothing else changes.
+deploy/.env: FORCE
 	scripts/compose-env.sh $@
+
+FORCE:
 
 # Checks every profile of the compose file without a Docker engine, with
 # Compose v2 as scripts/install-tools.sh fetches it.

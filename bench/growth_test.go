@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/broker"
@@ -203,13 +202,20 @@ func lostPayments(tb testing.TB, w *tradetest.World, pool *pgxpool.Pool) int {
 // after a bulk load.
 func seedPayHistory(tb testing.TB, pool *pgxpool.Pool, exchange string, n int) {
 	tb.Helper()
-	hash, err := bcrypt.GenerateFromPassword([]byte("123"), bcrypt.MinCost)
-	if err != nil {
-		tb.Fatal(err)
+	users, hashes := make([]int64, buyers), make([]string, buyers)
+	var keyID string
+	for i := range users {
+		users[i] = int64(i + 1)
+		stored, err := paytest.Peppers().Hash(users[i], "123")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		hashes[i], keyID = stored.Hash, stored.KeyID
 	}
 	mustExec(tb, pool, "seed accounts", `
-		INSERT INTO accounts (user_id, balance, password_hash) SELECT u, $2, $3 FROM generate_series(1, $1) u`,
-		buyers, int64(1)<<50, string(hash))
+		INSERT INTO accounts (user_id, balance, password_hash, password_key_id)
+		SELECT u, $2, h, $4 FROM unnest($1::bigint[], $3::text[]) AS a (u, h)`,
+		users, int64(1)<<50, hashes, keyID)
 	mustExec(tb, pool, "seed funding", `
 		INSERT INTO ledger_entries (user_id, kind, amount, balance_after) SELECT user_id, 'funding', balance, balance FROM accounts`)
 	const history = `FROM generate_series(1, $1::bigint) g,

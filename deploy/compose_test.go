@@ -19,6 +19,7 @@ import (
 
 	"github.com/paytrade/paytrade/internal/broker"
 	"github.com/paytrade/paytrade/internal/testenv"
+	"github.com/paytrade/paytrade/services/pay"
 )
 
 // rendered is the part of `docker compose config --format json` the tests read.
@@ -206,13 +207,17 @@ func TestComposeDeliversEveryPasswordIntactToEveryService(t *testing.T) {
 						for _, node := range broker.Nodes(value) {
 							checkURL(t, name, key, node, user, password)
 						}
+					case key == "PAY_PASSWORD_PEPPERS":
+						if _, err := pay.ParsePeppers(value); err != nil || name != "pay" {
+							t.Errorf("%s gets %s that pay refuses (%v), or is not pay", name, key, err)
+						}
 					default:
 						continue
 					}
 					checked[key]++
 				}
 			}
-			for _, key := range []string{"POSTGRES_PASSWORD", "RABBITMQ_DEFAULT_PASS", "GF_SECURITY_ADMIN_PASSWORD", "PAY_DATABASE_URL", "TRADE_DATABASE_URL", "AMQP_URL"} {
+			for _, key := range []string{"POSTGRES_PASSWORD", "RABBITMQ_DEFAULT_PASS", "GF_SECURITY_ADMIN_PASSWORD", "PAY_DATABASE_URL", "TRADE_DATABASE_URL", "AMQP_URL", "PAY_PASSWORD_PEPPERS"} {
 				if checked[key] == 0 {
 					t.Errorf("no service gets %s", key)
 				}

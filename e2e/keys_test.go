@@ -121,7 +121,7 @@ func TestDevelopmentModeListensOnLoopbackOnly(t *testing.T) {
 		name := b.pkg[strings.LastIndex(b.pkg, "/")+1:]
 		addrEnv := strings.ToUpper(name) + "_HTTP_ADDR"
 		base := append([]string{b.dbEnv + "=" + testenv.NewEmptyDatabase(t, "devbind_"+name), "AMQP_URL=" + amqpURL,
-			"PAYTRADE_DEV=1", "PAY_BCRYPT_COST=4"}, topo.Env()...)
+			"PAYTRADE_DEV=1"}, topo.Env()...)
 		t.Run(name+"/every interface asked for", func(t *testing.T) {
 			p := testenv.StartProcess(t, bin, name, append(base, addrEnv+"=:0"))
 			if !strings.HasPrefix(p.BaseURL, "http://127.0.0.1:") {

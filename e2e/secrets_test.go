@@ -120,7 +120,7 @@ func TestNoSecretInAnyLogLineOrErrorWhateverFails(t *testing.T) {
 		keyDir := authtest.Shared(t).Dir(t, name)
 		key := privateKeyText(t, keyDir, name)
 		env := func(db, amqp string) []string {
-			return []string{b.dbEnv + "=" + db, "AMQP_URL=" + amqp, "PAYTRADE_KEYS_DIR=" + keyDir,
+			return []string{b.dbEnv + "=" + db, "AMQP_URL=" + amqp, "PAYTRADE_KEYS_DIR=" + keyDir, testenv.PayPeppersEnv,
 				"PAY_HTTP_ADDR=127.0.0.1:0", "TRADE_HTTP_ADDR=127.0.0.1:0", "MQ_PAY_EXCHANGE=" + exchange,
 				"PAY_MQ_TRADE_USER=trade", "TRADE_MQ_PAY_USER=pay", "AMQP_RECONNECT_INITIAL_INTERVAL=20ms", "AMQP_RECONNECT_MAX_INTERVAL=50ms"}
 		}
@@ -201,7 +201,7 @@ func TestPasswordsWithAnyCharacterWork(t *testing.T) {
 	keyDir := authtest.Shared(t).Dir(t, auth.IssuerPay)
 	p := testenv.StartProcess(t, testenv.Build(t, "github.com/paytrade/paytrade/cmd/pay"), "pay", append([]string{
 		"PAY_DATABASE_URL=" + db.String(), "AMQP_URL=" + u.String(), "PAYTRADE_KEYS_DIR=" + keyDir,
-		"PAY_HTTP_ADDR=127.0.0.1:0", "PAY_MQ_TRADE_USER=trade",
+		"PAY_HTTP_ADDR=127.0.0.1:0", "PAY_MQ_TRADE_USER=trade", testenv.PayPeppersEnv,
 	}, topo.Env()...))
 	testenv.WaitFor(t, 20*time.Second, "pay ready: database and broker connected with the password", func() bool {
 		res, err := http.Get(p.BaseURL + "/readyz")

@@ -20,7 +20,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 file=${1:-deploy/.env}
-[[ -e $file ]] && exit 0
+# pay's payment-password pepper: id:base64 of 32 random bytes. A file
+# written before the pepper gets one added; the rest of it stays.
+pepper() { printf 'p1:%s' "$(head -c 32 /dev/urandom | base64 | tr -d '\n')"; }
+if [[ -e $file ]]; then
+  if ! grep -q '^PAY_PASSWORD_PEPPERS=' "$file"; then
+    printf 'PAY_PASSWORD_PEPPERS="%s"\n' "$(pepper)" >>"$file"
+    echo "compose-env: added a payment-password pepper to $file" >&2
+  fi
+  exit 0
+fi
 
 # random N: N characters, URL-unsafe ones included, so the encoding is
 # exercised by every make up and not only by the tests.
@@ -91,6 +100,7 @@ TRADE_MQ_PASSWORD=$(quote "$trade_mq_password")
 TRADE_MQ_PASSWORD_URLENC=$(quote "$(urlencode "$trade_mq_password")")
 GRAFANA_ADMIN_PASSWORD=$(quote "$grafana_password")
 RABBITMQ_ERLANG_COOKIE=$(quote "$erlang_cookie")
+PAY_PASSWORD_PEPPERS=$(quote "$(pepper)")
 EOF
 mv "$tmp" "$file"
 echo "compose-env: wrote $file with new passwords" >&2

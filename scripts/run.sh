@@ -12,6 +12,11 @@ export PAYTRADE_DEV=${PAYTRADE_DEV:-1}
 # each service's own private key and the public keys, all it is given.
 keys=.keys
 bin/paytradectl keys -dir "$keys/ctl" -split "$keys" -keep >/dev/null
+# pay's payment-password pepper: made on first use beside the keys and kept
+# (a wallet hashed under it cannot pay without it).
+if [[ ! -s $keys/pay.pepper ]]; then
+  (umask 077 && printf 'p1:%s\n' "$(head -c 32 /dev/urandom | base64 | tr -d '\n')" >"$keys/pay.pepper")
+fi
 
 bin/paytradectl db create
 # Each finds the other where it listens: trade asks pay about payments, pay
@@ -20,7 +25,7 @@ pay_addr=${PAY_HTTP_ADDR:-:8086}
 trade_addr=${TRADE_HTTP_ADDR:-:8085}
 export PAY_SERVICE_URL=${PAY_SERVICE_URL:-http://127.0.0.1:${pay_addr##*:}}
 export TRADE_SERVICE_URL=${TRADE_SERVICE_URL:-http://127.0.0.1:${trade_addr##*:}}
-PAYTRADE_KEYS_DIR=$keys/pay bin/pay &
+PAY_PASSWORD_PEPPERS=$(cat "$keys/pay.pepper") PAYTRADE_KEYS_DIR=$keys/pay bin/pay &
 pay=$!
 PAYTRADE_KEYS_DIR=$keys/trade bin/trade &
 trade=$!

@@ -1,11 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/paytrade/paytrade/internal/auth"
 	"github.com/paytrade/paytrade/internal/broker"
@@ -13,6 +13,7 @@ import (
 	"github.com/paytrade/paytrade/internal/crashpoint"
 	"github.com/paytrade/paytrade/internal/httpserver"
 	"github.com/paytrade/paytrade/internal/tracing"
+	"github.com/paytrade/paytrade/services/pay"
 	payamqp "github.com/paytrade/paytrade/services/pay/amqp"
 )
 
@@ -30,18 +31,21 @@ type payConfig struct {
 	Topology      payamqp.Topology
 	Consumer      broker.ConsumerConfig
 	RefundKey     string
-	BcryptCost    int
-	Broker        broker.Config
-	Confirm       time.Duration
-	OutboxBatch   int
-	OutboxPoll    time.Duration
-	OutboxRetry   broker.Backoff
-	LogLevel      slog.Level
-	ShutdownGrace time.Duration
-	Crash         crashpoint.Set
-	Tracing       tracing.Config
-	PublishMode   string
-	Idempotent    bool // PAY_IDEMPOTENCY=inbox: refunds credited once
+	Peppers       pay.Peppers // PAY_PASSWORD_PEPPERS, or derived in development
+	DevPepper     bool        // the pepper is derived from the service's key: development only
+	// PasswordChecks bounds the costly password checks run at once.
+	PasswordChecks int
+	Broker         broker.Config
+	Confirm        time.Duration
+	OutboxBatch    int
+	OutboxPoll     time.Duration
+	OutboxRetry    broker.Backoff
+	LogLevel       slog.Level
+	ShutdownGrace  time.Duration
+	Crash          crashpoint.Set
+	Tracing        tracing.Config
+	PublishMode    string
+	Idempotent     bool // PAY_IDEMPOTENCY=inbox: refunds credited once
 }
 
 // The ways pay can get its pay.success events to the broker
@@ -72,19 +76,19 @@ const defaultHTTPAddr = ":8086"
 func loadConfig(getenv func(string) string) (payConfig, error) {
 	r := config.NewReader(getenv)
 	c := payConfig{
-		DatabaseURL:   r.String("PAY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pay?sslmode=disable"),
-		HTTPAddr:      r.String("PAY_HTTP_ADDR", defaultHTTPAddr),
-		DebugAddr:     r.String("PAY_DEBUG_ADDR", ""),
-		TradeURL:      r.String("TRADE_SERVICE_URL", "http://127.0.0.1:8085"),
-		TradeTimeout:  r.Duration("PAY_TRADE_TIMEOUT", 3*time.Second),
-		Exchange:      r.String("MQ_PAY_EXCHANGE", "pay.topic"),
-		PaySuccessKey: r.String("MQ_PAY_SUCCESS_KEY", "pay.success"),
-		RefundKey:     r.String("MQ_REFUND_SUCCESS_KEY", "refund.success"),
-		BcryptCost:    r.Int("PAY_BCRYPT_COST", bcrypt.DefaultCost, bcrypt.MinCost),
-		Broker:        broker.ReadConfig(r, "pay"),
-		Confirm:       r.Duration("PAY_PUBLISH_CONFIRM_TIMEOUT", 5*time.Second),
-		OutboxBatch:   r.Int("PAY_OUTBOX_BATCH", 100, 1),
-		OutboxPoll:    r.Duration("PAY_OUTBOX_POLL_INTERVAL", time.Second),
+		DatabaseURL:    r.String("PAY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pay?sslmode=disable"),
+		HTTPAddr:       r.String("PAY_HTTP_ADDR", defaultHTTPAddr),
+		DebugAddr:      r.String("PAY_DEBUG_ADDR", ""),
+		TradeURL:       r.String("TRADE_SERVICE_URL", "http://127.0.0.1:8085"),
+		TradeTimeout:   r.Duration("PAY_TRADE_TIMEOUT", 3*time.Second),
+		Exchange:       r.String("MQ_PAY_EXCHANGE", "pay.topic"),
+		PaySuccessKey:  r.String("MQ_PAY_SUCCESS_KEY", "pay.success"),
+		RefundKey:      r.String("MQ_REFUND_SUCCESS_KEY", "refund.success"),
+		PasswordChecks: r.Int("PAY_PASSWORD_CHECKS", runtime.NumCPU(), 1),
+		Broker:         broker.ReadConfig(r, "pay"),
+		Confirm:        r.Duration("PAY_PUBLISH_CONFIRM_TIMEOUT", 5*time.Second),
+		OutboxBatch:    r.Int("PAY_OUTBOX_BATCH", 100, 1),
+		OutboxPoll:     r.Duration("PAY_OUTBOX_POLL_INTERVAL", time.Second),
 		OutboxRetry: broker.Backoff{
 			Initial:    r.Duration("PAY_OUTBOX_RETRY_INITIAL_INTERVAL", time.Second),
 			Multiplier: 2,
@@ -115,9 +119,7 @@ func loadConfig(getenv func(string) string) (payConfig, error) {
 		httpserver.LoopbackOnly(r, map[string]*string{"PAY_HTTP_ADDR": &c.HTTPAddr, "PAY_DEBUG_ADDR": &c.DebugAddr})
 	}
 	c.Consumer.Sender = broker.ReadSender(r, "PAY_MQ_TRADE_USER", c.Broker, c.Dev)
-	if c.BcryptCost > bcrypt.MaxCost {
-		r.Fail(fmt.Errorf("PAY_BCRYPT_COST=%d: want at most %d", c.BcryptCost, bcrypt.MaxCost))
-	}
+	c.Peppers, c.DevPepper = readPeppers(r, c.Keys)
 	tracingCfg, err := tracing.ReadConfig(func(name string) string { return r.String(name, "") }, "pay")
 	if err != nil {
 		r.Fail(err)
@@ -127,4 +129,25 @@ func loadConfig(getenv func(string) string) (payConfig, error) {
 		r.Fail(fmt.Errorf("LOG_LEVEL: %w", err))
 	}
 	return c, r.Err()
+}
+
+// readPeppers reads the payment-password peppers from PAY_PASSWORD_PEPPERS
+// ("id:base64secret,…", the current one first). It fails closed, as the
+// signing keys do: unset outside development is a configuration error. In
+// development an unset one is derived from the service's own key, and
+// derived reports so. No error shows a secret.
+func readPeppers(r *config.Reader, keys auth.ServiceKeys) (peppers pay.Peppers, derived bool) {
+	v := r.String("PAY_PASSWORD_PEPPERS", "")
+	switch {
+	case v == "" && keys.Dev && keys.Signer != nil:
+		return pay.Peppers{pay.DevPepper(keys.Signer.DeriveSecret("payment password pepper"))}, true
+	case v == "":
+		r.Fail(errors.New("PAY_PASSWORD_PEPPERS is not set: give pay a pepper, id:base64secret of at least 32 random bytes (head -c 32 /dev/urandom | base64), or set PAYTRADE_DEV=1 on a laptop"))
+		return nil, false
+	}
+	peppers, err := pay.ParsePeppers(v)
+	if err != nil {
+		r.Fail(fmt.Errorf("PAY_PASSWORD_PEPPERS: %w", err))
+	}
+	return peppers, false
 }

@@ -42,7 +42,7 @@ func newCrashWorld(t *testing.T) *crashWorld {
 		deliveries: deliveries,
 		env: append([]string{
 			"PAY_DATABASE_URL=" + dbURL, "AMQP_URL=" + amqpURL, "PAY_MQ_TRADE_USER=trade", authtest.Shared(t).Env(t, auth.IssuerPay),
-			"PAY_HTTP_ADDR=127.0.0.1:0", "PAY_BCRYPT_COST=4",
+			"PAY_HTTP_ADDR=127.0.0.1:0", testenv.PayPeppersEnv,
 			"PAY_OUTBOX_POLL_INTERVAL=100ms", "TRADE_SERVICE_URL=" + trade.URL,
 		}, topo.Env()...),
 	}

@@ -62,6 +62,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	log := logging.New(stdout, cfg.LogLevel, "pay")
 	logging.WarnUnsafe(log, cfg.Crash.String(), cfg.Dev, cfg.seedStyle())
+	if cfg.DevPepper {
+		log.Warn("PAY_PASSWORD_PEPPERS is not set: payment passwords are peppered with a secret derived from pay's signing key, for development only", "key_id", cfg.Peppers[0].ID)
+	}
 	if err := httpserver.ServeDebug(ctx, cfg.DebugAddr, log); err != nil {
 		return err
 	}
@@ -89,7 +92,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Exchange:         cfg.Exchange,
 		PaySuccessKey:    cfg.PaySuccessKey,
 		RefundSuccessKey: cfg.RefundKey,
-		BcryptCost:       cfg.BcryptCost,
+		Peppers:          cfg.Peppers,
+		PasswordChecks:   cfg.PasswordChecks,
 		EventsCommitted:  func() { payments.Add(1); messages.Wake() },
 		PasswordLocked: func(l pay.PasswordLock) {
 			locks.Add(1)

@@ -29,9 +29,9 @@ func TestPayBinaryMigratesServesAndStopsGracefully(t *testing.T) {
 		"AMQP_URL":          amqpURL,
 		"PAYTRADE_KEYS_DIR": authtest.Shared(t).Dir(t, auth.IssuerPay),
 		// No refund.requested flows here; pay still must name its sender.
-		"PAY_MQ_TRADE_USER": "trade",
-		"PAY_HTTP_ADDR":     "127.0.0.1:0",
-		"PAY_BCRYPT_COST":   "4",
+		"PAY_MQ_TRADE_USER":    "trade",
+		"PAY_HTTP_ADDR":        "127.0.0.1:0",
+		"PAY_PASSWORD_PEPPERS": testenv.PayPeppers,
 	})
 	base, stop := startPay(t, env)
 
@@ -72,9 +72,9 @@ func TestPayBinaryMigratesServesAndStopsGracefully(t *testing.T) {
 }
 
 func TestPayRefusesMalformedConfiguration(t *testing.T) {
-	env := map[string]string{"PAY_BCRYPT_COST": "many", "AMQP_HEARTBEAT": "-1s"}
+	env := map[string]string{"PAY_PASSWORD_CHECKS": "many", "AMQP_HEARTBEAT": "-1s"}
 	err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "PAY_BCRYPT_COST") || !strings.Contains(err.Error(), "AMQP_HEARTBEAT") {
+	if err == nil || !strings.Contains(err.Error(), "PAY_PASSWORD_CHECKS") || !strings.Contains(err.Error(), "AMQP_HEARTBEAT") {
 		t.Errorf("run with bad settings = %v, want an error naming both", err)
 	}
 }

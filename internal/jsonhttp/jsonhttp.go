@@ -211,6 +211,8 @@ func Status(k problem.Kind) int {
 		return http.StatusServiceUnavailable
 	case problem.Locked:
 		return http.StatusLocked
+	case problem.Busy:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }

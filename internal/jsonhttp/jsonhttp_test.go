@@ -140,6 +140,7 @@ func TestStatus(t *testing.T) {
 		{problem.TooLarge, http.StatusRequestEntityTooLarge},
 		{problem.Unavailable, http.StatusServiceUnavailable},
 		{problem.Locked, http.StatusLocked},
+		{problem.Busy, http.StatusTooManyRequests},
 		{problem.Kind(0), http.StatusInternalServerError},
 		{problem.Kind(99), http.StatusInternalServerError},
 	}

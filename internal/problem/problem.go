@@ -23,6 +23,7 @@ const (
 	TooLarge                      // the request body is larger than allowed
 	Unavailable                   // a service this one depends on did not answer; try again later
 	Locked                        // refused for a while, whatever the request; try again after RetryAfter
+	Busy                          // cannot be served now without waiting; try again after RetryAfter
 )
 
 // Error is a refusal with a machine-readable code and a human message.

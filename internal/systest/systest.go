@@ -122,7 +122,7 @@ func (s *System) PayEnv() []string {
 	return append(s.devEnv(), append([]string{
 		"PAY_DATABASE_URL=" + s.PayDB, "PAY_HTTP_ADDR=127.0.0.1:0",
 		"AMQP_URL=" + s.PayBroker.URL, "PAY_MQ_TRADE_USER=" + s.TradeBroker.Name,
-		"PAYTRADE_KEYS_DIR=" + s.PayKeys, "PAY_BCRYPT_COST=4", "TRADE_SERVICE_URL=http://" + s.TradeAddr,
+		"PAYTRADE_KEYS_DIR=" + s.PayKeys, testenv.PayPeppersEnv, "TRADE_SERVICE_URL=http://" + s.TradeAddr,
 	}, s.Topology.Env()...)...)
 }
 

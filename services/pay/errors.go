@@ -18,4 +18,5 @@ var (
 	ErrRefundNotFound       = problem.New(problem.NotFound, "refund_not_found", "pay has not received this refund request")
 	ErrIdempotencyInFlight  = problem.New(problem.Conflict, "idempotency_key_in_flight", "a request with this Idempotency-Key is still being processed")
 	ErrPasswordLocked       = problem.New(problem.Locked, "payment_password_locked", "too many wrong payment passwords in a row: this wallet cannot pay until Retry-After has passed")
+	ErrPasswordChecksBusy   = problem.New(problem.Busy, "password_checks_busy", "every payment password check this wallet, or pay, may run at once is in progress: try again after Retry-After")
 )

@@ -1,18 +1,15 @@
 package pay
 
 import (
-	"errors"
 	"fmt"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/paytrade/paytrade/internal/problem"
 )
 
 // Limits on what the API accepts.
 const (
-	maxPasswordBytes       = 72 // bcrypt reads no further
+	maxPasswordBytes       = 72 // what bcrypt, which checks the oldest hashes, reads
 	maxOrderInfoBytes      = 1024
 	maxIdempotencyKeyBytes = 255
 )
@@ -100,27 +97,6 @@ func (o PayOrder) CheckPayable(now time.Time) error {
 	}
 }
 
-// HashPassword returns the bcrypt hash of a payment password.
-func HashPassword(password string, cost int) (string, error) {
-	h, err := bcrypt.GenerateFromPassword([]byte(password), cost)
-	if err != nil {
-		return "", fmt.Errorf("hash password: %w", err)
-	}
-	return string(h), nil
-}
-
-// CheckPassword compares a payment password with its stored hash.
-func CheckPassword(hash, password string) error {
-	err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password))
-	if errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
-		return ErrWrongPassword
-	}
-	if err != nil {
-		return fmt.Errorf("check password: %w", err)
-	}
-	return nil
-}
-
 // The payment password lockout: after MaxPasswordFailures wrong passwords
 // in a row a wallet cannot pay for FirstLock, and each further lock without
 // a right password between lasts twice as long, up to MaxLock. A 6-digit
@@ -143,9 +119,9 @@ func LockLadder() []time.Duration {
 }
 
 // PasswordLocked is the refusal of a payment from a wallet that is locked
-// until until.
-func PasswordLocked(until, now time.Time) error {
-	return ErrPasswordLocked.WithRetryAfter(max(until.Sub(now), time.Second))
+// for lockedFor more.
+func PasswordLocked(lockedFor time.Duration) error {
+	return ErrPasswordLocked.WithRetryAfter(max(lockedFor, time.Second))
 }
 
 // String names the status as docs/design.md does.

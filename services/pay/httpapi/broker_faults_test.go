@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/paytrade/paytrade/internal/testenv"
+	"github.com/paytrade/paytrade/services/pay"
 	"github.com/paytrade/paytrade/services/pay/paytest"
 )
 
@@ -22,7 +23,9 @@ func payMany(t *testing.T, h *harness, first int64, n int, during func(i int)) i
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	accepted := 0
-	sem := make(chan struct{}, 8)
+	// As many at once as one wallet may have checked at once: a sixth
+	// would be refused 429 password_checks_busy.
+	sem := make(chan struct{}, pay.MaxPasswordFailures)
 	for i, o := range orders {
 		if during != nil {
 			during(i)

@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/paytrade/paytrade/internal/reconcile"
 	"github.com/paytrade/paytrade/internal/testenv"
 	"github.com/paytrade/paytrade/migrations"
@@ -22,9 +20,19 @@ func NewPool(tb testing.TB) *pgxpool.Pool {
 	return testenv.NewPool(tb, migrations.FS, migrations.Pay)
 }
 
-// StoreConfig is the store configuration tests use: cheap bcrypt, test exchange names.
+// StoreConfig is the store configuration tests use: the tests' pepper,
+// test exchange names.
 func StoreConfig(exchange string) postgres.Config {
-	return postgres.Config{Exchange: exchange, PaySuccessKey: "pay.success", BcryptCost: bcrypt.MinCost}
+	return postgres.Config{Exchange: exchange, PaySuccessKey: "pay.success", Peppers: Peppers()}
+}
+
+// Peppers are the payment-password peppers of the tests (testenv.PayPeppers).
+func Peppers() pay.Peppers {
+	p, err := pay.ParsePeppers(testenv.PayPeppers)
+	if err != nil {
+		panic(err) // a constant: every test would fail
+	}
+	return p
 }
 
 // Funded opens a wallet for userID with balance and password "123".

@@ -16,14 +16,14 @@ func (s *Store) CreateAccount(ctx context.Context, req pay.NewAccount) (pay.Acco
 	if err := req.Validate(); err != nil {
 		return pay.Account{}, err
 	}
-	hash, err := pay.HashPassword(req.Password, s.cfg.BcryptCost)
+	password, err := s.cfg.Peppers.Hash(req.UserID, req.Password)
 	if err != nil {
-		return pay.Account{}, err
+		return pay.Account{}, fmt.Errorf("hash payment password of account %d: %w", req.UserID, err)
 	}
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `
-			INSERT INTO accounts (user_id, balance, password_hash) VALUES ($1, $2, $3)
-			ON CONFLICT (user_id) DO NOTHING`, req.UserID, req.Balance, hash)
+			INSERT INTO accounts (user_id, balance, password_hash, password_key_id) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (user_id) DO NOTHING`, req.UserID, req.Balance, password.Hash, password.KeyID)
 		if err != nil {
 			return fmt.Errorf("insert account %d: %w", req.UserID, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -12,114 +13,138 @@ import (
 	"github.com/paytrade/paytrade/services/pay"
 )
 
-// How long a password check may stay unresolved, and how a payment waits
-// for a wallet whose five attempts are all being checked.
-const (
-	// checkLease is how long a counted check holds one of the wallet's
-	// attempts before it is taken for one whose process died. bcrypt
-	// takes well under a second; a crash must not keep the owner out long.
-	checkLease = 10 * time.Second
-	// saturatedWait outlasts checkLease, so a payment behind checks that
-	// died with their process waits for them to lapse and then goes
-	// through, instead of being refused for a lock that is not there.
-	saturatedWait = checkLease + time.Second
-	// saturatedPoll is how often a waiting payment asks again, holding nothing.
-	saturatedPoll = 10 * time.Millisecond
-)
+// checkLease is how long a counted check holds one of the wallet's
+// attempts, by the database's clock: a check whose process died lets go of
+// it then. A check not recorded within it is not answered, so a slow check
+// that lapsed never adds a sixth guess to the five a wallet may have checked.
+const checkLease = 10 * time.Second
 
-// liveChecks is the SQL for the checks of a row a that have not lapsed,
-// given the lapse time as parameter $4.
-const liveChecks = `(SELECT c.key, c.value FROM jsonb_each(a.checks) AS c WHERE (c.value #>> '{}')::timestamptz > $4)`
+// liveChecks is the SQL for the checks of a row a that have not lapsed by
+// the database's clock, given the lease as parameter $4.
+const liveChecks = `(SELECT c.key, c.value FROM jsonb_each(a.checks) AS c WHERE (c.value #>> '{}')::timestamptz > now() - $4::interval)`
+
+// liveCheck is the SQL condition that row a still holds check $2, unlapsed,
+// given the lease as parameter $3: only then is the check's outcome recorded.
+const liveCheck = `(a.checks ->> $2::text)::timestamptz > now() - $3::interval`
 
 // checkPassword checks a payment password against the wallet's hash, the
-// lockout first. The attempt is counted as a check in progress before
-// bcrypt runs, and no more than MaxPasswordFailures wrong-or-in-progress
+// lockout first. The attempt is counted as a check in progress before the
+// hash is compared, and no more than MaxPasswordFailures wrong-or-in-progress
 // attempts are let through, so concurrent guesses are bounded exactly as
-// sequential ones. bcrypt runs with no row locked and no connection held:
-// a flood of wrong passwords costs CPU, never another user's database access.
+// sequential ones; what cannot be checked now is refused at once. The hash
+// is compared with no row locked and no connection held, and a costly one
+// (bcrypt) only within the store's bound of concurrent checks.
 func (s *Store) checkPassword(ctx context.Context, userID int64, password string) error {
-	hash, check, err := s.countAttempt(ctx, userID)
+	stored, check, err := s.countAttempt(ctx, userID)
 	if err != nil {
 		return err
 	}
-	checked := pay.CheckPassword(hash, password)
 	// The outcome is recorded even if the caller has gone: a check left in
 	// progress would hold one of the wallet's five attempts until it lapses.
-	ctx = context.WithoutCancel(ctx)
+	recordCtx := context.WithoutCancel(ctx)
+	if stored.Costly() {
+		select {
+		case s.checks <- struct{}{}:
+			defer func() { <-s.checks }()
+		default:
+			return errors.Join(pay.ErrPasswordChecksBusy.WithRetryAfter(pay.BusyRetry), s.dropCheck(recordCtx, userID, check))
+		}
+	}
+	rehash, checked := s.cfg.Peppers.Check(userID, stored, password)
 	switch {
 	case errors.Is(checked, pay.ErrWrongPassword):
-		return errors.Join(checked, s.recordWrongPassword(ctx, userID, check))
+		return s.recordWrongPassword(recordCtx, userID, check)
 	case checked != nil:
-		_, err := s.pool.Exec(ctx, `UPDATE payment_password_attempts SET checks = checks - $2::text WHERE user_id = $1`, userID, check)
-		return errors.Join(checked, err)
+		return errors.Join(checked, s.dropCheck(recordCtx, userID, check))
 	}
-	if _, err := s.pool.Exec(ctx, `
-		UPDATE payment_password_attempts SET failures = 0, locks = 0, locked_until = NULL, checks = checks - $2::text
-		WHERE user_id = $1`, userID, check); err != nil {
+	var rehashed, rehashedKeyID *string // NULL: the hash stays
+	if rehash != nil {
+		rehashed, rehashedKeyID = &rehash.Hash, &rehash.KeyID
+	}
+	var recorded bool
+	// A right password resets the count and, where the hash is not under
+	// the current pepper, rehashes it, unless it changed meanwhile.
+	if err := s.pool.QueryRow(recordCtx, `
+		WITH reset AS (
+			UPDATE payment_password_attempts AS a SET failures = 0, locks = 0, locked_until = NULL, checks = a.checks - $2::text
+			WHERE user_id = $1 AND `+liveCheck+`
+			RETURNING 1
+		), rehashed AS (
+			UPDATE accounts SET password_hash = $4, password_key_id = $5
+			WHERE user_id = $1 AND $4::text IS NOT NULL AND password_hash = $6 AND EXISTS (SELECT FROM reset)
+		)
+		SELECT EXISTS (SELECT FROM reset)`,
+		userID, check, checkLease, rehashed, rehashedKeyID, stored.Hash).Scan(&recorded); err != nil {
 		return fmt.Errorf("reset payment password attempts of account %d: %w", userID, err)
+	}
+	if !recorded {
+		return pay.ErrPasswordChecksBusy.WithRetryAfter(pay.BusyRetry)
 	}
 	return nil
 }
 
 // countAttempt counts a password check of the wallet as in progress and
-// returns its password hash and the check's id; it refuses while the
-// wallet is locked.
-func (s *Store) countAttempt(ctx context.Context, userID int64) (hash, check string, err error) {
-	check = uuid.NewString()
-	deadline := time.Now().Add(saturatedWait)
-	for {
-		now := s.now()
-		var (
-			stored      *string
-			counted     bool
-			lockedUntil *time.Time
+// returns its stored password and the check's id; it refuses at once
+// while the wallet is locked or all its attempts are in progress.
+func (s *Store) countAttempt(ctx context.Context, userID int64) (pay.StoredPassword, string, error) {
+	check := uuid.NewString()
+	var (
+		stored    pay.StoredPassword
+		keyID     *string
+		counted   bool
+		lockedFor float64
+	)
+	// ON CONFLICT's row is the latest version, locked: concurrent counts of
+	// one wallet see each other's checks, so the bound is exact. The last
+	// column reads the snapshot from before the upsert: when the attempt is
+	// not counted, the lock that refused it. Every time is the database's,
+	// so pays whose clocks disagree agree on what has lapsed.
+	err := s.pool.QueryRow(ctx, `
+		WITH account AS (
+			SELECT password_hash, password_key_id FROM accounts WHERE user_id = $1
+		), attempt AS (
+			INSERT INTO payment_password_attempts AS a (user_id, checks)
+			SELECT $1, jsonb_build_object($2::text, now()) FROM account
+			ON CONFLICT (user_id) DO UPDATE SET
+				checks = (SELECT COALESCE(jsonb_object_agg(live.key, live.value), '{}') FROM `+liveChecks+` AS live)
+					|| jsonb_build_object($2::text, now())
+			WHERE (a.locked_until IS NULL OR a.locked_until <= now())
+				AND a.failures + (SELECT count(*) FROM `+liveChecks+` AS live) < $3
+			RETURNING 1
 		)
-		// ON CONFLICT's row is the latest version, locked: concurrent
-		// counts of one wallet see each other's checks, so the bound is
-		// exact. The last column reads the snapshot from before the
-		// upsert: when the attempt is not counted, the lock that refused it.
-		err := s.pool.QueryRow(ctx, `
-			WITH account AS (
-				SELECT password_hash FROM accounts WHERE user_id = $1
-			), attempt AS (
-				INSERT INTO payment_password_attempts AS a (user_id, checks)
-				SELECT $1, jsonb_build_object($5::text, $2::timestamptz) FROM account
-				ON CONFLICT (user_id) DO UPDATE SET
-					checks = (SELECT COALESCE(jsonb_object_agg(live.key, live.value), '{}') FROM `+liveChecks+` AS live)
-						|| jsonb_build_object($5::text, $2::timestamptz)
-				WHERE (a.locked_until IS NULL OR a.locked_until <= $2)
-					AND a.failures + (SELECT count(*) FROM `+liveChecks+` AS live) < $3
-				RETURNING 1
-			)
-			SELECT (SELECT password_hash FROM account), EXISTS (SELECT FROM attempt),
-				(SELECT locked_until FROM payment_password_attempts WHERE user_id = $1)`,
-			userID, now, pay.MaxPasswordFailures, now.Add(-checkLease), check).Scan(&stored, &counted, &lockedUntil)
-		switch {
-		case err != nil:
-			return "", "", fmt.Errorf("count payment password attempt of account %d: %w", userID, err)
-		case stored == nil:
-			return "", "", pay.ErrAccountNotFound
-		case counted:
-			return *stored, check, nil
-		case lockedUntil != nil && lockedUntil.After(now):
-			return "", "", pay.PasswordLocked(*lockedUntil, now)
-		case time.Now().After(deadline):
-			return "", "", pay.PasswordLocked(now.Add(time.Second), now)
-		}
-		// Every attempt is being checked right now (or one just locked
-		// the wallet): wait for an outcome, holding nothing.
-		select {
-		case <-ctx.Done():
-			return "", "", ctx.Err()
-		case <-time.After(saturatedPoll):
-		}
+		SELECT password_hash, password_key_id, EXISTS (SELECT FROM attempt),
+			COALESCE((SELECT extract(epoch FROM locked_until - now())::float8 FROM payment_password_attempts
+				WHERE user_id = $1 AND locked_until > now()), 0)
+		FROM account`,
+		userID, check, pay.MaxPasswordFailures, checkLease).Scan(&stored.Hash, &keyID, &counted, &lockedFor)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return stored, "", pay.ErrAccountNotFound
+	case err != nil:
+		return stored, "", fmt.Errorf("count payment password attempt of account %d: %w", userID, err)
+	case !counted:
+		return stored, "", pay.CheckRefused(time.Duration(math.Ceil(lockedFor)) * time.Second)
 	}
+	if keyID != nil {
+		stored.KeyID = *keyID
+	}
+	return stored, check, nil
+}
+
+// dropCheck lets go of a check whose outcome is not known, counting it
+// neither right nor wrong.
+func (s *Store) dropCheck(ctx context.Context, userID int64, check string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE payment_password_attempts SET checks = checks - $2::text WHERE user_id = $1`, userID, check); err != nil {
+		return fmt.Errorf("drop payment password check of account %d: %w", userID, err)
+	}
+	return nil
 }
 
 // recordWrongPassword books a wrong password; the fifth in a row locks the
-// wallet, for as long as its count of locks in a row says.
+// wallet, for as long as its count of locks in a row says. A check that
+// lapsed before it is booked is not answered: the wallet may already have
+// let another guess take its place.
 func (s *Store) recordWrongPassword(ctx context.Context, userID int64, check string) error {
-	now := s.now()
 	ladder := pay.LockLadder()
 	seconds := make([]float64, len(ladder))
 	for i, d := range ladder {
@@ -132,22 +157,25 @@ func (s *Store) recordWrongPassword(ctx context.Context, userID int64, check str
 	)
 	err := s.pool.QueryRow(ctx, `
 		UPDATE payment_password_attempts AS a SET
-			checks = a.checks - $5::text,
-			failures = CASE WHEN a.failures + 1 >= $3 THEN 0 ELSE a.failures + 1 END,
-			locks = CASE WHEN a.failures + 1 >= $3 THEN a.locks + 1 ELSE a.locks END,
-			locked_until = CASE WHEN a.failures + 1 >= $3
-				THEN $2::timestamptz + make_interval(secs => ($4::float8[])[LEAST(a.locks + 1, cardinality($4::float8[]))])
+			checks = a.checks - $2::text,
+			failures = CASE WHEN a.failures + 1 >= $4 THEN 0 ELSE a.failures + 1 END,
+			locks = CASE WHEN a.failures + 1 >= $4 THEN a.locks + 1 ELSE a.locks END,
+			locked_until = CASE WHEN a.failures + 1 >= $4
+				THEN now() + make_interval(secs => ($5::float8[])[LEAST(a.locks + 1, cardinality($5::float8[]))])
 				ELSE a.locked_until END
-		WHERE user_id = $1
-		RETURNING a.failures = 0 AND a.locked_until > $2, a.locks, a.locked_until`,
-		userID, now, pay.MaxPasswordFailures, seconds, check).Scan(&locked, &locks, &until)
+		WHERE user_id = $1 AND `+liveCheck+`
+		RETURNING a.failures = 0 AND a.locked_until > now(), a.locks, a.locked_until`,
+		userID, check, checkLease, pay.MaxPasswordFailures, seconds).Scan(&locked, &locks, &until)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return pay.ErrPasswordChecksBusy.WithRetryAfter(pay.BusyRetry)
+	}
 	if err != nil {
 		return fmt.Errorf("record wrong payment password of account %d: %w", userID, err)
 	}
 	if locked && s.cfg.PasswordLocked != nil {
 		s.cfg.PasswordLocked(pay.PasswordLock{UserID: userID, Locks: locks, Until: until.UTC()})
 	}
-	return nil
+	return pay.ErrWrongPassword
 }
 
 // LiftPasswordLock lets a wallet pay again at once and forgets its wrong
@@ -159,7 +187,7 @@ func (s *Store) LiftPasswordLock(ctx context.Context, userID int64) (bool, error
 		UPDATE payment_password_attempts AS a SET failures = 0, locks = 0, locked_until = NULL
 		FROM (SELECT user_id, locked_until FROM payment_password_attempts WHERE user_id = $1 FOR UPDATE) AS old
 		WHERE a.user_id = old.user_id
-		RETURNING COALESCE(old.locked_until > $2, false)`, userID, s.now()).Scan(&wasLocked)
+		RETURNING COALESCE(old.locked_until > now(), false)`, userID).Scan(&wasLocked)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return false, fmt.Errorf("lift payment password lock of account %d: %w", userID, err)
 	}

@@ -80,8 +80,8 @@ func (s *Store) Pay(ctx context.Context, p pay.Payment) (pay.PaymentResult, erro
 		return pay.PaymentResult{}, err
 	}
 	// The password first, always, and outside the transaction: a replayed
-	// key answers only a caller who passed the same check, and bcrypt never
-	// runs holding the pay order's lock or a pooled connection.
+	// key answers only a caller who passed the same check, and the hash is
+	// never compared holding the pay order's lock or a pooled connection.
 	if err := s.checkPassword(ctx, p.UserID, p.Password); err != nil {
 		return pay.PaymentResult{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"runtime"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,9 +26,16 @@ type Config struct {
 	// RefundSuccessKey is the routing key of refund.success events
 	// [refund.success].
 	RefundSuccessKey string
-	BcryptCost       int // cost of new password hashes
-	Now              func() time.Time
-	EventsCommitted  func() // called after each committed payment: wakes the relay
+	// Peppers hash payment passwords, the first every new one.
+	Peppers pay.Peppers
+	// PasswordChecks bounds the costly (bcrypt) password checks run at
+	// once; one past it is refused. Zero: as many as there are CPUs.
+	PasswordChecks int
+	// Now is the host's clock. The store decides nothing by it: what it
+	// compares (a pay order's expiry, a check's lapse, a lock's end) is
+	// on the database's clock, so pays whose clocks disagree agree.
+	Now             func() time.Time
+	EventsCommitted func() // called after each committed payment: wakes the relay
 	// seedWiring is the outbox; a faultinject build can replace it with
 	// the course's publish after the commit (PublishAfterCommit).
 	seedWiring
@@ -43,8 +51,9 @@ type Config struct {
 
 // Store implements pay.Service.
 type Store struct {
-	pool *pgxpool.Pool
-	cfg  Config
+	pool   *pgxpool.Pool
+	cfg    Config
+	checks chan struct{} // a slot per costly password check in progress
 }
 
 var _ pay.Service = (*Store)(nil)
@@ -60,13 +69,10 @@ func New(pool *pgxpool.Pool, cfg Config) *Store {
 	if cfg.RefundSuccessKey == "" {
 		cfg.RefundSuccessKey = pay.RefundSuccessType
 	}
-	return &Store{pool: pool, cfg: cfg}
-}
-
-// now is the store's clock at PostgreSQL's precision, so that what a method
-// returns equals what a later read returns: the password lockout's.
-func (s *Store) now() time.Time {
-	return s.cfg.Now().UTC().Truncate(time.Microsecond)
+	if cfg.PasswordChecks <= 0 {
+		cfg.PasswordChecks = runtime.NumCPU()
+	}
+	return &Store{pool: pool, cfg: cfg, checks: make(chan struct{}, cfg.PasswordChecks)}
 }
 
 // dbNow is the database's time in the transaction of q: what a pay order's,
