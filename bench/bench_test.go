@@ -24,6 +24,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"runtime"
 	"strconv"
@@ -421,6 +422,12 @@ func (r *results) print(w io.Writer) {
 	row(fmt.Sprintf("pay p99, c=%d, under a /metrics+/readyz flood vs alone", opsFloodPayers),
 		fmt.Sprintf("%s vs %s ms = %.2f× (%d clients, %.0f ops req/s)", ms(flooded.p99), ms(quiet.p99), floodRatio, opsFloodClients, r.opsFlood.rate),
 		fmt.Sprintf("≤ %.0f×", targetOpsFlood), verdict(floodRatio > 0 && floodRatio <= targetOpsFlood))
+	walletFlooded := r.opsFlood.walletFlooded.pay
+	walletRatio := ratio(float64(walletFlooded.p99), float64(quiet.p99))
+	row(fmt.Sprintf("other users' pay p99, c=%d, while one wallet floods its payments vs alone", opsFloodPayers),
+		fmt.Sprintf("%s vs %s ms = %.2f× (%d clients, %.0f req/s: %d answered 429 at once, %d checked)", ms(walletFlooded.p99), ms(quiet.p99), walletRatio,
+			opsFloodClients, r.opsFlood.walletRate, r.opsFlood.walletAnswers[http.StatusTooManyRequests], r.opsFlood.walletAnswers[http.StatusNotFound]),
+		fmt.Sprintf("≤ %.0f×", targetOpsFlood), verdict(walletRatio > 0 && walletRatio <= targetOpsFlood))
 	r.failover.print(row)
 	for _, h := range []int{r.cfg.smallHistory, r.cfg.largeHistory} {
 		tick := missing
