@@ -30,7 +30,9 @@ func (s *Store) ApplyPayOrder(ctx context.Context, req pay.Apply) (pay.PayOrder,
 		if err := lockBizOrder(ctx, tx, req.BizOrderNo); err != nil {
 			return err
 		}
-		existing, err := scanPayOrder(tx.QueryRow(ctx, `SELECT `+payOrderColumns+` FROM pay_orders WHERE biz_order_no = $1`, req.BizOrderNo))
+		// FOR UPDATE: a pay order found is answered only once the standby
+		// has it, as a replayed payment is (claimIdempotencyKey).
+		existing, err := scanPayOrder(tx.QueryRow(ctx, `SELECT `+payOrderColumns+` FROM pay_orders WHERE biz_order_no = $1 FOR UPDATE`, req.BizOrderNo))
 		switch {
 		case err == nil:
 			if existing.Status == pay.Closed {
