@@ -48,7 +48,11 @@ func TestPaymentWhosePrimaryDiesDuringCommitAnswers503AndItsRetryDebitsOnce(t *t
 	// The payment's transaction locks its pay order first; that is when
 	// the synchronous standby stops acknowledging.
 	var frozen *testenv.FrozenReplication
-	lock := &onQuery{text: "FROM pay_orders WHERE id = $1 FOR UPDATE", fn: func() { frozen = standby.FreezeReplication(t) }}
+	froze := make(chan struct{})
+	lock := &onQuery{text: "FROM pay_orders WHERE id = $1 FOR UPDATE", fn: func() {
+		frozen = standby.FreezeReplication(t)
+		close(froze)
+	}}
 	h, store := clusterHarness(t, dbURL, lock)
 	ctx := context.Background()
 	paytest.Funded(t, store, 1, 10_000)
@@ -64,6 +68,9 @@ func TestPaymentWhosePrimaryDiesDuringCommitAnswers503AndItsRetryDebitsOnce(t *t
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The password check's writes wait for the standby too, briefly: only
+	// a wait after the freeze is the payment's COMMIT.
+	<-froze
 	testenv.WaitFor(t, 20*time.Second, "the payment's COMMIT to wait for the synchronous standby", func() bool {
 		var n int
 		return admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'`).Scan(&n) == nil && n > 0
@@ -294,7 +301,9 @@ func TestAPayOrderIDAnsweredBeforeAFailoverIsNeverHandedOutAgain(t *testing.T) {
 		var id int64
 		testenv.WaitFor(t, time.Minute, fmt.Sprintf("business order %d's pay order on the new primary", biz), func() bool {
 			var ok bool
-			id, ok = apply(biz, true)
+			// Not canceled: a retry finds the pay order of a 503 and waits
+			// for the standby before it answers.
+			id, ok = apply(biz, false)
 			return ok
 		})
 		if earlier, ok := told[id]; ok {
