@@ -370,7 +370,8 @@ func onlyRefund(ctx context.Context, base string, p payment, first string) bool 
 	return ok && len(refunds) == 1 && refunds[0].RefundID == first
 }
 
-// payOnce is one buyer's request with its retries. It returns "paid" for
+// payOnce is one buyer's request with its retries (of a 5xx, a 429 or a
+// failed connection, under the same Idempotency-Key). It returns "paid" for
 // a 2xx, the error code of a final refusal, or "" if no final answer came.
 func payOnce(ctx context.Context, p payment, urls func() []string, pick int) string {
 	key := uuid.NewString()
@@ -382,9 +383,16 @@ func payOnce(ctx context.Context, p payment, urls func() []string, pick int) str
 		if err == nil && status/100 == 2 {
 			return "paid"
 		}
+		// 429 is "not now" (the wallet's password checks are all in
+		// flight, say those of a pay that was killed mid-check, until
+		// their lease lapses): a careful client asks again later.
 		var problem struct{ Code string }
-		if err == nil && status < 500 && json.Unmarshal(body, &problem) == nil && problem.Code != "idempotency_key_in_flight" {
+		if err == nil && status < 500 && status != http.StatusTooManyRequests &&
+			json.Unmarshal(body, &problem) == nil && problem.Code != "idempotency_key_in_flight" {
 			return problem.Code
+		}
+		if status == http.StatusTooManyRequests {
+			time.Sleep(400 * time.Millisecond)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
