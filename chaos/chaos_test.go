@@ -134,6 +134,7 @@ func runAll(t *testing.T, w wiring, list []scenario, n int) []row {
 // runScenario runs one scenario on a system of its own and judges it.
 func runScenario(t *testing.T, w wiring, sc scenario, n int) row {
 	t.Helper()
+	began := time.Now()
 	var amqpURL string
 	var stats unackedReader
 	var ctl testenv.Ctl
@@ -168,12 +169,13 @@ func runScenario(t *testing.T, w wiring, sc scenario, n int) row {
 		n:       n,
 		spread:  max(3*time.Second, time.Duration(n)*5*time.Millisecond),
 		settle:  30 * time.Second,
+		began:   began,
 	}
 	if testing.Short() || n <= 100 {
 		r.settle = 15 * time.Second
 	}
 	res := sc.run(t, r)
-	res.refunds, res.refundsUnanswered = res.awaitRefunds()
+	res.refunds = res.awaitRefunds()
 	settle := r.settle
 	if r.deadline > 0 {
 		settle = r.deadline + 5*time.Second
@@ -186,8 +188,9 @@ func runScenario(t *testing.T, w wiring, sc scenario, n int) row {
 	if res.unanswered > 0 {
 		broken = append(broken, fmt.Sprintf("%d payments unanswered", res.unanswered))
 	}
-	if res.refundsUnanswered > 0 {
-		broken = append(broken, fmt.Sprintf("%d orders' refunds not answered consistently", res.refundsUnanswered))
+	if n := len(res.refunds.inconsistent); n > 0 {
+		broken = append(broken, fmt.Sprintf("%d orders' refunds not answered consistently", n))
+		r.logTrails(t, res.refunds.inconsistent)
 	}
 	// Every debit is a payment some buyer was told succeeded, and the
 	// other way round.

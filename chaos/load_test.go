@@ -97,24 +97,35 @@ type loadResult struct {
 	refused    int // refused for want of money, as planned for some
 	closed     int // refused because the order was cancelled or timed out first
 	unanswered int // no final answer within the client's patience
-	// refunds is how many paid orders the buyers had refunded, whole or
-	// in pieces, and were answered consistently; refundsUnanswered how many
-	// they asked in vain or were answered otherwise (two refunds for one
-	// ask, a refund accepted and not listed, more accepted than the total).
-	// Both are known once awaitRefunds has returned.
-	refunds, refundsUnanswered int
+	// refunds is what became of the paid orders the buyers had refunded,
+	// whole or in pieces, once awaitRefunds has returned.
+	refunds refundTally
 	// awaitRefunds waits for the buyers' refunds, which outlive the
 	// payments: a scenario may hold trade down until the load is done.
-	awaitRefunds func() (refunds, unanswered int)
+	awaitRefunds func() refundTally
+}
+
+// refundTally is how many orders' refunds were answered consistently, and
+// the trails of those that were not: asked in vain, or answered otherwise
+// (two refunds for one ask, a refund accepted and not listed, more
+// accepted than the total).
+type refundTally struct {
+	consistent   int
+	inconsistent []*refundTrail
 }
 
 // refundEvery is how often a paid order is refunded whole (one in ten),
 // and as often another is refunded in pieces.
 const refundEvery = 10
 
+// refunder refunds a paid order as one kind of buyer does and returns what
+// the buyer saw, judged: its why is "" if every answer was consistent.
+// began is when the scenario began, which the trail's times count from.
+type refunder func(ctx context.Context, p payment, urls func() []string, pick int, began time.Time) *refundTrail
+
 // refundsOf says how the buyer of the i-th payment refunds it once paid:
 // whole, in racing pieces, or not at all.
-func refundsOf(i int) func(ctx context.Context, p payment, urls func() []string, pick int) bool {
+func refundsOf(i int) refunder {
 	switch i % refundEvery {
 	case refundEvery / 2:
 		return refundOnce
@@ -134,16 +145,18 @@ func refundsOf(i int) func(ctx context.Context, p payment, urls func() []string,
 // refunded through the trade instances tradeURLs returns, its refund asked
 // for twice, as the same buyer clicking twice would; another is refunded
 // in two or three racing pieces and a racing "what remains"
-// (refundInPieces).
-func pay(ctx context.Context, pop population, urls, tradeURLs func() []string, spread time.Duration, concurrency int) loadResult {
+// (refundInPieces). began is when the scenario began, which the refunds'
+// trails count time from.
+func pay(ctx context.Context, pop population, urls, tradeURLs func() []string, spread time.Duration, concurrency int, began time.Time) loadResult {
 	var (
-		wg, refunding        sync.WaitGroup
-		ok, refused, closed  atomic.Int64
-		unanswered           atomic.Int64
-		refunds, refundsLost atomic.Int64
-		slots                = make(chan struct{}, concurrency)
-		start                = time.Now()
-		gap                  = spread / time.Duration(max(len(pop.payments), 1))
+		wg, refunding       sync.WaitGroup
+		ok, refused, closed atomic.Int64
+		unanswered          atomic.Int64
+		tallied             sync.Mutex
+		tally               refundTally
+		slots               = make(chan struct{}, concurrency)
+		start               = time.Now()
+		gap                 = spread / time.Duration(max(len(pop.payments), 1))
 	)
 	for i, p := range pop.payments {
 		time.Sleep(time.Until(start.Add(time.Duration(i) * gap)))
@@ -170,10 +183,13 @@ func pay(ctx context.Context, pop population, urls, tradeURLs func() []string, s
 					// Outside the slot and the load: waiting for the order
 					// to show paid must not hold back the payments.
 					refunding.Go(func() {
-						if refund(ctx, p, tradeURLs, i) {
-							refunds.Add(1)
+						trail := refund(ctx, p, tradeURLs, i, began)
+						tallied.Lock()
+						defer tallied.Unlock()
+						if trail.why == "" {
+							tally.consistent++
 						} else {
-							refundsLost.Add(1)
+							tally.inconsistent = append(tally.inconsistent, trail)
 						}
 					})
 				}
@@ -189,9 +205,11 @@ func pay(ctx context.Context, pop population, urls, tradeURLs func() []string, s
 	wg.Wait()
 	return loadResult{tried: len(pop.payments), ok: int(ok.Load()), refused: int(refused.Load()),
 		closed: int(closed.Load()), unanswered: int(unanswered.Load()),
-		awaitRefunds: func() (int, int) {
+		awaitRefunds: func() refundTally {
 			refunding.Wait()
-			return int(refunds.Load()), int(refundsLost.Load())
+			tallied.Lock()
+			defer tallied.Unlock()
+			return tally
 		}}
 }
 
@@ -199,33 +217,49 @@ func pay(ctx context.Context, pop population, urls, tradeURLs func() []string, s
 // order to show paid at trade (the payment's event may be held up by the
 // fault, or trade be down), then asks for the refund twice, and retries
 // through faults for up to a minute. Both answers must be the same refund.
-func refundOnce(ctx context.Context, p payment, urls func() []string, pick int) bool {
+func refundOnce(ctx context.Context, p payment, urls func() []string, pick int, began time.Time) *refundTrail {
+	tr := &refundTrail{orderID: p.orderID, payOrderID: p.payOrderID, total: p.amount}
+	ask := tr.ask("whole refund", 0, "")
 	deadline := time.Now().Add(time.Minute)
 	var first string
 	for attempt := 0; time.Now().Before(deadline) && ctx.Err() == nil; attempt++ {
 		us := urls()
 		base := us[(pick+attempt)%len(us)]
+		sent := time.Now()
 		status, body, err := client.Send(ctx, http.MethodPost, fmt.Sprintf("%s/orders/%d/refund", base, p.orderID), p.token, "", nil)
-		var r struct {
-			RefundID string `json:"refundId"`
-		}
+		var r refundAnswer
+		decoded := err == nil && json.Unmarshal(body, &r) == nil
+		ask.record(began, sent, status, r, decoded, err)
 		switch {
-		case err == nil && status == http.StatusAccepted && json.Unmarshal(body, &r) == nil:
+		case decoded && status == http.StatusAccepted:
 			if first == "" {
 				first = r.RefundID
+				ask = tr.ask("whole refund, asked again", 0, "")
 				continue // ask again: the same refund must come back
 			}
-			return r.RefundID == first
+			if r.RefundID != first {
+				tr.why = fmt.Sprintf("asked again, answered refund %s, not %s", r.RefundID, first)
+			}
+			return tr
 		case err == nil && status == http.StatusConflict && first != "":
 			// Nothing remains to refund: the first refund was credited
 			// before the second ask. It must be the order's one refund.
-			return onlyRefund(ctx, base, p, first)
+			listed, ok := refundsListed(ctx, base, p)
+			tr.listed = listed
+			switch {
+			case !ok:
+				tr.why = "trade did not list the order's refunds"
+			case len(listed) != 1 || listed[0].RefundID != first:
+				tr.why = fmt.Sprintf("asked again, refused %s, and trade lists %d refunds, not the one answered", r.Code, len(listed))
+			}
+			return tr
 		case err == nil && status == http.StatusConflict:
 			// not_refundable: the order is not paid at trade yet.
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return false
+	tr.why = ask.what + ": no final answer within a minute"
+	return tr
 }
 
 // refundInPieces has a paid order refunded in pieces that race each
@@ -234,83 +268,97 @@ func refundOnce(ctx context.Context, p payment, urls func() []string, pick int) 
 // every other order, three of half of it, more than it holds) are asked
 // for at once, each under its own Idempotency-Key, together with a
 // "refund what remains". Each is retried through faults for up to a
-// minute, a piece under its key. Every request must end in a refund (202)
-// or a refusal for want of what remains (409); then trade's list of the
-// order's refunds must hold every refund answered, add up to no more than
-// the total, and hold nothing else but, at most, the one refund of a
-// "what remains" whose answer was lost.
-func refundInPieces(ctx context.Context, p payment, urls func() []string, pick int) bool {
+// minute, a piece under its key. judgePieces then holds every answer and
+// trade's list of the order's refunds to the promises.
+func refundInPieces(ctx context.Context, p payment, urls func() []string, pick int, began time.Time) *refundTrail {
+	tr := &refundTrail{orderID: p.orderID, payOrderID: p.payOrderID, total: p.amount}
 	if !awaitPaid(ctx, p, urls, pick) {
-		return false
+		tr.why = "the order did not show paid at trade within a minute"
+		return tr
 	}
 	pieces, piece := 2, p.amount/3
 	if pick%(2*refundEvery) >= refundEvery {
 		pieces, piece = 3, p.amount/2
 	}
-	type answer struct {
-		refundID string
-		amount   int64
-		final    bool // 202 or a refusal; false: no final answer
-		lost     bool // an attempt's answer was lost: it may have made a refund
+	for k := range pieces {
+		tr.ask(fmt.Sprintf("piece %d", k+1), max(piece, 1), uuid.NewString())
 	}
-	answers := make([]answer, pieces+1)
+	tr.ask("what remains", 0, "")
 	var wg sync.WaitGroup
-	for k := range answers {
-		wg.Go(func() {
-			path, body, header := "refund", "", http.Header(nil)
-			if k < pieces {
-				path, body = "refunds", fmt.Sprintf(`{"amount":%d,"reason":"user_request"}`, max(piece, 1))
-				header = http.Header{"Idempotency-Key": {uuid.NewString()}}
-			}
-			a := &answers[k]
-			deadline := time.Now().Add(time.Minute)
-			for attempt := 0; time.Now().Before(deadline) && ctx.Err() == nil; attempt++ {
-				us := urls()
-				url := fmt.Sprintf("%s/orders/%d/%s", us[(pick+k+attempt)%len(us)], p.orderID, path)
-				status, data, err := client.Send(ctx, http.MethodPost, url, p.token, body, header)
-				var r struct {
-					RefundID string `json:"refundId"`
-					Amount   int64  `json:"amount"`
-					Code     string `json:"code"`
-				}
-				decoded := err == nil && json.Unmarshal(data, &r) == nil
-				switch {
-				case decoded && status == http.StatusAccepted:
-					a.refundID, a.amount, a.final = r.RefundID, r.Amount, true
-					return
-				case decoded && status == http.StatusConflict &&
-					(r.Code == trade.ErrRefundExceeds.Code || r.Code == trade.ErrNotRefundable.Code):
-					// Nothing, or too little, remains: the other
-					// requests took it. The order is paid, so
-					// not_refundable means refunded in full.
-					a.final = true
-					return
-				case err != nil || status >= 500:
-					a.lost = true
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
-		})
+	for k, a := range tr.asks {
+		wg.Go(func() { a.askUntilAnswered(ctx, p, urls, pick+k, began) })
 	}
 	wg.Wait()
+	listed, ok := refundsListed(ctx, urls()[pick%len(urls())], p)
+	tr.listed = listed
+	tr.why = judgePieces(p.amount, tr.asks, listed, ok)
+	return tr
+}
+
+// askUntilAnswered sends a piece, under its key, or "what remains",
+// without one, retrying through faults for up to a minute, until it is
+// answered with a refund (202) or refused for want of what remains (409).
+func (a *refundAsk) askUntilAnswered(ctx context.Context, p payment, urls func() []string, pick int, began time.Time) {
+	path, body, header := "refund", "", http.Header(nil)
+	if a.key != "" {
+		path, body = "refunds", fmt.Sprintf(`{"amount":%d,"reason":"user_request"}`, a.amount)
+		header = http.Header{"Idempotency-Key": {a.key}}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for attempt := 0; time.Now().Before(deadline) && ctx.Err() == nil; attempt++ {
+		us := urls()
+		url := fmt.Sprintf("%s/orders/%d/%s", us[(pick+attempt)%len(us)], p.orderID, path)
+		sent := time.Now()
+		status, data, err := client.Send(ctx, http.MethodPost, url, p.token, body, header)
+		var r refundAnswer
+		decoded := err == nil && json.Unmarshal(data, &r) == nil
+		a.record(began, sent, status, r, decoded, err)
+		switch {
+		case decoded && status == http.StatusAccepted:
+			a.refundID, a.got, a.final = r.RefundID, r.Amount, true
+			return
+		case decoded && status == http.StatusConflict &&
+			(r.Code == trade.ErrRefundExceeds.Code || r.Code == trade.ErrNotRefundable.Code):
+			// Nothing, or too little, remains: the other requests took
+			// it. The order is paid, so not_refundable means refunded in
+			// full.
+			a.final = true
+			return
+		case err != nil || status >= 500:
+			a.lost = true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// judgePieces says why the answers to an order's racing refund requests,
+// asks (the pieces, then "what remains" last), and trade's list of its
+// refunds break a promise, or "" if they keep them all: every request
+// ended in a refund or a refusal for want of what remains, and trade's
+// list holds every refund answered, with its amount, adds up to no more
+// than the total, and holds nothing else but, at most, the one refund of
+// a "what remains" whose answer was lost.
+func judgePieces(total int64, asks []*refundAsk, listed []listedRefund, listedOK bool) string {
 	answered := map[string]int64{}
 	var accepted int64
 	mayHaveMore := 0
-	for k, a := range answers {
+	for k, a := range asks {
 		if !a.final {
-			return false
+			return a.what + " had no final answer"
 		}
 		if a.refundID != "" {
-			answered[a.refundID] = a.amount
-			accepted += a.amount
+			answered[a.refundID] = a.got
+			accepted += a.got
 		}
-		if a.lost && k == pieces && a.refundID == "" {
+		if a.lost && k == len(asks)-1 && a.refundID == "" {
 			mayHaveMore = 1 // a lost "what remains", answered 409 since
 		}
 	}
-	listed, ok := refundsListed(ctx, urls()[pick%len(urls())], p)
-	if !ok || accepted > p.amount {
-		return false
+	switch {
+	case !listedOK:
+		return "trade did not list the order's refunds"
+	case accepted > total:
+		return fmt.Sprintf("refunds of %d accepted, over the total", accepted)
 	}
 	var sum int64
 	unanswered := 0
@@ -319,11 +367,19 @@ func refundInPieces(ctx context.Context, p payment, urls func() []string, pick i
 		if amount, ok := answered[r.RefundID]; !ok {
 			unanswered++
 		} else if amount != r.Amount {
-			return false
+			return fmt.Sprintf("refund %s answered of %d, listed of %d", r.RefundID, amount, r.Amount)
 		}
 		delete(answered, r.RefundID)
 	}
-	return len(answered) == 0 && sum <= p.amount && unanswered <= mayHaveMore
+	switch {
+	case len(answered) > 0:
+		return fmt.Sprintf("%d refunds answered and not listed", len(answered))
+	case sum > total:
+		return fmt.Sprintf("refunds listed add up to %d, over the total", sum)
+	case unanswered > mayHaveMore:
+		return fmt.Sprintf("%d refunds listed that no request was answered with", unanswered)
+	}
+	return ""
 }
 
 // awaitPaid waits up to a minute for the order to show paid at trade: its
@@ -361,13 +417,6 @@ func refundsListed(ctx context.Context, base string, p payment) ([]listedRefund,
 		time.Sleep(200 * time.Millisecond)
 	}
 	return nil, false
-}
-
-// onlyRefund reports whether the order's refunds, as trade lists them to
-// its owner, are the one refund first and nothing else.
-func onlyRefund(ctx context.Context, base string, p payment, first string) bool {
-	refunds, ok := refundsListed(ctx, base, p)
-	return ok && len(refunds) == 1 && refunds[0].RefundID == first
 }
 
 // payOnce is one buyer's request with its retries (of a 5xx, a 429 or a

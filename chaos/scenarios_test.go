@@ -32,6 +32,7 @@ type run struct {
 	poison   map[string]bool
 	notes    []string      // what the fault did, for the table's verdict
 	deadline time.Duration // a scenario's own bound on converging, if any
+	began    time.Time     // when the scenario began, which the log's times count from
 }
 
 // scenario injects one fault into a run; it starts the processes it needs,
@@ -69,7 +70,7 @@ func (r *run) standard(t *testing.T, tradeEnv ...string) {
 // goLoad drives the payments in the background over spread.
 func (r *run) goLoad(spread time.Duration) <-chan loadResult {
 	done := make(chan loadResult, 1)
-	go func() { done <- pay(context.Background(), r.pop, r.payURLs, r.tradeURLs, spread, 32) }()
+	go func() { done <- pay(context.Background(), r.pop, r.payURLs, r.tradeURLs, spread, 32, r.began) }()
 	return done
 }
 
@@ -91,14 +92,17 @@ func during(load <-chan loadResult, period time.Duration, fault func()) loadResu
 // restartOnDeath waits for the load and for the buyers' refunds, which
 // outlive it, restarting in each time its process dies, with the next of
 // envs (the last one for good); it returns the load's result, its refunds
-// awaited, and how many times the process died.
-func restartOnDeath(t *testing.T, in *instance, load <-chan loadResult, envs ...[]string) (loadResult, int) {
+// awaited, and how many times the process died. The log says when each
+// death was seen and when the process listened again.
+func (r *run) restartOnDeath(t *testing.T, in *instance, load <-chan loadResult, envs ...[]string) (loadResult, int) {
 	t.Helper()
 	deaths := 0
 	restart := func() {
 		if in.proc.Exited() {
 			deaths++
+			seen := time.Since(r.began)
 			in.start(t, envs[min(deaths, len(envs))-1]...)
+			t.Logf("%s died, seen at %.2fs; listening again at %.2fs", in.name, seen.Seconds(), time.Since(r.began).Seconds())
 		}
 	}
 	var res loadResult
@@ -112,16 +116,13 @@ func restartOnDeath(t *testing.T, in *instance, load <-chan loadResult, envs ...
 	}
 	// A crash point a refund hits after the payments are done must find
 	// the process restarted too.
-	refunded := make(chan [2]int, 1)
-	go func() {
-		n, unanswered := res.awaitRefunds()
-		refunded <- [2]int{n, unanswered}
-	}()
+	refunded := make(chan refundTally, 1)
+	go func() { refunded <- res.awaitRefunds() }()
 	for {
 		select {
-		case r := <-refunded:
+		case tally := <-refunded:
 			restart()
-			res.awaitRefunds = func() (int, int) { return r[0], r[1] }
+			res.awaitRefunds = func() refundTally { return tally }
 			return res, deaths
 		case <-time.After(20 * time.Millisecond):
 			restart()
@@ -233,7 +234,7 @@ var scenarios = []scenario{
 		r.addTrade()
 		r.observe(t)
 		r.pop = r.populate(t, r.n)
-		res, deaths := restartOnDeath(t, p, r.goLoad(r.spread),
+		res, deaths := r.restartOnDeath(t, p, r.goLoad(r.spread),
 			[]string{"PAYTRADE_CRASH_POINTS=" + crashpoint.RelayAfterConfirm + "@3"},
 			[]string{"PAYTRADE_CRASH_POINTS=" + crashpoint.PayAfterRefundCommit + "@2"}, []string{"PAYTRADE_CRASH_POINTS="})
 		r.notes = append(r.notes, fmt.Sprintf("%d kills", deaths))
@@ -242,7 +243,7 @@ var scenarios = []scenario{
 	{name: "trade SIGKILLed after commit, before ack", run: func(t *testing.T, r *run) loadResult {
 		crash := "PAYTRADE_CRASH_POINTS=" + crashpoint.TradeAfterCommit + fmt.Sprintf("@%d", max(r.n/4, 2))
 		r.standard(t, crash)
-		res, deaths := restartOnDeath(t, r.trades[0], r.goLoad(r.spread), []string{crash},
+		res, deaths := r.restartOnDeath(t, r.trades[0], r.goLoad(r.spread), []string{crash},
 			[]string{"PAYTRADE_CRASH_POINTS=" + crashpoint.TradeAfterRefundCommit + "@2"}, []string{"PAYTRADE_CRASH_POINTS="})
 		r.notes = append(r.notes, fmt.Sprintf("%d kills", deaths))
 		return res
