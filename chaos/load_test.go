@@ -215,51 +215,69 @@ func pay(ctx context.Context, pop population, urls, tradeURLs func() []string, s
 
 // refundOnce has a paid order refunded as a buyer would: it waits for the
 // order to show paid at trade (the payment's event may be held up by the
-// fault, or trade be down), then asks for the refund twice, and retries
-// through faults for up to a minute. Both answers must be the same refund.
+// fault, or trade be down), then asks for the refund twice, each ask
+// retried through faults for up to a minute, and judgeWhole holds the
+// answers to the promises.
 func refundOnce(ctx context.Context, p payment, urls func() []string, pick int, began time.Time) *refundTrail {
 	tr := &refundTrail{orderID: p.orderID, payOrderID: p.payOrderID, total: p.amount}
-	ask := tr.ask("whole refund", 0, "")
-	deadline := time.Now().Add(time.Minute)
-	var first string
-	for attempt := 0; time.Now().Before(deadline) && ctx.Err() == nil; attempt++ {
-		us := urls()
-		base := us[(pick+attempt)%len(us)]
-		sent := time.Now()
-		status, body, err := client.Send(ctx, http.MethodPost, fmt.Sprintf("%s/orders/%d/refund", base, p.orderID), p.token, "", nil)
-		var r refundAnswer
-		decoded := err == nil && json.Unmarshal(body, &r) == nil
-		ask.record(began, sent, status, r, decoded, err)
-		switch {
-		case decoded && status == http.StatusAccepted:
-			if first == "" {
-				first = r.RefundID
-				ask = tr.ask("whole refund, asked again", 0, "")
-				continue // ask again: the same refund must come back
-			}
-			if r.RefundID != first {
-				tr.why = fmt.Sprintf("asked again, answered refund %s, not %s", r.RefundID, first)
-			}
-			return tr
-		case err == nil && status == http.StatusConflict && first != "":
-			// Nothing remains to refund: the first refund was credited
-			// before the second ask. It must be the order's one refund.
-			listed, ok := refundsListed(ctx, base, p)
-			tr.listed = listed
-			switch {
-			case !ok:
-				tr.why = "trade did not list the order's refunds"
-			case len(listed) != 1 || listed[0].RefundID != first:
-				tr.why = fmt.Sprintf("asked again, refused %s, and trade lists %d refunds, not the one answered", r.Code, len(listed))
-			}
-			return tr
-		case err == nil && status == http.StatusConflict:
-			// not_refundable: the order is not paid at trade yet.
-		}
-		time.Sleep(200 * time.Millisecond)
+	if !awaitPaid(ctx, p, urls, pick) {
+		tr.why = "the order did not show paid at trade within a minute"
+		return tr
 	}
-	tr.why = ask.what + ": no final answer within a minute"
+	first := tr.ask("whole refund", 0, "")
+	first.askUntilAnswered(ctx, p, urls, pick, began)
+	if first.final && first.refundID != "" {
+		// Ask again: the same refund must come back.
+		tr.ask("whole refund, asked again", 0, "").askUntilAnswered(ctx, p, urls, pick+1, began)
+	}
+	refused := false
+	for _, a := range tr.asks {
+		refused = refused || a.final && a.refundID == ""
+	}
+	listedOK := false
+	if refused {
+		tr.listed, listedOK = refundsListed(ctx, urls()[pick%len(urls())], p)
+	}
+	tr.why = judgeWhole(p.amount, tr.asks, tr.listed, listedOK)
 	return tr
+}
+
+// judgeWhole says why the answers to a whole refund asked for twice (asks:
+// the first, then the second if the first was answered with a refund) and
+// trade's list of the order's refunds (asked for if one of them was
+// refused) break a promise, or "" if they keep them: both answers are the
+// same refund, or one is a refusal for want of what remains and trade
+// lists one refund of the order, the one answered. The order is paid, so a
+// refusal of the first ask says its refund was made already, by an attempt
+// whose answer was lost and credited before the buyer asked again (trade
+// answers the same refund again only while it is pending): trade must then
+// list that one refund, of the total.
+func judgeWhole(total int64, asks []*refundAsk, listed []listedRefund, listedOK bool) string {
+	first := asks[0]
+	for _, a := range asks {
+		if !a.final {
+			return a.what + " had no final answer"
+		}
+	}
+	if len(asks) > 1 && asks[1].refundID != "" {
+		if asks[1].refundID != first.refundID {
+			return fmt.Sprintf("asked again, answered refund %s, not %s", asks[1].refundID, first.refundID)
+		}
+		return ""
+	}
+	switch {
+	case first.refundID == "" && !first.lost:
+		return "refused before any refund was made: no attempt's answer was lost"
+	case !listedOK:
+		return "trade did not list the order's refunds"
+	case len(listed) != 1:
+		return fmt.Sprintf("refused, and trade lists %d refunds, not one", len(listed))
+	case first.refundID != "" && listed[0].RefundID != first.refundID:
+		return fmt.Sprintf("asked again, refused, and trade lists refund %s, not %s", listed[0].RefundID, first.refundID)
+	case first.refundID == "" && listed[0].Amount != total:
+		return fmt.Sprintf("refused after a lost answer, and trade lists a refund of %d, not of the total", listed[0].Amount)
+	}
+	return ""
 }
 
 // refundInPieces has a paid order refunded in pieces that race each
@@ -295,8 +313,9 @@ func refundInPieces(ctx context.Context, p payment, urls func() []string, pick i
 	return tr
 }
 
-// askUntilAnswered sends a piece, under its key, or "what remains",
-// without one, retrying through faults for up to a minute, until it is
+// askUntilAnswered sends a piece, under its key, or "what remains" (or the
+// whole, which is what remains of an order not refunded yet), without
+// one, retrying through faults for up to a minute, until it is
 // answered with a refund (202) or refused for want of what remains (409).
 func (a *refundAsk) askUntilAnswered(ctx context.Context, p payment, urls func() []string, pick int, began time.Time) {
 	path, body, header := "refund", "", http.Header(nil)
