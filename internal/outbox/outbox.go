@@ -74,9 +74,9 @@ const insertSQL = `
 	INSERT INTO outbox_events (id, exchange, routing_key, message_type, payload, correlation_id, traceparent, tracestate)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 
-// insertArgs are insertSQL's arguments for ev, with the trace context of
-// ctx's span (empty with tracing off).
-func insertArgs(ctx context.Context, ev Event) []any {
+// Args are the arguments of Insert's statement (and of InsertFrom's) for
+// ev, with the trace context of ctx's span (empty with tracing off).
+func Args(ctx context.Context, ev Event) []any {
 	traceparent, tracestate := tracing.Context(ctx)
 	return []any{ev.ID, ev.Exchange, ev.RoutingKey, ev.Type, ev.Payload, ev.CorrelationID, traceparent, tracestate}
 }
@@ -84,14 +84,25 @@ func insertArgs(ctx context.Context, ev Event) []any {
 // Insert adds ev to the outbox inside tx, the transaction of the change it
 // announces, with the trace context of ctx's span (empty with tracing off).
 func Insert(ctx context.Context, tx pgx.Tx, ev Event) error {
-	if _, err := tx.Exec(ctx, insertSQL, insertArgs(ctx, ev)...); err != nil {
+	if _, err := tx.Exec(ctx, insertSQL, Args(ctx, ev)...); err != nil {
 		return fmt.Errorf("insert outbox event %s: %w", ev.ID, err)
 	}
 	return nil
 }
 
+// InsertFrom is Insert as the body of a data-modifying WITH query of a
+// larger statement: it adds the event once for each row of from (a query
+// of the statement that holds one row when the change was made, none when
+// not), with its arguments numbered from $first on, as Args gives them.
+// The change and its event are then one statement, one round trip.
+func InsertFrom(from string, first int) string {
+	return fmt.Sprintf(`INSERT INTO outbox_events (id, exchange, routing_key, message_type, payload, correlation_id, traceparent, tracestate)
+		SELECT $%[1]d::uuid, $%[2]d::text, $%[3]d::text, $%[4]d::text, $%[5]d::bytea, $%[6]d::text, $%[7]d::text, $%[8]d::text FROM %[9]s`,
+		first, first+1, first+2, first+3, first+4, first+5, first+6, first+7, from)
+}
+
 // Queue adds Insert's statement to b, a batch of the transaction of the
 // change ev announces; its result is read like any other of the batch.
 func Queue(ctx context.Context, b *pgx.Batch, ev Event) {
-	b.Queue(insertSQL, insertArgs(ctx, ev)...)
+	b.Queue(insertSQL, Args(ctx, ev)...)
 }

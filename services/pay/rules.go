@@ -97,6 +97,34 @@ func (o PayOrder) CheckPayable(now time.Time) error {
 	}
 }
 
+// CheckPayer says why userID cannot pay o now, or nil. Another user's pay
+// order is, to this user, no pay order at all.
+func (o PayOrder) CheckPayer(userID int64, now time.Time) error {
+	if o.BizUserID != userID {
+		return ErrPayOrderNotFound
+	}
+	return o.CheckPayable(now)
+}
+
+// CheckPayment says why userID cannot pay o now from a wallet holding
+// balance, or nil: CheckPayer, then whether the balance covers the amount.
+func (o PayOrder) CheckPayment(userID, balance int64, now time.Time) error {
+	if err := o.CheckPayer(userID, now); err != nil {
+		return err
+	}
+	if balance < o.Amount {
+		return ErrInsufficientFunds
+	}
+	return nil
+}
+
+// PaidAt is o once paid at at.
+func (o PayOrder) PaidAt(at time.Time) PayOrder {
+	o.Status = Paid
+	o.PaySuccessTime = &at
+	return o
+}
+
 // The payment password lockout: after MaxPasswordFailures wrong passwords
 // in a row a wallet cannot pay for FirstLock, and each further lock without
 // a right password between lasts twice as long, up to MaxLock. A 6-digit

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,23 +17,6 @@ import (
 	"github.com/paytrade/paytrade/services/pay/postgres"
 )
 
-// onQuery calls its function, once armed, the first time a statement
-// holding its text starts.
-type onQuery struct {
-	text  string
-	armed atomic.Bool
-	fn    func()
-}
-
-func (q *onQuery) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
-	if strings.Contains(data.SQL, q.text) && q.armed.CompareAndSwap(true, false) {
-		q.fn()
-	}
-	return ctx
-}
-
-func (q *onQuery) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
 // The primary dies while the payment's COMMIT waits for the synchronous
 // standby: pay cannot know whether the debit happened, answers 503 with
 // Retry-After, and the buyer's retry under the same Idempotency-Key ends
@@ -45,21 +26,22 @@ func TestPaymentWhosePrimaryDiesDuringCommitAnswers503AndItsRetryDebitsOnce(t *t
 	dbURL := c.NewDatabase(t, migrations.FS, migrations.Pay)
 	leader, standby := c.Leader(t), c.SyncStandby(t)
 
-	// The payment's transaction locks its pay order first; that is when
-	// the synchronous standby stops acknowledging.
+	// The payment is one statement that commits on its own, once the
+	// password is checked; that is when the synchronous standby stops
+	// acknowledging.
 	var frozen *testenv.FrozenReplication
 	froze := make(chan struct{})
-	lock := &onQuery{text: "FROM pay_orders WHERE id = $1 FOR UPDATE", fn: func() {
+	payStatement := &testenv.OnQuery{Text: "UPDATE pay_orders SET status = $5, pay_success_time", Fn: func() {
 		frozen = standby.FreezeReplication(t)
 		close(froze)
 	}}
-	h, store := clusterHarness(t, dbURL, lock)
+	h, store := clusterHarness(t, dbURL, payStatement)
 	ctx := context.Background()
 	paytest.Funded(t, store, 1, 10_000)
 	po := paytest.Applied(t, store, 1, 77, 2_500)
 	path := fmt.Sprintf("/pay-orders/%d", po.ID)
 
-	lock.armed.Store(true)
+	payStatement.Armed.Store(true)
 	answered := make(chan response, 1)
 	go func() {
 		answered <- h.call(t, http.MethodPost, path, userToken(t, 1), `{"pw":"123"}`, "Idempotency-Key", "buy-77")

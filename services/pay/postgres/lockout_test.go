@@ -217,6 +217,10 @@ func TestWrongPasswordFloodLeavesOtherUsersTheDatabase(t *testing.T) {
 	paytest.Funded(t, store, 2, 10_000)
 	withBcrypt(t, pool, 1, "123", 10)
 	order := paytest.Applied(t, store, 1, 1, 1_000)
+	// The connection warm, as a busy pool's are: its statements prepared.
+	if _, err := store.Pay(ctx, payment(paytest.Applied(t, store, 2, 2, 1_000), "123")); err != nil {
+		t.Fatal(err)
+	}
 
 	answered := make(chan time.Time, flood)
 	for range flood {

@@ -9,7 +9,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/services/pay"
 )
 
@@ -27,55 +29,142 @@ const liveChecks = `(SELECT c.key, c.value FROM jsonb_each(a.checks) AS c WHERE 
 // given the lease as parameter $3: only then is the check's outcome recorded.
 const liveCheck = `(a.checks ->> $2::text)::timestamptz > now() - $3::interval`
 
-// checkPassword checks a payment password against the wallet's hash, the
-// lockout first. The attempt is counted as a check in progress before the
-// hash is compared, and no more than MaxPasswordFailures wrong-or-in-progress
-// attempts are let through, so concurrent guesses are bounded exactly as
-// sequential ones; what cannot be checked now is refused at once. The hash
-// is compared with no row locked and no connection held, and a costly one
-// (bcrypt) only within the store's bound of concurrent checks.
-func (s *Store) checkPassword(ctx context.Context, userID int64, password string) error {
-	stored, check, err := s.countAttempt(ctx, userID)
-	if err != nil {
-		return err
+// A countedCheck is a password check of a wallet counted as in progress:
+// the wallet's stored password and the check's id.
+type countedCheck struct {
+	userID int64
+	stored pay.StoredPassword
+	id     string
+}
+
+// Checking a payment password takes three steps, so that concurrent guesses
+// are bounded exactly as sequential ones: the attempt is counted as a check
+// in progress before the hash is compared (countAttemptSQL), and no more
+// than MaxPasswordFailures wrong-or-in-progress attempts are let through;
+// what cannot be checked now is refused at once. Then the hash is compared
+// (compare) with no row locked and no connection held, and a costly one
+// (bcrypt) only within the store's bound of concurrent checks. Last the
+// outcome is recorded: a wrong one by compare, a right one by the
+// statement the caller goes on with (recordRight, or a payment's own).
+//
+// countAttemptSQL counts check $2 of wallet $1 as in progress, given
+// MaxPasswordFailures as $3 and the lease as $4, and selects the wallet's
+// stored password, whether the check was counted and, when it was not, how
+// long the lock that refused it lasts. ON CONFLICT's row is the latest
+// version, locked: concurrent counts of one wallet see each other's checks,
+// so the bound is exact. The last column reads the snapshot from before the
+// upsert. Every time is the database's, so pays whose clocks disagree agree
+// on what has lapsed.
+const countAttemptSQL = `
+	WITH account AS (
+		SELECT password_hash, password_key_id FROM accounts WHERE user_id = $1
+	), attempt AS (
+		INSERT INTO payment_password_attempts AS a (user_id, checks)
+		SELECT $1, jsonb_build_object($2::text, now()) FROM account
+		ON CONFLICT (user_id) DO UPDATE SET
+			checks = (SELECT COALESCE(jsonb_object_agg(live.key, live.value), '{}') FROM ` + liveChecks + ` AS live)
+				|| jsonb_build_object($2::text, now())
+		WHERE (a.locked_until IS NULL OR a.locked_until <= now())
+			AND a.failures + (SELECT count(*) FROM ` + liveChecks + ` AS live) < $3
+		RETURNING 1
+	)
+	SELECT password_hash, password_key_id, EXISTS (SELECT FROM attempt),
+		COALESCE((SELECT extract(epoch FROM locked_until - now())::float8 FROM payment_password_attempts
+			WHERE user_id = $1 AND locked_until > now()), 0)
+	FROM account`
+
+// queueCountAttempt adds to b the count of a new check of userID's payment
+// password; scanCountedAttempt reads its result.
+func queueCountAttempt(b *pgx.Batch, userID int64) countedCheck {
+	c := countedCheck{userID: userID, id: uuid.NewString()}
+	b.Queue(countAttemptSQL, userID, c.id, pay.MaxPasswordFailures, checkLease)
+	return c
+}
+
+// scanCountedAttempt reads the result of countAttemptSQL for c: c with the
+// stored password, or the refusal of a locked wallet or of one whose
+// attempts are all in progress.
+func scanCountedAttempt(row pgx.Row, c countedCheck) (countedCheck, error) {
+	var (
+		keyID     *string
+		counted   bool
+		lockedFor float64
+	)
+	err := row.Scan(&c.stored.Hash, &keyID, &counted, &lockedFor)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return c, pay.ErrAccountNotFound
+	case err != nil:
+		return c, fmt.Errorf("count payment password attempt of account %d: %w", c.userID, err)
+	case !counted:
+		return c, pay.CheckRefused(time.Duration(math.Ceil(lockedFor)) * time.Second)
 	}
+	if keyID != nil {
+		c.stored.KeyID = *keyID
+	}
+	return c, nil
+}
+
+// compare compares password with c's stored hash. It returns nil only for
+// the right password, with the hash the wallet should have instead, if any;
+// a wrong password is recorded here, and a check that could not be made
+// lets go of its attempt. The right one is the caller's to record.
+func (s *Store) compare(ctx context.Context, c countedCheck, password string) (rehash *pay.StoredPassword, err error) {
 	// The outcome is recorded even if the caller has gone: a check left in
 	// progress would hold one of the wallet's five attempts until it lapses.
 	recordCtx := context.WithoutCancel(ctx)
-	if stored.Costly() {
+	if c.stored.Costly() {
 		select {
 		case s.checks <- struct{}{}:
 			defer func() { <-s.checks }()
 		default:
-			return errors.Join(pay.ErrPasswordChecksBusy.WithRetryAfter(pay.BusyRetry), s.dropCheck(recordCtx, userID, check))
+			return nil, errors.Join(pay.ErrPasswordChecksBusy.WithRetryAfter(pay.BusyRetry), s.dropCheck(recordCtx, c))
 		}
 	}
-	rehash, checked := s.cfg.Peppers.Check(userID, stored, password)
+	rehash, checked := s.cfg.Peppers.Check(c.userID, c.stored, password)
 	switch {
 	case errors.Is(checked, pay.ErrWrongPassword):
-		return s.recordWrongPassword(recordCtx, userID, check)
+		return nil, s.recordWrongPassword(recordCtx, c)
 	case checked != nil:
-		return errors.Join(checked, s.dropCheck(recordCtx, userID, check))
+		return nil, errors.Join(checked, s.dropCheck(recordCtx, c))
 	}
+	return rehash, nil
+}
+
+// rightPasswordCTE records a right password for check $2 of wallet $1,
+// given the lease as $3: it resets the count, unless the check lapsed (the
+// wallet may then have let another guess take its place), and returns a
+// row only if it did.
+const rightPasswordCTE = `right_password AS (
+		UPDATE payment_password_attempts AS a SET failures = 0, locks = 0, locked_until = NULL, checks = a.checks - $2::text
+		WHERE user_id = $1 AND ` + liveCheck + `
+		RETURNING 1
+	)`
+
+// recordRight records the right password of check c and, where the hash
+// is not under the current pepper, rehashes it, unless it changed
+// meanwhile. A check that lapsed is not answered.
+func (s *Store) recordRight(ctx context.Context, c countedCheck, rehash *pay.StoredPassword) error {
 	var rehashed, rehashedKeyID *string // NULL: the hash stays
 	if rehash != nil {
 		rehashed, rehashedKeyID = &rehash.Hash, &rehash.KeyID
 	}
 	var recorded bool
-	// A right password resets the count and, where the hash is not under
-	// the current pepper, rehashes it, unless it changed meanwhile.
-	if err := s.pool.QueryRow(recordCtx, `
-		WITH reset AS (
-			UPDATE payment_password_attempts AS a SET failures = 0, locks = 0, locked_until = NULL, checks = a.checks - $2::text
-			WHERE user_id = $1 AND `+liveCheck+`
-			RETURNING 1
-		), rehashed AS (
-			UPDATE accounts SET password_hash = $4, password_key_id = $5
-			WHERE user_id = $1 AND $4::text IS NOT NULL AND password_hash = $6 AND EXISTS (SELECT FROM reset)
-		)
-		SELECT EXISTS (SELECT FROM reset)`,
-		userID, check, checkLease, rehashed, rehashedKeyID, stored.Hash).Scan(&recorded); err != nil {
-		return fmt.Errorf("reset payment password attempts of account %d: %w", userID, err)
+	// A statement of its own: its commit is reported as a payment's is, so
+	// a refusal read from a commit the standby may not have (its wait was
+	// canceled) is answered only once this later commit reached it (WAL is
+	// replicated in order), or 503.
+	recordCtx := context.WithoutCancel(ctx)
+	if err := database.Statement(recordCtx, s.pool, func(conn *pgxpool.Conn) error {
+		return conn.QueryRow(recordCtx, `
+			WITH `+rightPasswordCTE+`, rehashed AS (
+				UPDATE accounts SET password_hash = $4, password_key_id = $5
+				WHERE user_id = $1 AND $4::text IS NOT NULL AND password_hash = $6 AND EXISTS (SELECT FROM right_password)
+			)
+			SELECT EXISTS (SELECT FROM right_password)`,
+			c.userID, c.id, checkLease, rehashed, rehashedKeyID, c.stored.Hash).Scan(&recorded)
+	}); err != nil {
+		return fmt.Errorf("reset payment password attempts of account %d: %w", c.userID, err)
 	}
 	if !recorded {
 		return pay.ErrPasswordChecksBusy.WithRetryAfter(pay.BusyRetry)
@@ -83,59 +172,11 @@ func (s *Store) checkPassword(ctx context.Context, userID int64, password string
 	return nil
 }
 
-// countAttempt counts a password check of the wallet as in progress and
-// returns its stored password and the check's id; it refuses at once
-// while the wallet is locked or all its attempts are in progress.
-func (s *Store) countAttempt(ctx context.Context, userID int64) (pay.StoredPassword, string, error) {
-	check := uuid.NewString()
-	var (
-		stored    pay.StoredPassword
-		keyID     *string
-		counted   bool
-		lockedFor float64
-	)
-	// ON CONFLICT's row is the latest version, locked: concurrent counts of
-	// one wallet see each other's checks, so the bound is exact. The last
-	// column reads the snapshot from before the upsert: when the attempt is
-	// not counted, the lock that refused it. Every time is the database's,
-	// so pays whose clocks disagree agree on what has lapsed.
-	err := s.pool.QueryRow(ctx, `
-		WITH account AS (
-			SELECT password_hash, password_key_id FROM accounts WHERE user_id = $1
-		), attempt AS (
-			INSERT INTO payment_password_attempts AS a (user_id, checks)
-			SELECT $1, jsonb_build_object($2::text, now()) FROM account
-			ON CONFLICT (user_id) DO UPDATE SET
-				checks = (SELECT COALESCE(jsonb_object_agg(live.key, live.value), '{}') FROM `+liveChecks+` AS live)
-					|| jsonb_build_object($2::text, now())
-			WHERE (a.locked_until IS NULL OR a.locked_until <= now())
-				AND a.failures + (SELECT count(*) FROM `+liveChecks+` AS live) < $3
-			RETURNING 1
-		)
-		SELECT password_hash, password_key_id, EXISTS (SELECT FROM attempt),
-			COALESCE((SELECT extract(epoch FROM locked_until - now())::float8 FROM payment_password_attempts
-				WHERE user_id = $1 AND locked_until > now()), 0)
-		FROM account`,
-		userID, check, pay.MaxPasswordFailures, checkLease).Scan(&stored.Hash, &keyID, &counted, &lockedFor)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return stored, "", pay.ErrAccountNotFound
-	case err != nil:
-		return stored, "", fmt.Errorf("count payment password attempt of account %d: %w", userID, err)
-	case !counted:
-		return stored, "", pay.CheckRefused(time.Duration(math.Ceil(lockedFor)) * time.Second)
-	}
-	if keyID != nil {
-		stored.KeyID = *keyID
-	}
-	return stored, check, nil
-}
-
 // dropCheck lets go of a check whose outcome is not known, counting it
 // neither right nor wrong.
-func (s *Store) dropCheck(ctx context.Context, userID int64, check string) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE payment_password_attempts SET checks = checks - $2::text WHERE user_id = $1`, userID, check); err != nil {
-		return fmt.Errorf("drop payment password check of account %d: %w", userID, err)
+func (s *Store) dropCheck(ctx context.Context, c countedCheck) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE payment_password_attempts SET checks = checks - $2::text WHERE user_id = $1`, c.userID, c.id); err != nil {
+		return fmt.Errorf("drop payment password check of account %d: %w", c.userID, err)
 	}
 	return nil
 }
@@ -144,7 +185,7 @@ func (s *Store) dropCheck(ctx context.Context, userID int64, check string) error
 // wallet, for as long as its count of locks in a row says. A check that
 // lapsed before it is booked is not answered: the wallet may already have
 // let another guess take its place.
-func (s *Store) recordWrongPassword(ctx context.Context, userID int64, check string) error {
+func (s *Store) recordWrongPassword(ctx context.Context, c countedCheck) error {
 	ladder := pay.LockLadder()
 	seconds := make([]float64, len(ladder))
 	for i, d := range ladder {
@@ -165,15 +206,15 @@ func (s *Store) recordWrongPassword(ctx context.Context, userID int64, check str
 				ELSE a.locked_until END
 		WHERE user_id = $1 AND `+liveCheck+`
 		RETURNING a.failures = 0 AND a.locked_until > now(), a.locks, a.locked_until`,
-		userID, check, checkLease, pay.MaxPasswordFailures, seconds).Scan(&locked, &locks, &until)
+		c.userID, c.id, checkLease, pay.MaxPasswordFailures, seconds).Scan(&locked, &locks, &until)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return pay.ErrPasswordChecksBusy.WithRetryAfter(pay.BusyRetry)
 	}
 	if err != nil {
-		return fmt.Errorf("record wrong payment password of account %d: %w", userID, err)
+		return fmt.Errorf("record wrong payment password of account %d: %w", c.userID, err)
 	}
 	if locked && s.cfg.PasswordLocked != nil {
-		s.cfg.PasswordLocked(pay.PasswordLock{UserID: userID, Locks: locks, Until: until.UTC()})
+		s.cfg.PasswordLocked(pay.PasswordLock{UserID: c.userID, Locks: locks, Until: until.UTC()})
 	}
 	return pay.ErrWrongPassword
 }

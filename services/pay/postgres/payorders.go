@@ -8,9 +8,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/paytrade/paytrade/internal/crashpoint"
+	"github.com/paytrade/paytrade/internal/database"
 	"github.com/paytrade/paytrade/internal/outbox"
 	"github.com/paytrade/paytrade/services/pay"
 )
@@ -72,21 +76,190 @@ func (s *Store) ApplyPayOrder(ctx context.Context, req pay.Apply) (pay.PayOrder,
 	return order, created, nil
 }
 
-// Pay pays a pay order from its owner's wallet. Once the password is
-// checked, everything happens in one transaction: the pay order is locked, so concurrent attempts queue and
-// only the first can succeed; the debit is conditional, so a balance never
-// goes below zero; the pay order moves 1→3, the debit is booked, and the
-// pay.success event and the idempotency record are written — all or none.
+// Pay pays a pay order from its owner's wallet, in two round trips to the
+// database as a rule. The first counts the password check as in progress
+// and reads what the payment needs (the pay order, the balance, whether
+// the Idempotency-Key was used); the domain decides on that, once the hash
+// is compared with no row locked and no connection held; the second is one
+// statement that records the right password, marks the pay order paid,
+// debits the wallet, books the debit and writes the pay.success event and
+// the idempotency record, all or none, under conditions that hold the
+// decision: the order still waiting and unexpired, the check unlapsed, the
+// balance never below zero (its CHECK), the key unused (its key).
+//
+// A replay, a hash to renew, the seed-style wiring or a condition that no
+// longer holds go the locked way (payLocked): the pay order is locked, so
+// concurrent attempts queue and only the first can succeed, and the debit
+// is conditional.
 func (s *Store) Pay(ctx context.Context, p pay.Payment) (pay.PaymentResult, error) {
 	if err := p.Validate(); err != nil {
 		return pay.PaymentResult{}, err
 	}
-	// The password first, always, and outside the transaction: a replayed
-	// key answers only a caller who passed the same check, and the hash is
-	// never compared holding the pay order's lock or a pooled connection.
-	if err := s.checkPassword(ctx, p.UserID, p.Password); err != nil {
+	// The password first, always: whatever was read with it is answered
+	// only to a caller who passed the check.
+	check, seen, err := s.readForPayment(ctx, p)
+	if err != nil {
 		return pay.PaymentResult{}, err
 	}
+	rehash, err := s.compare(ctx, check, p.Password)
+	if err != nil {
+		return pay.PaymentResult{}, err
+	}
+	refusal := seen.refusal(p)
+	if refusal == nil && !seen.keyUsed && rehash == nil && s.cfg.outboxed() {
+		result, outcome, err := s.payInOneStatement(ctx, p, check, seen)
+		switch {
+		case err != nil:
+			return pay.PaymentResult{}, err
+		case outcome == statementPaid:
+			s.committed(ctx, result, outbox.Event{})
+			return result, nil
+		case outcome == statementLapsed:
+			return pay.PaymentResult{}, pay.ErrPasswordChecksBusy.WithRetryAfter(pay.BusyRetry)
+		case outcome == statementInFlight:
+			return pay.PaymentResult{}, pay.ErrIdempotencyInFlight
+		case outcome == statementRolledBack:
+			if err := s.recordRight(ctx, check, nil); err != nil {
+				return pay.PaymentResult{}, err
+			}
+		}
+		// The order, the balance or the key changed since they were read:
+		// the locked way answers as of now.
+	} else {
+		if err := s.recordRight(ctx, check, rehash); err != nil {
+			return pay.PaymentResult{}, err
+		}
+		if refusal != nil && !seen.keyUsed {
+			return pay.PaymentResult{}, refusal
+		}
+	}
+	return s.payLocked(ctx, p)
+}
+
+// paymentSeen is what a payment reads with its password check.
+type paymentSeen struct {
+	order   pay.PayOrder
+	found   bool
+	balance int64
+	keyUsed bool // the payment's Idempotency-Key has an answer already
+	now     time.Time
+}
+
+// refusal is the domain's answer to p as seen, or nil: p can be paid.
+func (seen paymentSeen) refusal(p pay.Payment) error {
+	if !seen.found {
+		return pay.ErrPayOrderNotFound
+	}
+	return seen.order.CheckPayment(p.UserID, seen.balance, seen.now)
+}
+
+// readForPayment counts p's password check and reads what paying needs, in
+// one round trip.
+func (s *Store) readForPayment(ctx context.Context, p pay.Payment) (countedCheck, paymentSeen, error) {
+	var b pgx.Batch
+	check := queueCountAttempt(&b, p.UserID)
+	b.Queue(`
+		SELECT `+payOrderColumns+`, now(),
+			COALESCE((SELECT balance FROM accounts WHERE user_id = $2), 0),
+			EXISTS (SELECT FROM idempotency_keys WHERE user_id = $2 AND key = $3)
+		FROM pay_orders WHERE id = $1`, p.PayOrderID, p.UserID, p.IdempotencyKey)
+	br := s.pool.SendBatch(ctx, &b)
+	defer br.Close()
+	check, err := scanCountedAttempt(br.QueryRow(), check)
+	if err != nil {
+		return check, paymentSeen{}, err
+	}
+	var seen paymentSeen
+	seen.order, err = scanPayOrder(br.QueryRow(), &seen.now, &seen.balance, &seen.keyUsed)
+	switch {
+	case err == nil:
+		seen.found = true
+		seen.now = seen.now.UTC()
+	case !errors.Is(err, pay.ErrPayOrderNotFound):
+		return check, seen, fmt.Errorf("read pay order %d: %w", p.PayOrderID, err)
+	}
+	if err := br.Close(); err != nil {
+		return check, seen, fmt.Errorf("count payment password attempt of account %d: %w", p.UserID, err)
+	}
+	return check, seen, nil
+}
+
+// What payInOneStatement did.
+type statementOutcome int
+
+const (
+	statementPaid       statementOutcome = iota
+	statementNotPaid                     // the right password recorded; the order was not payable as read, or locked
+	statementInFlight                    // the right password recorded; the key is another request's now
+	statementLapsed                      // nothing done: the password check lapsed
+	statementRolledBack                  // nothing done: the balance or the key changed since read
+)
+
+// payInOneStatement pays p as decided on seen, in one statement that is
+// its own transaction. Every condition the decision rests on is in it, so
+// it pays or changes nothing but the password's record. It never waits for
+// the pay order: one that another transaction holds is left to payLocked.
+// The Idempotency-Key's advisory lock is taken as payLocked takes it, so a
+// request under a key another is working under is refused as in flight.
+func (s *Store) payInOneStatement(ctx context.Context, p pay.Payment, check countedCheck, seen paymentSeen) (pay.PaymentResult, statementOutcome, error) {
+	order := seen.order.PaidAt(seen.now)
+	ev, err := s.paySuccessEvent(order, p.CorrelationID)
+	if err != nil {
+		return pay.PaymentResult{}, 0, err
+	}
+	saved, err := json.Marshal(order)
+	if err != nil {
+		return pay.PaymentResult{}, 0, fmt.Errorf("encode payment for idempotency key: %w", err)
+	}
+	var recorded, paid, keyLocked bool
+	// Never canceled with the request, as a COMMIT is not.
+	stmtCtx := context.WithoutCancel(ctx)
+	err = database.Statement(stmtCtx, s.pool, func(conn *pgxpool.Conn) error {
+		return conn.QueryRow(stmtCtx, `
+			WITH `+rightPasswordCTE+`, key_lock AS (
+				SELECT $8::text = '' OR pg_try_advisory_xact_lock($11) AS locked
+			), paid AS (
+				UPDATE pay_orders SET status = $5, pay_success_time = $6, update_time = $6
+				WHERE id = (SELECT id FROM pay_orders WHERE id = $4 FOR UPDATE SKIP LOCKED)
+					AND biz_user_id = $1 AND status = $7 AND pay_over_time >= now()
+					AND EXISTS (SELECT FROM right_password) AND (SELECT locked FROM key_lock)
+				RETURNING id, amount
+			), debit AS (
+				UPDATE accounts AS acc SET balance = acc.balance - paid.amount, updated_at = $6
+				FROM paid WHERE acc.user_id = $1
+				RETURNING acc.balance, paid.id, paid.amount
+			), booked AS (
+				INSERT INTO ledger_entries (user_id, kind, amount, balance_after, pay_order_id)
+				SELECT $1, 'debit', -amount, balance, id FROM debit
+			), keyed AS (
+				INSERT INTO idempotency_keys (user_id, key, request_hash, pay_order)
+				SELECT $1, $8::text, $9::bytea, $10::jsonb FROM paid WHERE $8::text <> ''
+			), announced AS (
+				`+outbox.InsertFrom("debit", 12)+`
+			)
+			SELECT EXISTS (SELECT FROM right_password), EXISTS (SELECT FROM debit), (SELECT locked FROM key_lock)`,
+			append([]any{check.userID, check.id, checkLease, order.ID, pay.Paid, seen.now, pay.Waiting,
+				p.IdempotencyKey, p.Fingerprint, saved, idempotencyLock(p)}, outbox.Args(ctx, ev)...)...).Scan(&recorded, &paid, &keyLocked)
+	})
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && (pgErr.Code == pgerrcode.CheckViolation || pgErr.Code == pgerrcode.UniqueViolation):
+		return pay.PaymentResult{}, statementRolledBack, nil
+	case err != nil:
+		return pay.PaymentResult{}, 0, fmt.Errorf("pay pay order %d: %w", order.ID, err)
+	case !recorded:
+		return pay.PaymentResult{}, statementLapsed, nil
+	case paid:
+		return pay.PaymentResult{PayOrder: order}, statementPaid, nil
+	case !keyLocked:
+		return pay.PaymentResult{}, statementInFlight, nil
+	}
+	return pay.PaymentResult{}, statementNotPaid, nil
+}
+
+// payLocked pays p in a transaction that locks what it reads: the
+// idempotency key, then the pay order.
+func (s *Store) payLocked(ctx context.Context, p pay.Payment) (pay.PaymentResult, error) {
 	var (
 		result pay.PaymentResult
 		event  outbox.Event
@@ -117,21 +290,26 @@ func (s *Store) Pay(ctx context.Context, p pay.Payment) (pay.PaymentResult, erro
 	if err != nil {
 		return pay.PaymentResult{}, err
 	}
-	if !result.Replayed {
-		s.cfg.Crash.Hit(crashpoint.PayAfterCommit)
-		s.cfg.publishAfterCommit(ctx, event)
-		s.cfg.EventsCommitted()
-	}
+	s.committed(ctx, result, event)
 	return result, nil
+}
+
+// committed follows a payment's commit: the crash point, the seed-style
+// publish and the relay's wake-up, unless it was a replay.
+func (s *Store) committed(ctx context.Context, result pay.PaymentResult, event outbox.Event) {
+	if result.Replayed {
+		return
+	}
+	s.cfg.Crash.Hit(crashpoint.PayAfterCommit)
+	s.cfg.publishAfterCommit(ctx, event)
+	s.cfg.EventsCommitted()
 }
 
 // payInTx pays p inside tx and returns the paid pay order and its
 // pay.success event, which the caller writes to the outbox.
 //
 // Two statements: one locks the pay order, one debits, marks the pay order
-// paid and books the ledger row. Fewer round trips is the payment's cost on
-// a busy database; the bench's profile showed pay's time going to them
-// once bcrypt was paid for.
+// paid and books the ledger row.
 func (s *Store) payInTx(ctx context.Context, tx pgx.Tx, p pay.Payment) (pay.PayOrder, outbox.Event, error) {
 	// The database's time comes with the lock: the expiry it is checked
 	// against was written on it.
@@ -144,12 +322,8 @@ func (s *Store) payInTx(ctx context.Context, tx pgx.Tx, p pay.Payment) (pay.PayO
 		}
 		return order, outbox.Event{}, fmt.Errorf("lock pay order %d: %w", p.PayOrderID, err)
 	}
-	if order.BizUserID != p.UserID {
-		// Someone else's pay order is, to this user, no pay order at all.
-		return order, outbox.Event{}, pay.ErrPayOrderNotFound
-	}
 	now = now.UTC()
-	if err := order.CheckPayable(now); err != nil {
+	if err := order.CheckPayer(p.UserID, now); err != nil {
 		return order, outbox.Event{}, err
 	}
 
@@ -184,17 +358,20 @@ func (s *Store) payInTx(ctx context.Context, tx pgx.Tx, p pay.Payment) (pay.PayO
 		// the debit back.
 		return order, outbox.Event{}, fmt.Errorf("mark pay order %d paid: it is no longer waiting", order.ID)
 	}
-	order.Status = pay.Paid
-	order.PaySuccessTime = &now
+	order = order.PaidAt(now)
+	ev, err := s.paySuccessEvent(order, p.CorrelationID)
+	return order, ev, err
+}
 
-	ev, err := outbox.NewEvent(s.cfg.Exchange, s.cfg.PaySuccessKey, pay.PaySuccessType, pay.PaySuccess{
+// paySuccessEvent announces that order was paid.
+func (s *Store) paySuccessEvent(order pay.PayOrder, correlationID string) (outbox.Event, error) {
+	return outbox.NewEvent(s.cfg.Exchange, s.cfg.PaySuccessKey, pay.PaySuccessType, pay.PaySuccess{
 		BizOrderNo: order.BizOrderNo,
 		PayOrderID: order.ID,
 		UserID:     order.BizUserID,
 		Amount:     order.Amount,
-		PaidAt:     now,
-	}, p.CorrelationID)
-	return order, ev, err
+		PaidAt:     *order.PaySuccessTime,
+	}, correlationID)
 }
 
 // claimIdempotencyKey makes this transaction the only one working under the
@@ -203,8 +380,7 @@ func (s *Store) payInTx(ctx context.Context, tx pgx.Tx, p pay.Payment) (pay.PayO
 // crash never leaves a key stuck "in flight".
 func (s *Store) claimIdempotencyKey(ctx context.Context, tx pgx.Tx, p pay.Payment) (pay.PaymentResult, bool, error) {
 	var locked bool
-	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`,
-		lockKey("idempotency_key", fmt.Sprint(p.UserID), p.IdempotencyKey)).Scan(&locked); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, idempotencyLock(p)).Scan(&locked); err != nil {
 		return pay.PaymentResult{}, false, fmt.Errorf("lock idempotency key: %w", err)
 	}
 	if !locked {
@@ -235,6 +411,12 @@ func (s *Store) claimIdempotencyKey(ctx context.Context, tx pgx.Tx, p pay.Paymen
 		return pay.PaymentResult{}, false, fmt.Errorf("decode saved payment: %w", err)
 	}
 	return pay.PaymentResult{PayOrder: order, Replayed: true}, true, nil
+}
+
+// idempotencyLock is the advisory lock of p's Idempotency-Key: whoever
+// holds it is the only one working under the key.
+func idempotencyLock(p pay.Payment) int64 {
+	return lockKey("idempotency_key", fmt.Sprint(p.UserID), p.IdempotencyKey)
 }
 
 func saveIdempotencyKey(ctx context.Context, tx pgx.Tx, p pay.Payment, order pay.PayOrder) error {

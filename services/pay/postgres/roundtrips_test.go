@@ -1,6 +1,8 @@
 package postgres_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 
 	"github.com/google/uuid"
@@ -46,6 +48,55 @@ func TestARefundCreditTakesTwoRoundTrips(t *testing.T) {
 		n := proxy.CountRoundTrips(func() { got = refund(t, store, tc.messageID, tc.req) })
 		if got != tc.want || n > 2 {
 			t.Errorf("%s: %v in %d round trips, want %v in at most 2", tc.name, got, n, tc.want)
+		}
+	}
+}
+
+// TestAPaymentTakesTwoRoundTrips counts, on the wire, what a payment waits
+// for: one round trip to count the password check and read the pay order,
+// the balance and the Idempotency-Key; one to record the check's outcome
+// and, with the right password, to pay — the debit, the pay order, the
+// ledger, the outbox and the idempotency record in one statement. A
+// refusal costs no more. The first payments warm the connection's
+// statement cache up, as a busy pool's connections are.
+func TestAPaymentTakesTwoRoundTrips(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, proxy := paytest.NewCountingPool(t)
+	t.Cleanup(func() { paytest.CheckInvariants(t, pool) })
+	store := postgres.New(pool, paytest.StoreConfig("pay.topic"))
+	paytest.Funded(t, store, 1, 10_000)
+	paytest.Funded(t, store, 2, 10_000)
+	orders := make([]pay.PayOrder, 5)
+	for i := range orders {
+		orders[i] = paytest.Applied(t, store, 1, int64(100+i), 1_000)
+	}
+	others := paytest.Applied(t, store, 2, 200, 1_000)
+	tooDear := paytest.Applied(t, store, 1, 300, 1_000_000)
+	wrong := payment(orders[4], "999999")
+	for _, warm := range []pay.Payment{keyed(orders[0], "warm", "fp"), wrong, payment(tooDear, "123")} {
+		_, _ = store.Pay(ctx, warm)
+	}
+
+	for _, tc := range []struct {
+		name string
+		p    pay.Payment
+		want error
+	}{
+		{"paid under an Idempotency-Key", keyed(orders[1], "k1", "fp"), nil},
+		{"paid with no key", payment(orders[2], "123"), nil},
+		{"wrong password", wrong, pay.ErrWrongPassword},
+		{"more than the balance", payment(tooDear, "123"), pay.ErrInsufficientFunds},
+		{"another user's pay order", payment(others, "123"), pay.ErrPayOrderNotFound},
+		{"paid already", payment(orders[2], "123"), pay.ErrAlreadyPaid},
+	} {
+		if tc.name == "another user's pay order" {
+			tc.p.UserID = 1
+		}
+		var err error
+		n := proxy.CountRoundTrips(func() { _, err = store.Pay(ctx, tc.p) })
+		if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) || n > 2 {
+			t.Errorf("%s: %v in %d round trips, want %v in at most 2", tc.name, err, n, tc.want)
 		}
 	}
 }
