@@ -146,6 +146,9 @@ func TestPayActsOnNoServiceRequestWhileTradeCannotBeAsked(t *testing.T) {
 
 func TestOnlyTradesBrokerUserCanHaveARefundCredited(t *testing.T) {
 	t.Parallel()
+	// Who sent a message is told by the broker users alone: with one user
+	// shared, there is nothing to test.
+	testenv.NeedBrokerUsers(t)
 	s, _, b, o, before := newPaidSystem(t)
 
 	// An administrator may write to trade's exchange, but cannot claim to
