@@ -29,7 +29,8 @@ type Ops struct {
 // NewRouter returns a router with the middleware every service runs
 // (panic recovery, correlation id, tracing, instrumentation) and the operational
 // routes, open to all: GET /healthz, /readyz, /metrics, /openapi.json and
-// Swagger UI on that document at /docs.
+// Swagger UI on that document at /docs; /readyz and /metrics through one
+// gate that spaces them out (opsRate).
 // The service adds its own routes to it.
 func NewRouter(o Ops) chi.Router {
 	log := o.Logger
@@ -46,8 +47,9 @@ func NewRouter(o Ops) chi.Router {
 		metrics = http.NotFoundHandler()
 	}
 	r.Get("/healthz", health.Live())
-	r.Get("/readyz", health.Ready(o.Ready, log))
-	r.Method(http.MethodGet, "/metrics", metrics)
+	costly := r.With(newGate(opsRate, opsMaxWait).middleware(log))
+	costly.Get("/readyz", health.Ready(o.Ready, log))
+	costly.Method(http.MethodGet, "/metrics", metrics)
 	r.Get("/openapi.json", openapi.Handler(o.OpenAPI))
 	ui := openapi.UI(o.OpenAPI)
 	r.Method(http.MethodGet, openapi.UIPath, ui)
