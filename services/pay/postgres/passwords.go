@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,6 +29,34 @@ const liveChecks = `(SELECT c.key, c.value FROM jsonb_each(a.checks) AS c WHERE 
 // liveCheck is the SQL condition that row a still holds check $2, unlapsed,
 // given the lease as parameter $3: only then is the check's outcome recorded.
 const liveCheck = `(a.checks ->> $2::text)::timestamptz > now() - $3::interval`
+
+// walletChecks counts the password checks each wallet has in progress in
+// this process. The database's count is the bound (countAttemptSQL); this
+// one spares it the statement when the wallet's checks are all in
+// progress here already, so that a flood from one wallet is refused
+// without a round trip, the pooled connections left to other users.
+type walletChecks struct {
+	mu sync.Mutex
+	n  map[int64]int
+}
+
+// enter takes one of userID's MaxPasswordFailures checks in this process,
+// or reports false when they are all taken; release gives it back.
+func (w *walletChecks) enter(userID int64) (release func(), ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n[userID] >= pay.MaxPasswordFailures {
+		return nil, false
+	}
+	w.n[userID]++
+	return func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.n[userID]--; w.n[userID] == 0 {
+			delete(w.n, userID)
+		}
+	}, true
+}
 
 // A countedCheck is a password check of a wallet counted as in progress:
 // the wallet's stored password and the check's id.

@@ -97,6 +97,11 @@ func (s *Store) Pay(ctx context.Context, p pay.Payment) (pay.PaymentResult, erro
 	}
 	// The password first, always: whatever was read with it is answered
 	// only to a caller who passed the check.
+	release, ok := s.wallets.enter(p.UserID)
+	if !ok {
+		return pay.PaymentResult{}, pay.ErrPasswordChecksBusy.WithRetryAfter(pay.BusyRetry)
+	}
+	defer release()
 	check, seen, err := s.readForPayment(ctx, p)
 	if err != nil {
 		return pay.PaymentResult{}, err

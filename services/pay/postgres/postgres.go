@@ -51,9 +51,10 @@ type Config struct {
 
 // Store implements pay.Service.
 type Store struct {
-	pool   *pgxpool.Pool
-	cfg    Config
-	checks chan struct{} // a slot per costly password check in progress
+	pool    *pgxpool.Pool
+	cfg     Config
+	checks  chan struct{} // a slot per costly password check in progress
+	wallets walletChecks  // the password checks in progress here, by wallet
 }
 
 var _ pay.Service = (*Store)(nil)
@@ -72,7 +73,7 @@ func New(pool *pgxpool.Pool, cfg Config) *Store {
 	if cfg.PasswordChecks <= 0 {
 		cfg.PasswordChecks = runtime.NumCPU()
 	}
-	return &Store{pool: pool, cfg: cfg, checks: make(chan struct{}, cfg.PasswordChecks)}
+	return &Store{pool: pool, cfg: cfg, checks: make(chan struct{}, cfg.PasswordChecks), wallets: walletChecks{n: map[int64]int{}}}
 }
 
 // dbNow is the database's time in the transaction of q: what a pay order's,

@@ -100,3 +100,37 @@ func TestAPaymentTakesTwoRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// A wallet whose five password checks are all in progress in this pay is
+// refused 429 without a round trip: a flood from one wallet leaves the
+// pooled connections, and the database, to other users. The five are
+// bcrypt checks, slow enough to be caught in progress.
+func TestAWalletsSixthCheckInProgressIsRefusedWithoutARoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, proxy := paytest.NewCountingPool(t)
+	cfg := paytest.StoreConfig("pay.topic")
+	cfg.PasswordChecks = pay.MaxPasswordFailures
+	store := postgres.New(pool, cfg)
+	paytest.Funded(t, store, 1, 10_000)
+	withBcrypt(t, pool, 1, "123", 11)
+	order := paytest.Applied(t, store, 1, 1, 1_000)
+
+	done := make(chan error, pay.MaxPasswordFailures)
+	for range pay.MaxPasswordFailures {
+		go func() {
+			_, err := store.Pay(ctx, payment(order, "999999"))
+			done <- err
+		}()
+	}
+	waitForPending(t, pool, pay.MaxPasswordFailures)
+	var err error
+	if n := proxy.CountRoundTrips(func() { _, err = store.Pay(ctx, payment(order, "999999")) }); !errors.Is(err, pay.ErrPasswordChecksBusy) || n != 0 {
+		t.Errorf("a sixth check while five are in progress: %v in %d round trips, want %v in none", err, n, pay.ErrPasswordChecksBusy)
+	}
+	for range pay.MaxPasswordFailures {
+		if err := <-done; !errors.Is(err, pay.ErrWrongPassword) && !errors.Is(err, pay.ErrPasswordLocked) {
+			t.Errorf("one of the five: %v, want %v", err, pay.ErrWrongPassword)
+		}
+	}
+}
