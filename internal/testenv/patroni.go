@@ -47,6 +47,7 @@ type PatroniCluster struct {
 	etcdAddr string
 	etcdPeer string
 	postgres *user.User
+	async    bool // synchronous_mode off (PatroniOptions.Async)
 }
 
 // PatroniNode is one node of a PatroniCluster: its Patroni daemon and the
@@ -153,6 +154,7 @@ func StartPatroniCluster(tb testing.TB, opts PatroniOptions) *PatroniCluster {
 	// 20 s on a quiet machine; minutes on a loaded one.
 	c.WaitHealthy(tb, 4*time.Minute)
 	if opts.Async {
+		c.async = true
 		c.patchConfig(tb, map[string]any{"synchronous_mode": false, "maximum_lag_on_failover": 1 << 30})
 		WaitFor(tb, 30*time.Second, "the cluster to drop its synchronous standby", func() bool {
 			m, err := c.members()
@@ -539,7 +541,10 @@ func (c *PatroniCluster) WaitHealthy(tb testing.TB, within time.Duration) {
 		if err := pool.QueryRow(ctx, `SELECT current_setting('synchronous_standby_names') <> ''`).Scan(&sync); err != nil {
 			return false
 		}
-		return sync == (m.count("sync_standby") == 1)
+		// A synchronous cluster is whole only once the leader has named
+		// its synchronous standby: until its next loop after both
+		// replicas stream, it has none, and commits wait for nobody.
+		return sync == !c.async && (m.count("sync_standby") == 1) == !c.async
 	})
 }
 
