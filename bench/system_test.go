@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/paytrade/paytrade/internal/database"
@@ -57,6 +58,7 @@ type system struct {
 	payDebug   string // pprof listeners, when profiling
 	tradeDebug string
 	tradeDB    *pgxpool.Pool // read directly for the time each order was paid
+	payDBURL   string        // what pay connects to, through every proxy of its link
 	proxy      *testenv.Proxy
 	// payWire and tradeWire carry pay's and trade's connections to
 	// PostgreSQL and count their round trips.
@@ -113,6 +115,7 @@ func startSystem(tb testing.TB, cfg systemConfig) *system {
 		payDB, tradeDB = slow("pay-db", payDB), slow("trade-db", tradeDB)
 		payAMQP, tradeAMQP = slow("pay-amqp", payAMQP), slow("trade-amqp", tradeAMQP)
 	}
+	s.payDBURL = payDB
 	payEnv = append(payEnv, "PAY_DATABASE_URL="+payDB)
 	tradeEnv := []string{"TRADE_DATABASE_URL=" + tradeDB}
 	payEnv = append(payEnv, "AMQP_URL="+payAMQP)
@@ -392,4 +395,34 @@ func (s *system) waitReady(tb testing.TB, want int) {
 		_ = res.Body.Close()
 		return res.StatusCode == want
 	})
+}
+
+// dbRoundTrip returns the p50 of a round trip that costs the server
+// nothing (SELECT 1) on pay's link to its database: what the link itself
+// adds to each of a payment's round trips, latency injected or not.
+func (s *system) dbRoundTrip(tb testing.TB) time.Duration {
+	tb.Helper()
+	ctx := context.Background()
+	cfg, err := database.ParseURL(s.payDBURL)
+	if err != nil {
+		tb.Fatalf("pay's database URL: %v", err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		tb.Fatalf("connect to pay's database: %v", err)
+	}
+	defer conn.Close(ctx)
+	const warm, timed = 20, 300
+	trips := make([]time.Duration, 0, timed)
+	for i := range warm + timed {
+		start := time.Now()
+		var one int
+		if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+			tb.Fatalf("SELECT 1 on pay's link: %v", err)
+		}
+		if i >= warm {
+			trips = append(trips, time.Since(start))
+		}
+	}
+	return median(trips)
 }

@@ -267,6 +267,38 @@ func TestServiceURLWithPoolSettingsIsCreatedMigratedAndOpenedWithThem(t *testing
 	}
 }
 
+// TestAServicePoolIsSizedForWaitingUnlessItsURLSaysOtherwise opens a
+// service's pool as the binaries do, from a URL that says nothing of its
+// size and from connection strings that do, in both of pgx's forms.
+func TestAServicePoolIsSizedForWaitingUnlessItsURLSaysOtherwise(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testenv.NewDatabase(t, testMigrations, "db")
+	cfg, err := database.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keywords := fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable pool_max_conns = 5",
+		cfg.Host, cfg.Port, cfg.User, cfg.Database)
+	for _, tc := range []struct {
+		name, url string
+		want      int32
+	}{
+		{"no size", url, database.ServiceMaxConns},
+		{"URL", url + "&pool_max_conns=3", 3},
+		{"keyword/value", keywords, 5},
+	} {
+		pool, err := database.OpenMigrated(ctx, tc.url, testMigrations, "db")
+		if err != nil {
+			t.Fatalf("%s: open migrated: %v", tc.name, err)
+		}
+		if got := pool.Config().MaxConns; got != tc.want {
+			t.Errorf("%s: pool max conns = %d, want %d", tc.name, got, tc.want)
+		}
+		pool.Close()
+	}
+}
+
 // TestEveryRefusalOfTheDatabaseIsAFailure makes the real database refuse
 // in each way a failover, a full disk or an overload shows itself, and
 // wants every one classed as the database's failure; an error of the code
