@@ -42,12 +42,16 @@ func newLockout(t *testing.T) lockout {
 }
 
 // pass lets d go by for user 1's lock, on the database's clock that the
-// lockout reads: the lock ends d sooner.
-func (l lockout) pass(t *testing.T, d time.Duration) {
+// lockout reads: the lock ends d sooner. The stores forget the locks they
+// saw, as they do once a second has passed.
+func (l lockout) pass(t *testing.T, d time.Duration, stores ...*postgres.Store) {
 	t.Helper()
 	if _, err := l.pool.Exec(context.Background(), `
 		UPDATE payment_password_attempts SET locked_until = locked_until - $1::interval WHERE user_id = 1`, d); err != nil {
 		t.Fatal(err)
+	}
+	for _, s := range append(stores, l.store) {
+		s.ForgetSeenLocks()
 	}
 }
 
@@ -168,6 +172,45 @@ func TestOperatorLiftsALock(t *testing.T) {
 	}
 	if _, err := store.LiftPasswordLock(ctx, 2); !errors.Is(err, pay.ErrAccountNotFound) {
 		t.Errorf("lift a wallet nobody has: %v, want %v", err, pay.ErrAccountNotFound)
+	}
+}
+
+// TestAFloodAgainstALockedWalletCostsTheDatabaseAStatementASecond floods a
+// locked wallet with payments: the first finds the lock in the database,
+// the others are refused as locked, with the lock's Retry-After, without a
+// round trip, until a second has passed; a lock lifted here is forgotten
+// at once.
+func TestAFloodAgainstALockedWalletCostsTheDatabaseAStatementASecond(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, proxy := paytest.NewCountingPool(t)
+	t.Cleanup(func() { paytest.CheckInvariants(t, pool) })
+	store := postgres.New(pool, paytest.StoreConfig("pay.topic"))
+	paytest.Funded(t, store, 1, 10_000)
+	order := paytest.Applied(t, store, 1, 1, 1_000)
+	guessWrong(t, store, order, pay.MaxPasswordFailures)
+
+	const flood = 50
+	trips := proxy.CountRoundTrips(func() {
+		for range flood {
+			_, err := store.Pay(ctx, payment(order, "123"))
+			if got := retryAfter(t, err); got != pay.FirstLock {
+				t.Fatalf("Retry-After %v, want the lock's %v", got, pay.FirstLock)
+			}
+		}
+	})
+	if trips > 1 {
+		t.Errorf("%d payments against a locked wallet took %d round trips, want 1", flood, trips)
+	}
+	time.Sleep(time.Second)
+	if trips := proxy.CountRoundTrips(func() { _, _ = store.Pay(ctx, payment(order, "123")) }); trips != 1 {
+		t.Errorf("a second later, a payment took %d round trips, want 1: the lock asked again", trips)
+	}
+	if was, err := store.LiftPasswordLock(ctx, 1); err != nil || !was {
+		t.Fatalf("lift: was locked %v, %v; want true", was, err)
+	}
+	if _, err := store.Pay(ctx, payment(order, "123")); err != nil {
+		t.Errorf("right after the lock was lifted here: %v, want the payment", err)
 	}
 }
 
@@ -417,7 +460,7 @@ func TestTwoPaysWhoseClocksDifferByAMinuteCheckFiveGuessesPerLockWindow(t *testi
 		if got := retryAfter(t, err); got != lock {
 			t.Errorf("lock window %d: Retry-After %v, want %v", window+1, got, lock)
 		}
-		l.pass(t, lock)
+		l.pass(t, lock, stores...)
 	}
 }
 
@@ -459,7 +502,9 @@ func TestACostlyCheckPastPaysBoundIsRefusedAtOnce(t *testing.T) {
 	var payments []pay.Payment
 	for user := int64(1); user <= wallets; user++ {
 		paytest.Funded(t, store, user, 10_000)
-		withBcrypt(t, pool, user, "123", 6)
+		// Cost 10, tens of milliseconds: the four checks overlap even
+		// when a busy machine spreads their first round trips apart.
+		withBcrypt(t, pool, user, "123", 10)
 		payments = append(payments, payment(paytest.Applied(t, store, user, user, 1_000), "123"))
 	}
 	var got answers

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/paytrade/paytrade/internal/database"
+	"github.com/paytrade/paytrade/internal/problem"
 	"github.com/paytrade/paytrade/services/pay"
 )
 
@@ -31,22 +32,51 @@ const liveChecks = `(SELECT c.key, c.value FROM jsonb_each(a.checks) AS c WHERE 
 const liveCheck = `(a.checks ->> $2::text)::timestamptz > now() - $3::interval`
 
 // walletChecks counts the password checks each wallet has in progress in
-// this process. The database's count is the bound (countAttemptSQL); this
-// one spares it the statement when the wallet's checks are all in
-// progress here already, so that a flood from one wallet is refused
-// without a round trip, the pooled connections left to other users.
+// this process, and remembers for a moment the wallets it found locked.
+// The database's count is the bound (countAttemptSQL); this one spares it
+// the statement when the wallet's checks are all in progress here
+// already, or the wallet was found locked a moment ago, so that a flood
+// from one wallet is refused without a round trip, the pooled connections
+// left to other users.
 type walletChecks struct {
-	mu sync.Mutex
-	n  map[int64]int
+	mu     sync.Mutex
+	n      map[int64]int
+	locked map[int64]lockSeen
 }
 
-// enter takes one of userID's MaxPasswordFailures checks in this process,
-// or reports false when they are all taken; release gives it back.
-func (w *walletChecks) enter(userID int64) (release func(), ok bool) {
+// lockMemo is how long a process refuses a wallet it found locked without
+// asking the database again. A lock lifted elsewhere (paytradectl unlock,
+// another replica) is seen within it; a flood against a locked wallet
+// costs the database one statement per lockMemo, not one per request.
+const lockMemo = time.Second
+
+// maxLocksSeen bounds how many locked wallets a process remembers; past
+// it, those it no longer refuses are forgotten.
+const maxLocksSeen = 10_000
+
+// lockSeen is a wallet found locked: until when, and until when this
+// process refuses it without asking, both on this process's monotonic
+// clock, measured from the database's word of how long the lock lasts.
+type lockSeen struct {
+	until, recheck time.Time
+}
+
+// enter takes one of userID's MaxPasswordFailures checks in this process;
+// release gives it back. It refuses at once a wallet found locked a moment
+// ago, and one whose checks are all taken here.
+func (w *walletChecks) enter(userID int64) (release func(), refusal error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if l, ok := w.locked[userID]; ok {
+		now := time.Now()
+		if now.Before(l.recheck) {
+			// Whole seconds, rounded up, as the database's answer is.
+			return nil, pay.PasswordLocked((l.until.Sub(now) + time.Second - 1).Truncate(time.Second))
+		}
+		delete(w.locked, userID)
+	}
 	if w.n[userID] >= pay.MaxPasswordFailures {
-		return nil, false
+		return nil, pay.ErrPasswordChecksBusy.WithRetryAfter(pay.BusyRetry)
 	}
 	w.n[userID]++
 	return func() {
@@ -55,7 +85,36 @@ func (w *walletChecks) enter(userID int64) (release func(), ok bool) {
 		if w.n[userID]--; w.n[userID] == 0 {
 			delete(w.n, userID)
 		}
-	}, true
+	}, nil
+}
+
+// seen notes what a check of userID's password answered: a lock is
+// remembered for lockMemo, or for what is left of it if less.
+func (w *walletChecks) seen(userID int64, answer error) {
+	var refusal *problem.Error
+	if !errors.Is(answer, pay.ErrPasswordLocked) || !errors.As(answer, &refusal) {
+		return
+	}
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.locked) >= maxLocksSeen {
+		for id, l := range w.locked {
+			if !now.Before(l.recheck) {
+				delete(w.locked, id)
+			}
+		}
+	}
+	if len(w.locked) < maxLocksSeen {
+		w.locked[userID] = lockSeen{until: now.Add(refusal.RetryAfter), recheck: now.Add(min(refusal.RetryAfter, lockMemo))}
+	}
+}
+
+// lifted forgets that userID was locked.
+func (w *walletChecks) lifted(userID int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.locked, userID)
 }
 
 // A countedCheck is a password check of a wallet counted as in progress:
@@ -261,6 +320,7 @@ func (s *Store) LiftPasswordLock(ctx context.Context, userID int64) (bool, error
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return false, fmt.Errorf("lift payment password lock of account %d: %w", userID, err)
 	}
+	s.wallets.lifted(userID)
 	if !wasLocked {
 		if _, err := s.account(ctx, s.pool, userID); err != nil {
 			return false, err

@@ -97,20 +97,22 @@ func (s *Store) Pay(ctx context.Context, p pay.Payment) (pay.PaymentResult, erro
 	}
 	// The password first, always: whatever was read with it is answered
 	// only to a caller who passed the check.
-	release, ok := s.wallets.enter(p.UserID)
-	if !ok {
-		return pay.PaymentResult{}, pay.ErrPasswordChecksBusy.WithRetryAfter(pay.BusyRetry)
+	release, refusal := s.wallets.enter(p.UserID)
+	if refusal != nil {
+		return pay.PaymentResult{}, refusal
 	}
 	defer release()
 	check, seen, err := s.readForPayment(ctx, p)
 	if err != nil {
+		s.wallets.seen(p.UserID, err)
 		return pay.PaymentResult{}, err
 	}
 	rehash, err := s.compare(ctx, check, p.Password)
 	if err != nil {
+		s.wallets.seen(p.UserID, err)
 		return pay.PaymentResult{}, err
 	}
-	refusal := seen.refusal(p)
+	refusal = seen.refusal(p)
 	if refusal == nil && !seen.keyUsed && rehash == nil && s.cfg.outboxed() {
 		result, outcome, err := s.payInOneStatement(ctx, p, check, seen)
 		switch {

@@ -73,7 +73,7 @@ func New(pool *pgxpool.Pool, cfg Config) *Store {
 	if cfg.PasswordChecks <= 0 {
 		cfg.PasswordChecks = runtime.NumCPU()
 	}
-	return &Store{pool: pool, cfg: cfg, checks: make(chan struct{}, cfg.PasswordChecks), wallets: walletChecks{n: map[int64]int{}}}
+	return &Store{pool: pool, cfg: cfg, checks: make(chan struct{}, cfg.PasswordChecks), wallets: walletChecks{n: map[int64]int{}, locked: map[int64]lockSeen{}}}
 }
 
 // dbNow is the database's time in the transaction of q: what a pay order's,
