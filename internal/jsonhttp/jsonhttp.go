@@ -156,10 +156,14 @@ func Encode(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		body, _ = json.Marshal(errorBody{Code: "internal", Message: "internal error"})
 	}
+	body = append(body, '\n')
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	// With its length, the answer is whole once written, whatever the
+	// handler does next (httpserver.PauseAfterRefusal).
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	// A failed write means the client is gone; there is nobody to tell.
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(body)
 }
 
 // Error writes err as {"code","message"}: a *problem.Error, wrapped or not,

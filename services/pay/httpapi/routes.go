@@ -46,7 +46,9 @@ func NewHandler(svc pay.Service, cfg Config) http.Handler {
 	})
 
 	r.Group(func(r chi.Router) {
-		r.Use(cfg.Auth.Middleware)
+		// A flood refused for its token, a busy or a locked wallet is
+		// answered at once, then left unread a while.
+		r.Use(httpserver.PauseAfterRefusal, cfg.Auth.Middleware)
 
 		// Only an operator creates money; trade's service token cannot.
 		operator := auth.Require(auth.RoleOperator)
