@@ -38,7 +38,11 @@ func NewRouter(o Ops) chi.Router {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, correlation.Middleware, tracing.Handler)
+	// A refusal of the caller or of its timing (a token, a busy or locked
+	// wallet, the ops gate) is answered at once, then its connection left
+	// unread a while; outermost, so that the pause is not counted as the
+	// request's time in its trace or its metrics.
+	r.Use(PauseAfterRefusal, middleware.Recoverer, correlation.Middleware, tracing.Handler)
 	if o.Instrument != nil {
 		r.Use(o.Instrument)
 	}

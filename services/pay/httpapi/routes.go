@@ -46,9 +46,7 @@ func NewHandler(svc pay.Service, cfg Config) http.Handler {
 	})
 
 	r.Group(func(r chi.Router) {
-		// A flood refused for its token, a busy or a locked wallet is
-		// answered at once, then left unread a while.
-		r.Use(httpserver.PauseAfterRefusal, cfg.Auth.Middleware)
+		r.Use(cfg.Auth.Middleware)
 
 		// Only an operator creates money; trade's service token cannot.
 		operator := auth.Require(auth.RoleOperator)
