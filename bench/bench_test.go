@@ -157,7 +157,7 @@ func slowSweeps(t *testing.T, cfg config, phase string, latency time.Duration) (
 }
 
 // limitAConns are the connection counts limit A tries; the best is A.
-// 16 is what pay's pool opens at most (database.ServiceMaxConns).
+// 8 is what pay's pool opens at most (database.ServiceMaxConns).
 var limitAConns = []int{4, 8, 16, 32}
 
 // results is everything one run measured; a phase that failed leaves its

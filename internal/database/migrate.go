@@ -219,9 +219,11 @@ func OpenMigrated(ctx context.Context, dbURL string, fsys fs.FS, dir string) (*p
 // larger) sizes a pool for CPU; but a connection spends a payment mostly
 // waiting on the network, two round trips, so with the database 5 ms away
 // 4 connections cap pay near 400 payments a second whatever the CPUs
-// could do. 16 keep that bound above what two cores can do at 5 ms, and
-// open only as requests need them.
-const ServiceMaxConns = 16
+// could do. 8 carry 800 a second at 5 ms, more than two cores do; more
+// than that only adds backends that compete for the database's cores and
+// lengthen every payment's tail on loopback. Connections open only as
+// requests wait for them.
+const ServiceMaxConns = 8
 
 // poolMaxConnsSet matches a database URL, or a keyword/value connection
 // string, that sets pool_max_conns itself.
