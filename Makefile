@@ -36,7 +36,7 @@ chaos:
 	PAYTRADE_CHAOS_PAYMENTS=$${PAYTRADE_CHAOS_PAYMENTS:-1000} PAYTRADE_CHAOS_UNSAFE=$(if $(UNSAFE),1,0) \
 		$(GO) test -count=1 -timeout 60m -run '^TestChaosEveryInvariantHoldsUnderEveryFault$$' -v ./chaos
 
-# Bounded load on the local servers (about 8 minutes); prints one table of rates, latencies and ratios.
+# Bounded load on the local servers (about 15 minutes); prints one table of rates, latencies and ratios.
 bench:
 	PAYTRADE_BENCH=1 $(GO) test ./bench -run '^TestBench$$' -count=1 -timeout 40m -v
 
