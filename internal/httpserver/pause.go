@@ -23,6 +23,17 @@ const RefusedPause = 250 * time.Millisecond
 // bounding connections per client address is the job of whatever is in
 // front of the service.
 func PauseAfterRefusal(next http.Handler) http.Handler {
+	return PauseAfterRefusalFor(RefusedPause)(next)
+}
+
+// PauseAfterRefusalFor is PauseAfterRefusal with a pause of its own length.
+func PauseAfterRefusalFor(pause time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return pauseAfterRefusal(next, pause)
+	}
+}
+
+func pauseAfterRefusal(next http.Handler, pause time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := httpstatus.NewWriter(w)
 		next.ServeHTTP(sw, r)
@@ -36,10 +47,10 @@ func PauseAfterRefusal(next http.Handler) http.Handler {
 		if err := http.NewResponseController(w).Flush(); err != nil {
 			return
 		}
-		pause := time.NewTimer(RefusedPause)
-		defer pause.Stop()
+		wait := time.NewTimer(pause)
+		defer wait.Stop()
 		select {
-		case <-pause.C:
+		case <-wait.C:
 		case <-r.Context().Done():
 		}
 	})
