@@ -110,7 +110,9 @@ func TestPublishWithoutConnectionFailsFast(t *testing.T) {
 	if outcomes != nil {
 		t.Errorf("outcomes %v, want nil: nothing was published", outcomes)
 	}
-	if elapsed > 500*time.Millisecond {
+	// The confirm timeout is 10 s: failing well inside it means PublishBatch
+	// did not wait for a connection or a confirm, however loaded the machine.
+	if elapsed > 2*time.Second {
 		t.Errorf("PublishBatch took %v to fail, want it at once", elapsed)
 	}
 	if sup.Connected() || sup.Current() != nil {
