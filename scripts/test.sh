@@ -11,7 +11,7 @@
 # be skipped: such a test fails, and so does the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-GO=${GO:-go}
+export GO=${GO:-go}
 
 # The packages with tests of the fault switches themselves, which exist
 # only in a -tags faultinject build (crash points, seed-style wiring); chaos,
@@ -34,19 +34,28 @@ finish() {
 }
 trap finish EXIT
 
+# step NAME COMMAND... runs the command and says how long it took, so that
+# a slow run shows where its time went.
+step() {
+  local name=$1 begun=$SECONDS
+  shift
+  "$@"
+  echo "make test: $name took $((SECONDS - begun)) s" >&2
+}
+
 # Every Go file as gofmt writes it.
 unformatted=$(gofmt -l .)
 if [[ -n $unformatted ]]; then
   printf 'gofmt -l lists files that are not formatted:\n%s\n' "$unformatted" >&2
   exit 1
 fi
-scripts/test-infra.sh
-scripts/install-tools.sh chromium compose promtool patroni
-$GO vet ./...
-$GO vet -tags faultinject ./...
+step "the scripts' tests" scripts/test-infra.sh
+step "installing the tools" scripts/install-tools.sh chromium compose promtool patroni
+step "go vet" $GO vet ./...
+step "go vet -tags faultinject" $GO vet -tags faultinject ./...
 # shellcheck disable=SC2046
-$GO test -race -count=1 -timeout 20m $($GO list ./... | grep -v /chaos$)
-$GO test -race -count=1 -tags faultinject "${fault_packages[@]}"
-$GO test -race -count=1 -tags faultinject -run "$seed_tests" "${seed_packages[@]}"
-$GO test -race -count=1 -timeout 20m ./chaos
-GO=$GO scripts/test-rabbitmq4.sh
+step "go test ./..." $GO test -race -count=1 -timeout 20m $($GO list ./... | grep -v /chaos$)
+step "the fault switches' tests" $GO test -race -count=1 -tags faultinject "${fault_packages[@]}"
+step "the seed-style wiring's tests" $GO test -race -count=1 -tags faultinject -run "$seed_tests" "${seed_packages[@]}"
+step "the fault suite" $GO test -race -count=1 -timeout 20m ./chaos
+step "the RabbitMQ 4.x pass" scripts/test-rabbitmq4.sh
