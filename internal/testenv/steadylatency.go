@@ -7,20 +7,31 @@ import (
 	"github.com/Shopify/toxiproxy/v2/toxics"
 )
 
-// steadyLatency is toxiproxy's latency toxic with a wait that lands on
-// time. The stock toxic waits on a Go timer, and a Go timer shorter than a
-// millisecond sleeps a whole millisecond of epoll (runtime/netpoll_epoll.go
-// rounds the wait up), plus the wake-up: asked for 1 ms per round trip, it
-// added 1.19–1.28 ms here. This one sleeps in nanosleep(2), which the
-// kernel ends within its timer slack (50 µs), so "1 ms per round trip"
-// means what it says. The sleeping goroutine holds a thread, not a P: the
-// runtime hands the P on while the call blocks.
+// steadyLatency is toxiproxy's latency toxic with a delay that can be set
+// to the microsecond. The stock toxic counts whole milliseconds and waits
+// on a Go timer, and the runtime sleeps a timer shorter than a millisecond
+// for a whole millisecond of epoll (runtime/netpoll_epoll.go rounds the
+// wait up): it cannot be asked for 0.8 ms, and a reply that arrives in two
+// pieces a fraction of a millisecond apart pays a millisecond for each,
+// which no network does. This one waits in nanosleep(2) for the last
+// stretch, which ends within the kernel's timer slack (50 µs), and on a
+// timer before that: a goroutine that wakes from a timer is run at once,
+// one that comes back from a long system call queues for a P, and with
+// the whole wait in nanosleep a 5 ms link slowed the services behind it
+// nearly fourfold at 32 clients. What a round trip through the proxy gains is the
+// delay plus the proxy's own hops; a caller that needs it exact measures
+// and sets the delay (SetLatency).
 type steadyLatency struct {
 	// Latency is in microseconds.
 	Latency int64 `json:"latency"`
 }
 
 const steadyLatencyType = "steady_latency"
+
+// nanosleepAtMost is the longest wait left to nanosleep: a timer set to
+// end that far before the due time ends before it, a millisecond late at
+// worst, unless the machine is starved.
+const nanosleepAtMost = 1500 * time.Microsecond
 
 func init() { toxics.Register(steadyLatencyType, new(steadyLatency)) }
 
@@ -40,14 +51,20 @@ func (t *steadyLatency) Pipe(stub *toxics.ToxicStub) {
 				stub.Close()
 				return
 			}
-			if wait := latency - time.Since(c.Timestamp); wait > 0 {
+			due := c.Timestamp.Add(latency)
+			// The bulk of a long wait on a Go timer, whose goroutine wakes
+			// on a P like any other; only the last stretch in nanosleep.
+			if wait := time.Until(due) - nanosleepAtMost; wait > 0 {
+				time.Sleep(wait)
+			}
+			if wait := time.Until(due); wait > 0 {
 				// A signal (the runtime's own, to preempt or to profile)
 				// ends the call early with what is left of the wait in ts.
 				ts := syscall.NsecToTimespec(wait.Nanoseconds())
 				for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
 				}
 			}
-			c.Timestamp = c.Timestamp.Add(latency)
+			c.Timestamp = due
 			select {
 			case stub.Output <- c:
 			case <-stub.Interrupt:
