@@ -49,7 +49,7 @@ if [[ -n $unformatted ]]; then
   printf 'gofmt -l lists files that are not formatted:\n%s\n' "$unformatted" >&2
   exit 1
 fi
-step "the scripts' tests" scripts/test-infra.sh
+step "checking PostgreSQL and RabbitMQ are up" scripts/test-infra.sh
 step "installing the tools" scripts/install-tools.sh chromium compose promtool patroni
 step "go vet" $GO vet ./...
 step "go vet -tags faultinject" $GO vet -tags faultinject ./...
