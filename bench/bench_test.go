@@ -581,7 +581,8 @@ func (r *results) print(w io.Writer) {
 	for _, s := range []struct {
 		name string
 		runs []run
-	}{{"paytrade (outbox)", r.paytrade}, {"seed-style", r.seedStyle}} {
+	}{{"paytrade (outbox)", r.paytrade}, {"seed-style", r.seedStyle}, {"paytrade, +1 ms", r.slowPaytrade}, {"seed-style, +1 ms", r.slowSeed},
+		{"paytrade, +5 ms", r.zonePaytrade}, {"seed-style, +5 ms", r.zoneSeed}} {
 		for _, x := range s.runs {
 			fmt.Fprintf(w, "%-18s %4d  %s\n", s.name, x.conc, x.cpu.perOrder(x.paid))
 		}
