@@ -14,7 +14,7 @@
 // its defaults. PAYTRADE_BENCH_PROFILE=dir writes a CPU profile of pay and
 // of trade for every step of the sweep into dir (go tool pprof reads
 // them). Run one phase with -run 'TestBench/pipeline' (or bcrypt,
-// limitA, limitB, cluster, latency, zone, opsflood, failover, growth); the
+// password, limitA, limitB, cluster, latency, zone, opsflood, failover, growth); the
 // failover phase kills its Patroni cluster's primary
 // PAYTRADE_BENCH_FAILOVERS times (5). The targets are reported, never asserted: a timed test that
 // fails on a slow machine says nothing about the code.
@@ -111,6 +111,7 @@ const (
 	refundPieces     = 3 // an order refunded in part: two parts, then what remains
 	ticksPerHistory  = 5
 	unpaidInWindow   = 10_000
+	passwordCount    = buyers // each buyer once: its right password upgrades its wallet
 )
 
 // The course's seed wiring: publish in the request after the commit and
@@ -189,6 +190,8 @@ type results struct {
 	autovacuum               string
 	loadBefore, loadAfter    string
 	bcryptDefault, bcryptMin time.Duration
+	keyedCheck               time.Duration
+	password                 passwordResult
 	limitA                   map[int]float64
 	limitB                   float64
 	paytrade, seedStyle      []run
@@ -223,6 +226,7 @@ func TestBench(t *testing.T) {
 	t.Run("bcrypt", func(t *testing.T) {
 		r.bcryptDefault = bcryptVerify(t, bcrypt.DefaultCost, 5)
 		r.bcryptMin = bcryptVerify(t, bcrypt.MinCost, 5)
+		r.keyedCheck = keyedVerify(t, 5)
 	})
 	t.Run("limitA", func(t *testing.T) {
 		for _, n := range limitAConns {
@@ -273,6 +277,9 @@ func TestBench(t *testing.T) {
 		r.refunds = pt.refundStep(t, cfg.count(refundCount), peak.conc, 1)
 		// The same number of refunds, each order refunded in pieces.
 		r.partialRefunds = pt.refundStep(t, max(cfg.count(refundCount)/refundPieces, 1), peak.conc, refundPieces)
+	})
+	t.Run("password", func(t *testing.T) {
+		r.password = defaultPasswordRates(t, cfg, cfg.count(passwordCount), runtime.NumCPU())
 	})
 	t.Run("cluster", func(t *testing.T) {
 		// The same sweep on a cluster of three private nodes of the same
@@ -414,7 +421,16 @@ func (r *results) print(w io.Writer) {
 	fmt.Fprintln(w)
 	row("measure", "value", "target", "verdict")
 	row(fmt.Sprintf("bcrypt verify at default cost %d (median of 5)", bcrypt.DefaultCost),
-		fmt.Sprintf("%s ms (bench accounts, cost %d: %s ms)", ms(r.bcryptDefault), bcrypt.MinCost, ms(r.bcryptMin)), "", "")
+		fmt.Sprintf("%s ms (cost %d: %s ms)", ms(r.bcryptDefault), bcrypt.MinCost, ms(r.bcryptMin)), "", "")
+	row("keyed hash verify, HMAC-SHA256 with the pepper (median of 5)", fmt.Sprintf("%.1f µs", float64(r.keyedCheck.Nanoseconds())/1000), "", "")
+	if pw := r.password; pw.bcrypt.acceptRate > 0 && pw.keyed.acceptRate > 0 {
+		row(fmt.Sprintf("pay as shipped, c=%d: wallets with bcrypt (before)", pw.conc),
+			fmt.Sprintf("%.0f payments/s, pay p50 %s ms (%d of %d wallets upgraded by it)", pw.bcrypt.acceptRate, ms(pw.bcrypt.pay.p50), pw.upgraded, pw.wallets), "", "")
+		row("  the same wallets, upgraded to the keyed hash (after)",
+			fmt.Sprintf("%.0f payments/s, pay p50 %s ms: %.1f× before", pw.keyed.acceptRate, ms(pw.keyed.pay.p50), ratio(pw.keyed.acceptRate, pw.bcrypt.acceptRate)), "", "")
+	} else {
+		row("pay as shipped: wallets with bcrypt (before), keyed (after)", missing, "", "")
+	}
 	bestN, limitA := bestLimitA(r.limitA)
 	for _, n := range limitAConns {
 		mark := ""
