@@ -200,7 +200,7 @@ type results struct {
 	zonePaytrade, zoneSeed   []run         // the sweep with zoneLatency on every link
 	oneSlow, oneLoopback     run           // paytrade at one client, with linkLatency and without
 	slowTrip, loopbackTrip   time.Duration // p50 of SELECT 1 on pay's link, with linkLatency and without
-	linkToxic, zoneToxic     time.Duration // what the latency toxic was set to for linkLatency and zoneLatency
+	linkDelay, zoneDelay     time.Duration // what the links' proxies held a reply for linkLatency and zoneLatency
 	halfPeak                 run
 	halfPeakRate             float64
 	brokerUp, brokerDown     run
@@ -296,7 +296,7 @@ func TestBench(t *testing.T) {
 	t.Run("latency", func(t *testing.T) {
 		var pt *system
 		r.slowPaytrade, r.slowSeed, pt = slowSweeps(t, cfg, "latency", linkLatency)
-		r.linkToxic = pt.toxicLatency
+		r.linkDelay = pt.linkDelay
 		// One client, with the latency and without: what one payment's
 		// round trips cost, with nothing else waiting.
 		fast := startSystem(t, systemConfig{name: "paytrade-loopback", payEnv: cfg.payEnv, tradeEnv: cfg.tradeEnv})
@@ -309,7 +309,7 @@ func TestBench(t *testing.T) {
 	t.Run("zone", func(t *testing.T) {
 		var pt *system
 		r.zonePaytrade, r.zoneSeed, pt = slowSweeps(t, cfg, "zone", zoneLatency)
-		r.zoneToxic = pt.toxicLatency
+		r.zoneDelay = pt.linkDelay
 		pt.stop(t)
 	})
 	t.Run("opsflood", func(t *testing.T) {
@@ -561,9 +561,9 @@ func (r *results) print(w io.Writer) {
 		fmt.Fprintf(w, "replication's cost at c=%d: %s ms of RabbitMQ CPU per order paid on three nodes, %s on one (cluster %s, single node %s)\n",
 			cl.conc, msPerOrder(cl, "rabbitmq"), msPerOrder(pt, "rabbitmq"), rateAt(cl), rateAt(pt))
 	}
-	for _, x := range []struct{ set, latency time.Duration }{{r.linkToxic, linkLatency}, {r.zoneToxic, zoneLatency}} {
+	for _, x := range []struct{ set, latency time.Duration }{{r.linkDelay, linkLatency}, {r.zoneDelay, zoneLatency}} {
 		if x.set > 0 {
-			fmt.Fprintf(w, "+%v per round trip: the latency toxic was set to %s ms, so that SELECT 1 on pay's database link gained %v (the proxy's own hops are the rest)\n",
+			fmt.Fprintf(w, "+%v per round trip: each link's proxy held replies %s ms, so that SELECT 1 on pay's database link gained %v (the proxy's own hop is the rest)\n",
 				x.latency, ms(x.set), x.latency)
 		}
 	}
@@ -572,7 +572,7 @@ func (r *results) print(w io.Writer) {
 	if slow, fast := r.oneSlow.pay.p50, r.oneLoopback.pay.p50; slow > 0 && fast > 0 {
 		fmt.Fprintf(w, "pay p50 at one client, +%v per round trip against loopback: %s against %s ms (%+.2f ms); target at most +%s ms: %s\n",
 			linkLatency, ms(slow), ms(fast), (slow-fast).Seconds()*1000, ms(oneClientSlack), verdict(slow-fast <= oneClientSlack))
-		// The toxic is calibrated so that the link adds linkLatency to a
+		// The links are calibrated so that each adds linkLatency to a
 		// round trip (calibrateLinks), but the machine moves under it: the
 		// same target in the round trips the link added at the end of the
 		// phase, two, and the slack beyond them.

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -43,8 +42,8 @@ type systemConfig struct {
 	amqpURL string
 	ctl     testenv.Ctl
 	// latency, when set, is added to every round trip of pay and trade to
-	// PostgreSQL and RabbitMQ, through toxiproxy: hosts of one data centre
-	// rather than loopback.
+	// PostgreSQL and RabbitMQ, by the proxy each link goes through: hosts
+	// of one data centre rather than loopback.
 	latency time.Duration
 	// patroni, when set, holds pay's and trade's databases instead of the
 	// test's PostgreSQL: a cluster with synchronous replication.
@@ -60,10 +59,10 @@ type system struct {
 	tradeDebug string
 	tradeDB    *pgxpool.Pool // read directly for the time each order was paid
 	payDBURL   string        // what pay connects to, through every proxy of its link
-	// toxicLatency is what the latency toxic on each link was set to so
-	// that a round trip gains cfg.latency, the proxy's own hops included.
-	toxicLatency time.Duration
-	proxy        *testenv.Proxy
+	// linkDelay is what each link's proxy was set to hold a reply so
+	// that a round trip gains cfg.latency, the proxy's own hop included.
+	linkDelay time.Duration
+	proxy     *testenv.Proxy
 	// payWire and tradeWire carry pay's and trade's connections to
 	// PostgreSQL and count their round trips.
 	payWire, tradeWire *testenv.Proxy
@@ -110,18 +109,15 @@ func startSystem(tb testing.TB, cfg systemConfig) *system {
 		payDB, tradeDB = s.payWire.RewriteURL(tb, sys.PayDB), s.tradeWire.RewriteURL(tb, sys.TradeDB)
 	}
 	if cfg.latency > 0 {
-		x := testenv.NewToxiproxy()
-		var links []*toxiproxy.Proxy
-		slow := func(name, rawURL string) string {
-			u, p := x.Via(tb, name, rawURL)
-			testenv.AddLatency(tb, p, cfg.latency)
-			links = append(links, p)
-			return u
+		// The proxies that count the database round trips slow them too,
+		// and two more slow the brokers': one hop per link.
+		if s.payWire == nil {
+			tb.Fatal("latency needs the counting proxies, which a Patroni cluster has none of")
 		}
-		direct := payDB
-		payDB, tradeDB = slow("pay-db", payDB), slow("trade-db", tradeDB)
-		payAMQP, tradeAMQP = slow("pay-amqp", payAMQP), slow("trade-amqp", tradeAMQP)
-		s.toxicLatency = calibrateLinks(tb, links, direct, payDB, cfg.latency)
+		payLink := testenv.NewProxy(tb, testenv.HostPort(tb, payAMQP))
+		tradeLink := testenv.NewProxy(tb, testenv.HostPort(tb, tradeAMQP))
+		payAMQP, tradeAMQP = payLink.RewriteURL(tb, payAMQP), tradeLink.RewriteURL(tb, tradeAMQP)
+		s.linkDelay = calibrateLinks(tb, []*testenv.Proxy{s.payWire, s.tradeWire, payLink, tradeLink}, sys.PayDB, payDB, cfg.latency)
 	}
 	s.payDBURL = payDB
 	payEnv = append(payEnv, "PAY_DATABASE_URL="+payDB)
@@ -441,22 +437,25 @@ func selectOneP50(tb testing.TB, rawURL string) time.Duration {
 	return median(trips)
 }
 
-// calibrateLinks sets the latency toxic of every link so that a round trip
+// calibrateLinks sets the latency of every link so that a round trip
 // through pay's database link (slowURL) takes latency more than without
-// the toxiproxy (directURL), and returns what the toxic was set to. The
-// proxy's own hops and the wake-ups of its goroutines add a fifth of a
-// millisecond or so on this kind of machine; left in, "1 ms per round
-// trip" would be 1.2. Two corrections, each from a p50 of 300 round trips,
-// bring it within a few microseconds of the asked latency; the bench
-// prints what the link really adds in any case.
-func calibrateLinks(tb testing.TB, links []*toxiproxy.Proxy, directURL, slowURL string, latency time.Duration) time.Duration {
+// the proxy (directURL), and returns what it was set to. The proxy's own
+// hop and the wake-ups of its goroutines add a tenth of a millisecond or
+// so on this kind of machine; left in, "1 ms per round trip" would be 1.1.
+// Two corrections, each from a p50 of 300 round trips, bring it within a
+// few microseconds of the asked latency; the bench prints what the link
+// really adds in any case.
+func calibrateLinks(tb testing.TB, links []*testenv.Proxy, directURL, slowURL string, latency time.Duration) time.Duration {
 	tb.Helper()
 	set := latency
+	for _, p := range links {
+		p.SetLatency(set)
+	}
 	for range 2 {
 		added := selectOneP50(tb, slowURL) - selectOneP50(tb, directURL)
 		set = max(set-(added-latency), 0)
 		for _, p := range links {
-			testenv.SetLatency(tb, p, set)
+			p.SetLatency(set)
 		}
 	}
 	return set

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"net"
 	"net/url"
 	"sync"
@@ -10,13 +11,15 @@ import (
 )
 
 // Proxy forwards TCP connections from a loopback port to a target and can cut them.
-// It also counts round trips: turns of the conversation on the wire.
+// It also counts round trips: turns of the conversation on the wire, and
+// can make each of them longer (SetLatency), as a network between hosts does.
 type Proxy struct {
 	target string
 	ln     net.Listener
 	wg     sync.WaitGroup
 
 	roundTrips atomic.Int64
+	latency    atomic.Int64 // nanoseconds each chunk from the target is held
 
 	mu     sync.Mutex
 	down   bool
@@ -34,6 +37,9 @@ type link struct {
 	// asked is set when the client sends bytes and cleared by the first
 	// bytes the target sends back: one round trip.
 	asked atomic.Bool
+	// lineDone is closed when the delay line of the target's direction,
+	// if started, has ended.
+	lineDone chan struct{}
 
 	mu       sync.Mutex
 	upstream net.Conn // nil until dialled
@@ -157,8 +163,8 @@ func (p *Proxy) forward(l *link) {
 		return
 	}
 	done := make(chan struct{}, 2)
-	go func() { p.pipe(l, up, l.client, l.ask); done <- struct{}{} }()
-	go func() { p.pipe(l, l.client, up, p.answer(l)); done <- struct{}{} }()
+	go func() { p.pipe(l, up, l.client, l.ask, false); done <- struct{}{} }()
+	go func() { p.pipe(l, l.client, up, p.answer(l), true); done <- struct{}{} }()
 	// Either direction ending ends the link, so the other side sees the
 	// failure too instead of a half-open connection.
 	<-done
@@ -196,13 +202,43 @@ func (p *Proxy) answer(l *link) func() {
 	}
 }
 
+// SetLatency holds every chunk the target sends until latency after the
+// proxy read it, on every connection, open or new, so that each round trip
+// through the proxy takes that much longer. It costs a round trip
+// nothing on the way out, as a real link costs nothing to host CPUs: one
+// proxy both counts and slows a link, rather than two in a row, so that
+// the emulated network takes as little as it can of the cores the system
+// under test runs on. The delay is exact to the microsecond (sleepUntil);
+// what a round trip gains is that plus the proxy's own hop.
+func (p *Proxy) SetLatency(latency time.Duration) {
+	p.latency.Store(int64(latency))
+}
+
+// chunk is bytes read from the target and when they may go on.
+type chunk struct {
+	data []byte
+	due  time.Time
+}
+
 // pipe copies src to dst, holding each chunk while the proxy is stalled;
-// sent is called as each chunk is read, before it is passed on.
-func (p *Proxy) pipe(l *link, dst, src net.Conn, sent func()) {
+// sent is called as each chunk is read, before it is passed on. With
+// delayed (the target's direction), a chunk read while a latency is set
+// goes through a delay line that passes it on when due; from then on every
+// chunk of the link does, so that none overtakes another. The pipe ends
+// once the line has passed on what it holds.
+func (p *Proxy) pipe(l *link, dst, src net.Conn, sent func(), delayed bool) {
 	buf := make([]byte, 32<<10)
+	var line chan chunk
+	defer func() {
+		if line != nil {
+			close(line)
+			<-l.lineDone
+		}
+	}()
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			read := time.Now()
 			sent()
 			p.mu.Lock()
 			flowing := p.flowing
@@ -212,11 +248,40 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, sent func()) {
 			case <-l.done:
 				return
 			}
-			if _, err := dst.Write(buf[:n]); err != nil {
-				return
+			latency := time.Duration(p.latency.Load())
+			switch {
+			case delayed && (latency > 0 || line != nil):
+				if line == nil {
+					line, l.lineDone = make(chan chunk, 256), make(chan struct{})
+					go l.delayLine(dst, line)
+				}
+				select {
+				case line <- chunk{data: bytes.Clone(buf[:n]), due: read.Add(latency)}:
+				case <-l.done:
+					return
+				}
+			default:
+				if _, err := dst.Write(buf[:n]); err != nil {
+					return
+				}
 			}
 		}
 		if err != nil {
+			return
+		}
+	}
+}
+
+// delayLine writes each chunk of line to dst when it is due, in order; a
+// failed write cuts the link, and what is left in line is dropped.
+func (l *link) delayLine(dst net.Conn, line <-chan chunk) {
+	defer close(l.lineDone)
+	for c := range line {
+		sleepUntil(c.due)
+		if _, err := dst.Write(c.data); err != nil {
+			l.cut()
+			for range line {
+			}
 			return
 		}
 	}
