@@ -20,15 +20,10 @@ func keyedVerify(tb testing.TB, times int) time.Duration {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ds := make([]time.Duration, times)
-	for i := range ds {
-		start := time.Now()
-		if _, err := peppers.Check(1, stored, "123"); err != nil {
-			tb.Fatal(err)
-		}
-		ds[i] = time.Since(start)
-	}
-	return median(ds)
+	return medianCheck(tb, times, func() error {
+		_, err := peppers.Check(1, stored, "123")
+		return err
+	})
 }
 
 // passwordResult is pay's rate at its default configuration on wallets as

@@ -447,16 +447,16 @@ func selectOneP50(tb testing.TB, rawURL string) time.Duration {
 // really adds in any case.
 func calibrateLinks(tb testing.TB, links []*testenv.Proxy, directURL, slowURL string, latency time.Duration) time.Duration {
 	tb.Helper()
-	set := latency
-	for _, p := range links {
-		p.SetLatency(set)
-	}
-	for range 2 {
-		added := selectOneP50(tb, slowURL) - selectOneP50(tb, directURL)
-		set = max(set-(added-latency), 0)
+	setAll := func(set time.Duration) time.Duration {
 		for _, p := range links {
 			p.SetLatency(set)
 		}
+		return set
+	}
+	set := setAll(latency)
+	for range 2 {
+		added := selectOneP50(tb, slowURL) - selectOneP50(tb, directURL)
+		set = setAll(max(set-(added-latency), 0))
 	}
 	return set
 }

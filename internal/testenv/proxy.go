@@ -37,9 +37,6 @@ type link struct {
 	// asked is set when the client sends bytes and cleared by the first
 	// bytes the target sends back: one round trip.
 	asked atomic.Bool
-	// lineDone is closed when the delay line of the target's direction,
-	// if started, has ended.
-	lineDone chan struct{}
 
 	mu       sync.Mutex
 	upstream net.Conn // nil until dialled
@@ -204,12 +201,12 @@ func (p *Proxy) answer(l *link) func() {
 
 // SetLatency holds every chunk the target sends until latency after the
 // proxy read it, on every connection, open or new, so that each round trip
-// through the proxy takes that much longer. It costs a round trip
-// nothing on the way out, as a real link costs nothing to host CPUs: one
-// proxy both counts and slows a link, rather than two in a row, so that
-// the emulated network takes as little as it can of the cores the system
-// under test runs on. The delay is exact to the microsecond (sleepUntil);
-// what a round trip gains is that plus the proxy's own hop.
+// through the proxy takes that much longer; what the client sends goes on
+// at once. A real link's latency costs the hosts' CPUs nothing, and an
+// emulated one runs on the cores of the system under test: so one proxy
+// both counts and slows a link, rather than two in a row. The delay is
+// exact to the microsecond (sleepUntil); what a round trip gains is that
+// plus the proxy's own hop.
 func (p *Proxy) SetLatency(latency time.Duration) {
 	p.latency.Store(int64(latency))
 }
@@ -228,11 +225,14 @@ type chunk struct {
 // once the line has passed on what it holds.
 func (p *Proxy) pipe(l *link, dst, src net.Conn, sent func(), delayed bool) {
 	buf := make([]byte, 32<<10)
-	var line chan chunk
+	var (
+		line     chan chunk
+		lineDone chan struct{}
+	)
 	defer func() {
 		if line != nil {
 			close(line)
-			<-l.lineDone
+			<-lineDone
 		}
 	}()
 	for {
@@ -252,8 +252,8 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, sent func(), delayed bool) {
 			switch {
 			case delayed && (latency > 0 || line != nil):
 				if line == nil {
-					line, l.lineDone = make(chan chunk, 256), make(chan struct{})
-					go l.delayLine(dst, line)
+					line, lineDone = make(chan chunk, 256), make(chan struct{})
+					go l.delayLine(dst, line, lineDone)
 				}
 				select {
 				case line <- chunk{data: bytes.Clone(buf[:n]), due: read.Add(latency)}:
@@ -272,10 +272,11 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, sent func(), delayed bool) {
 	}
 }
 
-// delayLine writes each chunk of line to dst when it is due, in order; a
-// failed write cuts the link, and what is left in line is dropped.
-func (l *link) delayLine(dst net.Conn, line <-chan chunk) {
-	defer close(l.lineDone)
+// delayLine writes each chunk of line to dst when it is due, in order, and
+// closes done when line is closed; a failed write cuts the link, and what
+// is left in line is dropped.
+func (l *link) delayLine(dst net.Conn, line <-chan chunk, done chan<- struct{}) {
+	defer close(done)
 	for c := range line {
 		sleepUntil(c.due)
 		if _, err := dst.Write(c.data); err != nil {
